@@ -1,0 +1,8 @@
+// The literal list of subcommands: adding one means adding a line here.
+export interface Command {
+  summary: string;
+  /** Resolves to the process exit code. */
+  run(args: string[]): Promise<number>;
+}
+
+export const commands: Record<string, Command> = {};

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// The `pipelines` command: one thin module per subcommand, listed here explicitly.
+import { commands } from './commands.ts';
+
+const [name, ...args] = process.argv.slice(2);
+const command = name ? commands[name] : undefined;
+if (!command) {
+  const list = Object.entries(commands)
+    .map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
+    .join('\n');
+  process.stderr.write(`usage: pipelines <command> [options]\n\ncommands:\n${list}\n`);
+  process.exit(name && name !== 'help' && name !== '--help' ? 2 : 0);
+}
+try {
+  process.exitCode = await command.run(args);
+} catch (err) {
+  // Expected failures carry a message for the user; anything else is a bug worth its stack.
+  const e = err as Error & { userFacing?: boolean };
+  process.stderr.write(e.userFacing ? `pipelines ${name}: ${e.message}\n` : `pipelines ${name}: internal error\n${e.stack}\n`);
+  process.exitCode = 1;
+}
