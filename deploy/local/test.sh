@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: set-up, the local stack, type-check, lint, then jest
+# (unit and integration, in band). Services this script started are stopped again at the end.
+# Ends with the line "N passed, N failed". Extra arguments go to jest (e.g. a test path).
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+bash "$here/setup.sh"
+. "$here/env.sh"
+cd "$PIPELINES_ROOT"
+
+started_stack=no
+if bash "$here/stack" status >/dev/null 2>&1; then
+  say "using the running stack"
+else
+  started_stack=yes
+  trap 'bash "$here/stack" down >/dev/null 2>&1 || true' EXIT
+  bash "$here/stack" up >&2
+fi
+
+say "type-check"
+tsc -p tsconfig.json
+say "lint"
+biome check --reporter=summary . >/dev/null || biome check .
+
+results="$PIPELINES_STATE/jest-results.json"
+rm -f "$results"
+set +e
+jest --runInBand --json --outputFile="$results" "$@"
+rc=$?
+set -e
+# Stop what we started before the summary, so that the summary is the last line.
+if [ "$started_stack" = yes ]; then bash "$here/stack" down >/dev/null 2>&1 || true; trap - EXIT; fi
+if [ -f "$results" ]; then
+  node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests + r.numRuntimeErrorTestSuites} failed`)' "$results"
+else
+  echo "0 passed, 1 failed"
+fi
+exit $rc
