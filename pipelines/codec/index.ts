@@ -1,0 +1,48 @@
+// Public API of the Avro codec: what the worker, the CLI and the tests import.
+
+export {
+  AvroCodec,
+  type AvroCodecOptions,
+  AvroDecoder,
+  type AvroDecoderOptions,
+  AvroEncoder,
+  type SchemaSource,
+  type WriterInfo,
+} from './avro-codec.ts';
+export { type AvroSchemaInput, type AvroType, parseAvroSchema, schemaText } from './avro-types.ts';
+export {
+  type CompatibilityMode,
+  discoverCompatibility,
+  type EnsureOptions,
+  ensureSchema,
+  explainIncompatibility,
+  type SchemaCheck,
+} from './compatibility.ts';
+export {
+  CODEC_ERRORS,
+  CodecError,
+  type CodecErrorCode,
+  IncompatibleSchemaError,
+  isCodecError,
+  RegistryError,
+} from './errors.ts';
+export {
+  COMPATIBILITY_LEVELS,
+  type CompatibilityLevel,
+  type CompatibilityVerdict,
+  RegistryClient,
+  type RegistryConfig,
+  type RetryOptions,
+  type SchemaText,
+  type SubjectVersion,
+} from './registry.ts';
+export {
+  parseSubjectStrategy,
+  recordFullName,
+  SUBJECT_STRATEGIES,
+  type SubjectInput,
+  type SubjectKind,
+  type SubjectStrategy,
+  subjectName,
+} from './subjects.ts';
+export { frame, HEADER_SIZE, MAGIC_BYTE, peekSchemaId, readSchemaId, writeHeader } from './wire.ts';
