@@ -1,0 +1,112 @@
+// Opens ClickHouse through the official client: a server URL in production, or the embedded
+// engine (chdb) as the default, with its data in a git-ignored folder. The password is never logged.
+
+import { resolve } from 'node:path';
+import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+import { ClickHouseSinkError } from './errors.ts';
+
+type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+
+/** Where the embedded engine keeps its data when nothing else is said (relative to the cwd). */
+export const DEFAULT_EMBEDDED_PATH = '.local/chdb';
+
+export type ClickHouseConfig =
+  | {
+      kind: 'server';
+      url: string;
+      username?: string;
+      password?: string;
+      database?: string;
+      /** Per-request timeout; a slow insert fails as CH_TIMEOUT (retriable). Default 30 s. */
+      requestTimeoutMs?: number;
+    }
+  | {
+      kind: 'embedded';
+      /** Data directory; one per process (the engine binds a single directory). */
+      path: string;
+    };
+
+/**
+ * Reads the connection from the environment: PIPELINES_CLICKHOUSE_URL (+ _USER, _PASSWORD,
+ * _DATABASE, _TIMEOUT_MS) selects a server; otherwise the embedded engine at
+ * PIPELINES_CLICKHOUSE_PATH, default `.local/chdb` under `cwd`.
+ */
+export function clickHouseConfigFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): ClickHouseConfig {
+  const url = env.PIPELINES_CLICKHOUSE_URL?.trim();
+  if (url) {
+    const c: ClickHouseConfig = { kind: 'server', url };
+    if (env.PIPELINES_CLICKHOUSE_USER) c.username = env.PIPELINES_CLICKHOUSE_USER;
+    if (env.PIPELINES_CLICKHOUSE_PASSWORD !== undefined) c.password = env.PIPELINES_CLICKHOUSE_PASSWORD;
+    if (env.PIPELINES_CLICKHOUSE_DATABASE) c.database = env.PIPELINES_CLICKHOUSE_DATABASE;
+    if (env.PIPELINES_CLICKHOUSE_TIMEOUT_MS) c.requestTimeoutMs = Number(env.PIPELINES_CLICKHOUSE_TIMEOUT_MS);
+    return c;
+  }
+  return { kind: 'embedded', path: resolve(cwd, env.PIPELINES_CLICKHOUSE_PATH || DEFAULT_EMBEDDED_PATH) };
+}
+
+/** A description safe for logs: the URL without credentials, or the embedded path. */
+export function describeClickHouse(config: ClickHouseConfig): string {
+  if (config.kind === 'embedded') return `embedded chdb at ${config.path}`;
+  try {
+    const u = new URL(config.url);
+    u.username = '';
+    u.password = '';
+    return `server ${u.toString()}${config.username ? ` as ${config.username}` : ''}`;
+  } catch {
+    return 'server (unparsable URL)';
+  }
+}
+
+/** An open ClickHouse: the official client plus what the sink needs to know about the backend. */
+export interface ClickHouse {
+  readonly client: ClickHouseClient;
+  readonly kind: 'server' | 'embedded';
+  /** For logs; never contains the password. */
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the backend. The embedded engine binds one data directory per process: a second
+ * `openClickHouse` on the same path shares it, another path fails with CH_EMBEDDED_PATH.
+ */
+export function openClickHouse(config: ClickHouseConfig): ClickHouse {
+  const description = describeClickHouse(config);
+  // The client's own logger prints every failed request with its settings; the sink reports
+  // errors itself (typed, with retries), so keep the client quiet.
+  const log = { level: ClickHouseLogLevel.OFF };
+  if (config.kind === 'server') {
+    const client = createClient({
+      url: config.url,
+      ...(config.username !== undefined ? { username: config.username } : {}),
+      ...(config.password !== undefined ? { password: config.password } : {}),
+      ...(config.database !== undefined ? { database: config.database } : {}),
+      request_timeout: config.requestTimeoutMs ?? 30_000,
+      log,
+    });
+    return { client, kind: 'server', description, close: () => client.close() };
+  }
+  let connection: ReturnType<typeof createChdbConnection>;
+  try {
+    connection = createChdbConnection({ path: config.path });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (/only one active data directory/i.test(message)) {
+      throw new ClickHouseSinkError({
+        code: 'CH_EMBEDDED_PATH',
+        retriable: false,
+        message: `cannot open embedded ClickHouse at ${config.path}: this process already uses another data directory (chdb binds one per process)`,
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  // chdb types its connection against @clickhouse/client-common, the client against its own
+  // bundled copy of the same interface: structurally equal but for nominal details, hence the cast.
+  const client = createClient({ connection: connection as unknown as ClientConnection, log });
+  return { client, kind: 'embedded', description, close: () => client.close() };
+}

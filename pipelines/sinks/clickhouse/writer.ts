@@ -1,0 +1,388 @@
+// The batching writer: buffers rows per source partition, flushes on a row count or on time,
+// one insert per table and partition per flush, each with a token derived from the source range,
+// after recording the range in `_pipelines_offsets` (see offsets.ts for the protocol).
+
+import type { ClickHouseSettings } from '@clickhouse/client';
+import type { ClickHouse } from './connection.ts';
+import { qualifiedName } from './ddl.ts';
+import { ClickHouseSinkError, classifyError } from './errors.ts';
+import { type CommittedRange, dedupToken, recordRanges, type SourceRange } from './offsets.ts';
+import { newRetryStats, type RetryOptions, type RetryStats, withRetry } from './retry.ts';
+
+export type InsertFormat = 'JSONEachRow' | 'JSONCompactEachRow';
+/** A row: an object keyed by column, or (JSONCompactEachRow only) an array in column order. */
+export type Row = Readonly<Record<string, unknown>> | readonly unknown[];
+
+/** JSONCompactEachRow measured faster on chdb (test/bench/clickhouse-insert.bench.ts); old servers lack it. */
+export const DEFAULT_FORMAT: InsertFormat = 'JSONCompactEachRow';
+
+export interface InsertOptions {
+  /** The table's columns in the order the rows use; also how unknown columns get named in errors. */
+  columns: readonly string[];
+  format?: InsertFormat;
+  /** `insert_deduplication_token`: a repeated token on a table with a dedup window is dropped. */
+  token?: string;
+  database?: string;
+}
+
+/**
+ * Settings of every insert. On chdb a `SET` made for one query stays on the session (the
+ * connection turns settings into SET statements), so each insert states them all: a token
+ * left over from the previous insert would silently drop this one. chdb also defaults to
+ * async_insert = 1, which would bypass token deduplication.
+ */
+export function insertSettings(kind: ClickHouse['kind'], token: string | undefined): ClickHouseSettings {
+  const s: ClickHouseSettings = { input_format_skip_unknown_fields: 0 };
+  if (kind === 'embedded') {
+    s.async_insert = 0;
+    s.insert_deduplicate = 1;
+    s.insert_deduplication_token = token ?? '';
+  } else if (token !== undefined) {
+    s.insert_deduplication_token = token;
+  }
+  return s;
+}
+
+function toCompact(rows: readonly Row[], columns: readonly string[]): unknown[][] {
+  const out = new Array<unknown[]>(rows.length);
+  const n = columns.length;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (Array.isArray(r)) {
+      out[i] = r as unknown[];
+      continue;
+    }
+    const obj = r as Readonly<Record<string, unknown>>;
+    const a = new Array<unknown>(n);
+    for (let j = 0; j < n; j++) a[j] = obj[columns[j]!];
+    out[i] = a;
+  }
+  return out;
+}
+
+/** One insert, no retry; failures are ClickHouseSinkError naming the table (and column if known). */
+export async function insertRows(
+  ch: ClickHouse,
+  table: string,
+  rows: readonly Row[],
+  opts: InsertOptions,
+): Promise<void> {
+  if (rows.length === 0) return;
+  const format = opts.format ?? DEFAULT_FORMAT;
+  try {
+    await ch.client.insert({
+      table: opts.database ? qualifiedName(table, opts.database) : table,
+      values: format === 'JSONCompactEachRow' ? toCompact(rows, opts.columns) : (rows as Row[]),
+      format,
+      columns: opts.columns as [string, ...string[]],
+      clickhouse_settings: insertSettings(ch.kind, opts.token),
+    });
+  } catch (err) {
+    throw classifyError(err, { table, operation: 'insert' });
+  }
+}
+
+export interface SinkTable {
+  table: string;
+  columns: readonly string[];
+  database?: string;
+}
+
+export interface SinkWriterOptions {
+  topology: string;
+  sink: string;
+  tables: readonly SinkTable[];
+  format?: InsertFormat;
+  /** Flush when this many rows are buffered (all tables and partitions). Default 50,000. */
+  maxRows?: number;
+  /** Flush this long after the first buffered row. Default 1,000 ms. */
+  maxDelayMs?: number;
+  /** `write` waits (backpressure) while buffered plus in-flight rows exceed this. Default 4 × maxRows. */
+  maxBufferedRows?: number;
+  /** Record each batch range in `_pipelines_offsets` before its data (exactly-once). Default true. */
+  recordOffsets?: boolean;
+  /** Use insert tokens (needs a server that knows them, and a dedup window on the tables). Default true. */
+  tokens?: boolean;
+  /** Retry policy of each insert; default: retry until the writer is closed. */
+  retry?: Omit<RetryOptions, 'signal' | 'stats'>;
+  /** Called when a partition's rows up to `next - 1` are in ClickHouse: commit `next` to Kafka. */
+  onAck?: (ack: { topic: string; partition: number; next: string }) => void;
+}
+
+export interface SinkWriterStats {
+  /** Rows waiting in the buffer, and rows of the flush in flight. */
+  bufferedRows: number;
+  inflightRows: number;
+  /** Writes currently held back because the buffer is full. */
+  waitingWrites: number;
+  flushes: number;
+  inserts: number;
+  rowsWritten: number;
+  lastFlushMs: number;
+  /** Retries, failures and errors by code of the inserts. */
+  retry: RetryStats;
+}
+
+interface PartitionBuffer {
+  topic: string;
+  partition: number;
+  first: bigint;
+  last: bigint;
+  rows: Map<string, Row[]>;
+  count: number;
+}
+
+const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/** A batching, exactly-once writer for one sink of one topology. */
+export class SinkWriter {
+  readonly stats: SinkWriterStats;
+  readonly #ch: ClickHouse;
+  readonly #o: Required<Omit<SinkWriterOptions, 'onAck' | 'retry'>> & Pick<SinkWriterOptions, 'onAck' | 'retry'>;
+  readonly #tables: Map<string, SinkTable>;
+  #buffers = new Map<string, PartitionBuffer>();
+  /** Ranges recorded before a crash that must be replayed with exactly the same boundaries. */
+  #replay = new Map<string, { first: bigint; last: bigint }>();
+  #lastSeen = new Map<string, bigint>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #inflight: Promise<void> | undefined;
+  #flushAgain = false;
+  #failed: ClickHouseSinkError | undefined;
+  #closed = false;
+  readonly #abort = new AbortController();
+
+  constructor(ch: ClickHouse, options: SinkWriterOptions) {
+    const maxRows = options.maxRows ?? 50_000;
+    this.#ch = ch;
+    this.#o = {
+      format: DEFAULT_FORMAT,
+      maxDelayMs: 1000,
+      maxBufferedRows: 4 * maxRows,
+      recordOffsets: true,
+      tokens: true,
+      ...options,
+      maxRows,
+    };
+    this.#tables = new Map(options.tables.map((t) => [t.table, t]));
+    this.stats = {
+      bufferedRows: 0,
+      inflightRows: 0,
+      waitingWrites: 0,
+      flushes: 0,
+      inserts: 0,
+      rowsWritten: 0,
+      lastFlushMs: 0,
+      retry: newRetryStats(),
+    };
+  }
+
+  /**
+   * After a restart: the ranges from readCommittedOffsets. The worker seeks each partition to
+   * `seekTo`; the writer then holds that partition's rows until exactly `last` has been written
+   * and flushes them as one batch, so the tokens repeat those of the interrupted run.
+   */
+  expectReplay(ranges: readonly CommittedRange[]): void {
+    for (const r of ranges)
+      this.#replay.set(key(r.topic, r.partition), { first: BigInt(r.first), last: BigInt(r.last) });
+  }
+
+  /**
+   * Buffers the rows produced from the records `range` of one partition, keyed by table.
+   * Resolves at once unless the buffer is full; then it waits for a flush (backpressure).
+   * Rejects with the flush's error once a flush has failed for good.
+   */
+  async write(range: SourceRange, rowsByTable: Readonly<Record<string, readonly Row[]>>): Promise<void> {
+    if (this.#failed) throw this.#failed;
+    if (this.#closed) throw new Error('SinkWriter is closed');
+    const k = key(range.topic, range.partition);
+    const first = BigInt(range.first);
+    const last = BigInt(range.last);
+    const seen = this.#lastSeen.get(k);
+    if (last < first || (seen !== undefined && first <= seen)) {
+      throw new Error(
+        `SinkWriter: range ${first}-${last} of ${range.topic}/${range.partition} does not follow offset ${seen ?? '(none)'}`,
+      );
+    }
+    const replay = this.#replay.get(k);
+    if (replay && ((first <= replay.last && last > replay.last) || first < replay.first)) {
+      throw new ClickHouseSinkError({
+        code: 'CH_REPLAY_BOUNDARY',
+        retriable: false,
+        message: `SinkWriter: ${range.topic}/${range.partition} must replay offsets ${replay.first}-${replay.last} as one batch; split the records at offset ${replay.last} (got ${first}-${last})`,
+      });
+    }
+    this.#lastSeen.set(k, last);
+    let buf = this.#buffers.get(k);
+    if (!buf) {
+      buf = { topic: range.topic, partition: range.partition, first, last, rows: new Map(), count: 0 };
+      this.#buffers.set(k, buf);
+    }
+    buf.last = last;
+    for (const [table, rows] of Object.entries(rowsByTable)) {
+      if (rows.length === 0) continue;
+      if (!this.#tables.has(table)) throw new Error(`SinkWriter: table "${table}" is not one of this sink's tables`);
+      let list = buf.rows.get(table);
+      if (!list) {
+        list = [];
+        buf.rows.set(table, list);
+      }
+      for (const r of rows) list.push(r);
+      buf.count += rows.length;
+      this.stats.bufferedRows += rows.length;
+    }
+    if (this.stats.bufferedRows >= this.#o.maxRows || (replay !== undefined && last === replay.last)) {
+      this.#requestFlush();
+    } else if (this.#timer === undefined && this.#inflight === undefined) {
+      this.#armTimer();
+    }
+    while (this.stats.bufferedRows + this.stats.inflightRows > this.#o.maxBufferedRows && !this.#failed) {
+      const pending = this.#inflight ?? this.#startFlush();
+      if (!pending) break; // nothing flushable: the rows are held for a replay boundary
+      this.stats.waitingWrites++;
+      try {
+        await pending.catch(() => undefined);
+      } finally {
+        this.stats.waitingWrites--;
+      }
+    }
+    if (this.#failed) throw this.#failed;
+  }
+
+  /**
+   * Forgets a partition that was given away (rebalance): its unflushed rows are dropped (they
+   * were not acknowledged, so the next owner reads them again) and so is its replay boundary.
+   * Call `flush()` first to keep what can be written.
+   */
+  forget(topic: string, partition: number): void {
+    const k = key(topic, partition);
+    const buf = this.#buffers.get(k);
+    if (buf) this.stats.bufferedRows -= buf.count;
+    this.#buffers.delete(k);
+    this.#replay.delete(k);
+    this.#lastSeen.delete(k);
+  }
+
+  /** Flushes everything flushable now and waits for it (e.g. before a rebalance gives partitions away). */
+  async flush(): Promise<void> {
+    while (this.#inflight) await this.#inflight.catch(() => undefined);
+    if (this.#failed) throw this.#failed;
+    const p = this.#startFlush();
+    if (p) await p;
+    if (this.#failed) throw this.#failed;
+  }
+
+  /** Flushes (unless `abort`), then stops timers and pending retries. */
+  async close(opts: { abort?: boolean } = {}): Promise<void> {
+    if (opts.abort) this.#abort.abort();
+    else await this.flush().catch(() => undefined);
+    this.#closed = true;
+    this.#abort.abort();
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#inflight) await this.#inflight.catch(() => undefined);
+  }
+
+  /** Partitions whose buffer may be flushed: not held for a replay boundary. */
+  #flushable(): PartitionBuffer[] {
+    const out: PartitionBuffer[] = [];
+    for (const [k, b] of this.#buffers) {
+      const replay = this.#replay.get(k);
+      if (!replay || b.last === replay.last) out.push(b);
+    }
+    return out;
+  }
+
+  #armTimer(): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#requestFlush();
+    }, this.#o.maxDelayMs);
+    this.#timer.unref?.();
+  }
+
+  /** One flush at a time: a request during a flush runs right after it. */
+  #requestFlush(): void {
+    if (this.#inflight) this.#flushAgain = true;
+    else void this.#startFlush();
+  }
+
+  #startFlush(): Promise<void> | undefined {
+    if (this.#inflight || this.#failed || this.#closed) return this.#inflight;
+    const batch = this.#flushable();
+    if (batch.length === 0) return undefined;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const b of batch) this.#buffers.delete(key(b.topic, b.partition));
+    const rows = batch.reduce((n, b) => n + b.count, 0);
+    this.stats.bufferedRows -= rows;
+    this.stats.inflightRows += rows;
+    const run = this.#flushBatch(batch)
+      .catch((err: unknown) => {
+        this.#failed = classifyError(err, { operation: 'flush' });
+        throw this.#failed;
+      })
+      .finally(() => {
+        this.stats.inflightRows -= rows;
+        this.#inflight = undefined;
+        const again = this.#flushAgain || this.stats.bufferedRows >= this.#o.maxRows;
+        this.#flushAgain = false;
+        if (this.#failed || this.#closed || this.#buffers.size === 0) return;
+        if (again) void this.#startFlush();
+        else if (this.#timer === undefined) this.#armTimer();
+      });
+    this.#inflight = run;
+    run.catch(() => undefined); // failures surface through write()/flush()
+    return run;
+  }
+
+  async #flushBatch(batch: PartitionBuffer[]): Promise<void> {
+    const started = performance.now();
+    const retry: RetryOptions = {
+      maxAttempts: Number.POSITIVE_INFINITY,
+      ...this.#o.retry,
+      signal: this.#abort.signal,
+      stats: this.stats.retry,
+    };
+    // During a replay the token must use the recorded range, whatever the first record now is.
+    const ranges: SourceRange[] = batch.map((b) => {
+      const replay = this.#replay.get(key(b.topic, b.partition));
+      const first = replay && b.last === replay.last ? replay.first : b.first;
+      return { topic: b.topic, partition: b.partition, first: first.toString(), last: b.last.toString() };
+    });
+    if (this.#o.recordOffsets) {
+      await withRetry(() => recordRanges(this.#ch, this.#o.topology, this.#o.sink, ranges), retry, {
+        table: '_pipelines_offsets',
+        operation: 'insert',
+      });
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const b = batch[i]!;
+      const range = ranges[i]!;
+      for (const [table, rows] of b.rows) {
+        const spec = this.#tables.get(table)!;
+        const token = this.#o.tokens
+          ? dedupToken({ ...range, topology: this.#o.topology, sink: this.#o.sink, table })
+          : undefined;
+        await withRetry(
+          () =>
+            insertRows(this.#ch, table, rows, {
+              columns: spec.columns,
+              format: this.#o.format,
+              ...(token !== undefined ? { token } : {}),
+              ...(spec.database !== undefined ? { database: spec.database } : {}),
+            }),
+          retry,
+          { table, operation: 'insert' },
+        );
+        this.stats.inserts++;
+        this.stats.rowsWritten += rows.length;
+      }
+    }
+    for (const b of batch) {
+      this.#replay.delete(key(b.topic, b.partition));
+      this.#o.onAck?.({ topic: b.topic, partition: b.partition, next: (b.last + 1n).toString() });
+    }
+    this.stats.flushes++;
+    this.stats.lastFlushMs = performance.now() - started;
+  }
+}
