@@ -88,11 +88,9 @@ try {
       )[0]!.c;
       if (Number(n) !== ROWS) throw new Error(`expected ${ROWS} rows, found ${n}`);
       const r = stats(rates);
-      console.log(
-        `${format.padEnd(20)} ${String(batch).padStart(6)}   ${Math.round(r.median).toLocaleString('en').padStart(13)}   ${Math.round(r.min).toLocaleString('en')}..${Math.round(r.max).toLocaleString('en')}`.padEnd(
-          72,
-        ) + `${((ROWS / r.median) * 1000).toFixed(0).padStart(6)}`,
-      );
+      const fmt = (x: number) => Math.round(x).toLocaleString('en');
+      const line = `${format.padEnd(20)} ${String(batch).padStart(6)}   ${fmt(r.median).padStart(13)}   ${fmt(r.min)}..${fmt(r.max)}`;
+      console.log(`${line.padEnd(72)}${((ROWS / r.median) * 1000).toFixed(0).padStart(6)}`);
     }
   }
 } finally {
