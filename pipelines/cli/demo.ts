@@ -1,11 +1,8 @@
 // `pipelines demo`: the main job on embedded defaults, on the local Kafka and Schema Registry.
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createClient } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
 import { runOrderSlice } from '../demo/order-slice.ts';
 import { orderPlacedStream } from '../loadgen/orders.ts';
+import { clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
 import type { Command } from './commands.ts';
 
 export const demo: Command = {
@@ -17,9 +14,8 @@ export const demo: Command = {
     });
     const brokers = (process.env.PIPELINES_BROKERS ?? '127.0.0.1:19092').split(',');
     const registryUrl = process.env.PIPELINES_REGISTRY_URL ?? 'http://127.0.0.1:18081/apis/ccompat/v7';
-    const dataDir = resolve(process.env.PIPELINES_CLICKHOUSE_PATH ?? '.local/clickhouse-demo');
-    mkdirSync(dataDir, { recursive: true });
-    const clickhouse = createClient({ connection: createChdbConnection({ path: dataDir }) });
+    const ch = openClickHouse(clickHouseConfigFromEnv());
+    const clickhouse = ch.client;
     const run = Date.now().toString(36);
     const table = `demo_orders_${run}`;
     try {
@@ -33,7 +29,8 @@ export const demo: Command = {
         events: orderPlacedStream(Number(values.events), { seed: Number(values.seed) }),
         log: (m) => process.stdout.write(`  ${m}\n`),
       });
-      const query = async <T>(sql: string) => (await (await clickhouse.query({ query: sql, format: 'JSONEachRow' })).json()) as T[];
+      const query = async <T>(sql: string) =>
+        (await (await clickhouse.query({ query: sql, format: 'JSONEachRow' })).json()) as T[];
       const [summary] = await query<{ orders: string; revenue: number; first: string; last: string }>(
         `SELECT count() AS orders, round(sum(total_amount), 2) AS revenue, min(event_time) AS first, max(event_time) AS last FROM ${table}`,
       );
@@ -41,13 +38,13 @@ export const demo: Command = {
         `SELECT customer_id, count() AS orders, round(sum(total_amount), 2) AS revenue FROM ${table} GROUP BY customer_id ORDER BY revenue DESC LIMIT 5`,
       );
       process.stdout.write(
-        `\nLanded in ClickHouse (${dataDir}, table ${table}) in ${(result.elapsedMs / 1000).toFixed(1)} s:\n` +
+        `\nLanded in ClickHouse (${ch.description}, table ${table}) in ${(result.elapsedMs / 1000).toFixed(1)} s:\n` +
           `  ${summary!.orders} orders, revenue ${summary!.revenue}, event time ${summary!.first} .. ${summary!.last}\n` +
           `  top customers by revenue:\n${top.map((r) => `    ${r.customer_id}  ${String(r.orders).padStart(3)} orders  ${r.revenue}`).join('\n')}\n`,
       );
       return result.landed === result.produced ? 0 : 1;
     } finally {
-      await clickhouse.close();
+      await ch.close();
     }
   },
 };

@@ -16,6 +16,8 @@ try {
 } catch (err) {
   // Expected failures carry a message for the user; anything else is a bug worth its stack.
   const e = err as Error & { userFacing?: boolean };
-  process.stderr.write(e.userFacing ? `pipelines ${name}: ${e.message}\n` : `pipelines ${name}: internal error\n${e.stack}\n`);
+  process.stderr.write(
+    e.userFacing ? `pipelines ${name}: ${e.message}\n` : `pipelines ${name}: internal error\n${e.stack}\n`,
+  );
   process.exitCode = 1;
 }

@@ -38,9 +38,11 @@ export function connectionsFrom(env: NodeJS.ProcessEnv, flags: ConnectionFlags =
     .split(',')
     .map((b) => b.trim())
     .filter(Boolean);
-  if (brokers.length === 0) throw new ConfigError('no Kafka brokers: set PIPELINES_BROKERS or --brokers host:port[,host:port]');
+  if (brokers.length === 0)
+    throw new ConfigError('no Kafka brokers: set PIPELINES_BROKERS or --brokers host:port[,host:port]');
   for (const b of brokers) {
-    if (!/^[^\s:]+:\d+$/.test(b)) throw new ConfigError(`broker '${b}' is not host:port (PIPELINES_BROKERS / --brokers)`);
+    if (!/^[^\s:]+:\d+$/.test(b))
+      throw new ConfigError(`broker '${b}' is not host:port (PIPELINES_BROKERS / --brokers)`);
   }
   const security: Record<string, string> = {};
   const protocol = env.PIPELINES_KAFKA_SECURITY_PROTOCOL?.toLowerCase();

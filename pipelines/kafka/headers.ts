@@ -63,7 +63,10 @@ const FIELDS: Array<keyof DeadLetterProvenance> = [
 /** Long messages are cut: a header is not a log. */
 const MAX_MESSAGE = 1000;
 
-export function deadLetterHeaders(p: DeadLetterProvenance, original: Headers | undefined): Record<string, string | Buffer> {
+export function deadLetterHeaders(
+  p: DeadLetterProvenance,
+  original: Headers | undefined,
+): Record<string, string | Buffer> {
   const out: Record<string, string | Buffer> = {};
   // The original headers travel along (trace context included), so a redrive restores them.
   for (const [k, v] of Object.entries(original ?? {})) {

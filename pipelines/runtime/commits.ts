@@ -43,9 +43,9 @@ export class CommitTracker {
     const waitingFor = new Set(sinks);
     entry.batches.push({ seq, nextOffset: BigInt(lastOffset) + 1n, waitingFor });
     for (const sink of waitingFor) {
-      let queue = this.bySink.get(sink);
-      if (!queue) this.bySink.set(sink, (queue = []));
-      queue.push(seq);
+      const queue = this.bySink.get(sink);
+      if (queue) queue.push(seq);
+      else this.bySink.set(sink, [seq]);
     }
     this.advance(entry);
     return seq;

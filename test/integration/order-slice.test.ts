@@ -2,10 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
 import { runOrderSlice } from '../../pipelines/demo/order-slice.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
+import { openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
 import { localStack } from './stack.ts';
 
 jest.setTimeout(120_000);
@@ -13,7 +12,8 @@ jest.setTimeout(120_000);
 test('1,000 OrderPlaced events go through registry, Kafka and into ClickHouse with the right count and sum', async () => {
   const run = `${Date.now()}`;
   const dir = mkdtempSync(join(tmpdir(), 'slice-ch-'));
-  const clickhouse = createClient({ connection: createChdbConnection({ path: dir }) });
+  const ch = openClickHouse({ kind: 'embedded', path: dir });
+  const clickhouse = ch.client;
   try {
     const events = [...orderPlacedStream(1000, { seed: 7 })];
     // Independent expectation: straight from the generated events, not from anything the slice computed.
@@ -36,7 +36,7 @@ test('1,000 OrderPlaced events go through registry, Kafka and into ClickHouse wi
     expect(Number(row!.orders)).toBe(1000);
     expect(row!.total).toBeCloseTo(expectedSum, 6);
   } finally {
-    await clickhouse.close();
+    await ch.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
