@@ -356,10 +356,9 @@ export class AvroCodec {
    * At start, per output subject: registers the schema, or finds it registered, after checking it against the
    * subject's compatibility mode. Throws IncompatibleSchemaError (subject, mode, reasons) when it does not pass.
    */
-  async encoder(subject: string, schema: AvroSchemaInput, options: EnsureOptions = {}): Promise<AvroEncoder> {
-    const type = parseAvroSchema(schema, `schema for ${subject}`);
-    const check = await ensureSchema(this.registry, subject, type, options);
-    return new AvroEncoder(check, type);
+  async encoder(subject: string, schema: string | object, options: EnsureOptions = {}): Promise<AvroEncoder> {
+    const check = await ensureSchema(this.registry, subject, schema, options);
+    return new AvroEncoder(check, parseAvroSchema(schema, `schema for ${subject}`));
   }
 
   /**

@@ -24,9 +24,15 @@ export function parseAvroSchema(schema: AvroSchemaInput, what = 'schema'): AvroT
   }
 }
 
-/** The JSON text sent to the registry: avsc's canonical-ish export, stable for equal schemas. */
-export function schemaText(type: AvroType): string {
-  return JSON.stringify(type.schema({ exportAttrs: true }));
+/**
+ * The JSON text sent to the registry: the schema exactly as given (a string as is, an object stringified). An avsc
+ * type is refused: its export drops `logicalType` (none is registered), which would register a different schema.
+ */
+export function schemaText(schema: AvroSchemaInput, what = 'schema'): string {
+  if (avro.Type.isType(schema)) {
+    throw new CodecError('INVALID_SCHEMA', `${what}: pass the schema JSON (text or object), not an avsc type`);
+  }
+  return typeof schema === 'string' ? schema : JSON.stringify(schema);
 }
 
 /** Full name of a named type (records, enums, fixed), undefined for the others. */

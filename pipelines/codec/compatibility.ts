@@ -10,7 +10,7 @@
 // - verbose=true gives no messages; the 409 of a rejected registration does. The local avsc analysis below says
 //   what is incompatible whatever the registry answers.
 
-import { type AvroSchemaInput, type AvroType, parseAvroSchema, schemaText } from './avro-types.ts';
+import { type AvroType, parseAvroSchema, schemaText } from './avro-types.ts';
 import { CodecError, IncompatibleSchemaError, RegistryError } from './errors.ts';
 import type { CompatibilityLevel, RegistryClient } from './registry.ts';
 
@@ -57,11 +57,11 @@ export interface SchemaCheck {
 export async function ensureSchema(
   registry: RegistryApi,
   subject: string,
-  schema: AvroSchemaInput,
+  schema: string | object,
   options: EnsureOptions = {},
 ): Promise<SchemaCheck> {
-  const type = parseAvroSchema(schema, `schema for ${subject}`);
-  const text = schemaText(type);
+  const text = schemaText(schema, `schema for ${subject}`);
+  const type = parseAvroSchema(text, `schema for ${subject}`);
   const existing = await registry.lookup(subject, text);
   const mode = await discoverCompatibility(registry, subject);
   if (existing) {
@@ -140,8 +140,41 @@ function resolveProblem(reader: AvroType, writer: AvroType): string | undefined 
     reader.createResolver(writer);
     return undefined;
   } catch (error) {
-    return (error as Error).message;
+    const at = locate(reader, writer, '');
+    return at ? `${(error as Error).message} at ${at}` : (error as Error).message;
   }
+}
+
+interface Walkable {
+  typeName: string;
+  fields?: Array<{ name: string; type: AvroType }>;
+  itemsType?: AvroType;
+  valuesType?: AvroType;
+}
+
+/** The deepest field path where `reader` stops resolving `writer` (records, arrays, maps), e.g. data.totalAmount. */
+function locate(reader: AvroType, writer: AvroType, path: string): string | undefined {
+  const r = reader as unknown as Walkable;
+  const w = writer as unknown as Walkable;
+  const inner: Array<[AvroType, AvroType, string]> = [];
+  if (r.fields && w.fields) {
+    for (const field of r.fields) {
+      const match = w.fields.find((f) => f.name === field.name);
+      if (match) inner.push([field.type, match.type, path ? `${path}.${field.name}` : field.name]);
+    }
+  } else if (r.itemsType && w.itemsType) {
+    inner.push([r.itemsType, w.itemsType, `${path}[]`]);
+  } else if (r.valuesType && w.valuesType) {
+    inner.push([r.valuesType, w.valuesType, `${path}{}`]);
+  }
+  for (const [rt, wt, p] of inner) {
+    try {
+      rt.createResolver(wt);
+    } catch {
+      return locate(rt, wt, p) ?? p;
+    }
+  }
+  return path || undefined;
 }
 
 function describeMode(mode: CompatibilityMode): string {
