@@ -1,5 +1,6 @@
 // The literal list of subcommands: adding one means adding a line here.
 import { demo } from './demo.ts';
+import { dlq } from './dlq.ts';
 
 export interface Command {
   summary: string;
@@ -9,4 +10,5 @@ export interface Command {
 
 export const commands: Record<string, Command> = {
   demo,
+  dlq,
 };

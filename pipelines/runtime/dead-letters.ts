@@ -1,0 +1,189 @@
+// The dead-letter tools: read a dead-letter topic (decoded, with provenance), and redrive its records
+// to the topic they came from, with their original key and headers, exactly once per dead letter
+// (the redrive group's offsets are committed after the records are produced).
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
+import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
+import { type DeadLetterProvenance, type Headers, originalHeaders, readDeadLetter } from '../kafka/headers.ts';
+
+export interface DeadLetterView {
+  partition: number;
+  offset: string;
+  key: string | null;
+  provenance: DeadLetterProvenance | undefined;
+  /** The value decoded with its writer schema, or why it could not be. */
+  value: unknown;
+  decodeError?: string;
+}
+
+function kafkaOf(conn: KafkaConnection): KafkaJS.Kafka {
+  return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+}
+
+/** End offsets per partition, so a read can stop at what the topic held when it started. */
+async function endOffsets(kafka: KafkaJS.Kafka, topic: string): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Reads `topic` from `group`'s position (or the beginning) up to its current end, batch by batch.
+ * `handle` runs for each batch; `commit` says whether the group's offsets advance.
+ */
+async function readToEnd(
+  kafka: KafkaJS.Kafka,
+  topic: string,
+  group: string,
+  commit: boolean,
+  handle: (partition: number, messages: KafkaJS.KafkaMessage[]) => Promise<void>,
+  timeoutMs: number,
+): Promise<void> {
+  const ends = await endOffsets(kafka, topic);
+  const remaining = new Map([...ends].filter(([, high]) => high > 0n));
+  if (remaining.size === 0) return;
+  const consumer = kafka.consumer({
+    'group.id': group,
+    'enable.auto.commit': false,
+    'auto.offset.reset': 'earliest',
+  } as never);
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let idle: NodeJS.Timeout;
+      // Partitions the group has already read to the end produce no batch: give up waiting after a quiet spell.
+      const arm = () => {
+        clearTimeout(idle);
+        idle = setTimeout(resolve, timeoutMs);
+      };
+      arm();
+      consumer
+        .run({
+          eachBatch: async ({ batch }) => {
+            arm();
+            const end = ends.get(batch.partition) ?? 0n;
+            const messages = batch.messages.filter((m) => BigInt(m.offset) < end);
+            if (messages.length > 0) {
+              await handle(batch.partition, messages);
+              if (commit) {
+                const next = (BigInt(messages[messages.length - 1]!.offset) + 1n).toString();
+                await consumer.commitOffsets([{ topic, partition: batch.partition, offset: next }]);
+              }
+            }
+            const last = batch.messages[batch.messages.length - 1];
+            if (last && BigInt(last.offset) + 1n >= end) remaining.delete(batch.partition);
+            if (remaining.size === 0) {
+              clearTimeout(idle);
+              resolve();
+            }
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+export async function inspectDeadLetters(
+  conn: KafkaConnection,
+  registry: RegistryClient,
+  topic: string,
+  options: { limit?: number; idleMs?: number } = {},
+): Promise<DeadLetterView[]> {
+  const kafka = kafkaOf(conn);
+  const decoder = new AvroDecoder({ registry, unknownRecord: 'writer' });
+  const out: DeadLetterView[] = [];
+  // A throwaway group: inspecting moves nobody's offsets.
+  const group = `pipelines-dlq-inspect-${process.pid}-${Date.now()}`;
+  await readToEnd(
+    kafka,
+    topic,
+    group,
+    false,
+    async (partition, messages) => {
+      await decoder.prepare(messages.map((m) => m.value)).catch(() => {});
+      for (const m of messages) {
+        if (options.limit !== undefined && out.length >= options.limit) return;
+        const view: DeadLetterView = {
+          partition,
+          offset: m.offset,
+          key: m.key?.toString() ?? null,
+          provenance: readDeadLetter(m.headers as Headers),
+          value: null,
+        };
+        try {
+          view.value = m.value ? decoder.decode(m.value) : null;
+        } catch (err) {
+          view.decodeError = (err as Error).message;
+          view.value = m.value ? m.value.toString('base64') : null;
+        }
+        out.push(view);
+      }
+    },
+    options.idleMs ?? 3000,
+  );
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteGroups([group]).catch(() => {});
+  await admin.disconnect();
+  return out.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+}
+
+export interface RedriveResult {
+  redriven: number;
+  byTopic: Record<string, number>;
+  skipped: number;
+}
+
+/**
+ * Sends each dead letter back to its source topic (from its provenance), original key, value and headers,
+ * and commits the redrive group's offsets after each produced batch: a second redrive sends only new ones.
+ */
+export async function redriveDeadLetters(
+  conn: KafkaConnection,
+  topic: string,
+  options: { to?: string; filterStep?: string; idleMs?: number } = {},
+): Promise<RedriveResult> {
+  const kafka = kafkaOf(conn);
+  const producer = kafka.producer({ 'enable.idempotence': true, 'linger.ms': 5 } as never);
+  await producer.connect();
+  const result: RedriveResult = { redriven: 0, byTopic: {}, skipped: 0 };
+  try {
+    await readToEnd(
+      kafka,
+      topic,
+      `pipelines-dlq-redrive-${topic}`,
+      true,
+      async (_partition, messages) => {
+        const byTarget = new Map<string, KafkaJS.Message[]>();
+        for (const m of messages) {
+          const p = readDeadLetter(m.headers as Headers);
+          const target = options.to ?? p?.topic;
+          if (!p || !target || (options.filterStep && p.step !== options.filterStep)) {
+            result.skipped++;
+            continue;
+          }
+          const list = byTarget.get(target) ?? [];
+          list.push({ key: m.key ?? null, value: m.value ?? null, headers: originalHeaders(m.headers as Headers) });
+          byTarget.set(target, list);
+        }
+        for (const [target, list] of byTarget) {
+          await producer.send({ topic: target, messages: list });
+          result.byTopic[target] = (result.byTopic[target] ?? 0) + list.length;
+          result.redriven += list.length;
+        }
+      },
+      options.idleMs ?? 3000,
+    );
+  } finally {
+    await producer.disconnect();
+  }
+  return result;
+}
