@@ -175,6 +175,40 @@ test('replay: rows are held until the recorded range is complete, then flushed w
   await w.close();
 });
 
+test('replay: writes after the boundary wait for the next flush (one range per partition per flush)', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const { ch, calls } = fakeClickHouse();
+  const insert = ch.client.insert.bind(ch.client);
+  (ch.client as unknown as { insert: unknown }).insert = async (p: never) => {
+    await gate;
+    return insert(p);
+  };
+  const w = new SinkWriter(ch, opts({ maxRows: 1000 }));
+  w.expectReplay([{ topic: 'orders', partition: 0, first: '0', last: '4', seekTo: '0', next: '5' }]);
+  await w.write(range(1, 0, 0), { detail: rows(0, 1) });
+  await w.write(range(0, 0, 4), { detail: rows(0, 5) }); // completes the replay: flush starts, hangs
+  await w.write(range(0, 5, 9), { detail: rows(5, 5) }); // after the boundary
+  release();
+  await w.flush();
+  await w.flush();
+  expect(
+    calls.map((c) => [
+      c.table,
+      c.token ?? c.rows.map((r) => (r as { partition: number; first_offset: string }).first_offset),
+    ]),
+  ).toEqual([
+    ['_pipelines_offsets', ['0', '0']],
+    ['detail', 'topo/sink/detail/orders/0/0-4'],
+    ['detail', 'topo/sink/detail/orders/1/0-0'],
+    ['_pipelines_offsets', ['5']],
+    ['detail', 'topo/sink/detail/orders/0/5-9'],
+  ]);
+  await w.close();
+});
+
 test('a replayed partition must start at or after the recorded first offset', async () => {
   const { ch } = fakeClickHouse();
   const w = new SinkWriter(ch, opts());

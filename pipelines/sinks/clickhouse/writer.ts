@@ -128,6 +128,8 @@ interface PartitionBuffer {
   partition: number;
   first: bigint;
   last: bigint;
+  /** Set on the buffer that replays a recorded range: its token uses the recorded first offset. */
+  replayFirst?: bigint;
   rows: Map<string, Row[]>;
   count: number;
 }
@@ -140,7 +142,10 @@ export class SinkWriter {
   readonly #ch: ClickHouse;
   readonly #o: Required<Omit<SinkWriterOptions, 'onAck' | 'retry'>> & Pick<SinkWriterOptions, 'onAck' | 'retry'>;
   readonly #tables: Map<string, SinkTable>;
+  /** Open buffers, one per partition, that new writes append to. */
   #buffers = new Map<string, PartitionBuffer>();
+  /** Replayed ranges that are complete: flushed alone, before anything newer of their partition. */
+  #sealed = new Map<string, PartitionBuffer>();
   /** Ranges recorded before a crash that must be replayed with exactly the same boundaries. */
   #replay = new Map<string, { first: bigint; last: bigint }>();
   #lastSeen = new Map<string, bigint>();
@@ -230,7 +235,14 @@ export class SinkWriter {
       buf.count += rows.length;
       this.stats.bufferedRows += rows.length;
     }
-    if (this.stats.bufferedRows >= this.#o.maxRows || (replay !== undefined && last === replay.last)) {
+    const sealing = replay !== undefined && last === replay.last;
+    if (sealing) {
+      // The replayed range is complete: later writes go to a new buffer, flushed after this one.
+      buf.replayFirst = replay.first;
+      this.#buffers.delete(k);
+      this.#sealed.set(k, buf);
+    }
+    if (this.stats.bufferedRows >= this.#o.maxRows || sealing) {
       this.#requestFlush();
     } else if (this.#timer === undefined && this.#inflight === undefined) {
       this.#armTimer();
@@ -255,9 +267,11 @@ export class SinkWriter {
    */
   forget(topic: string, partition: number): void {
     const k = key(topic, partition);
-    const buf = this.#buffers.get(k);
-    if (buf) this.stats.bufferedRows -= buf.count;
-    this.#buffers.delete(k);
+    for (const m of [this.#buffers, this.#sealed]) {
+      const buf = m.get(k);
+      if (buf) this.stats.bufferedRows -= buf.count;
+      m.delete(k);
+    }
     this.#replay.delete(k);
     this.#lastSeen.delete(k);
   }
@@ -282,13 +296,14 @@ export class SinkWriter {
     while (this.#inflight) await this.#inflight.catch(() => undefined);
   }
 
-  /** Partitions whose buffer may be flushed: not held for a replay boundary. */
+  /**
+   * What the next flush takes: at most one buffer per partition (so that the offsets log's last
+   * range is the only one that can be incomplete), completed replays first, and no buffer of a
+   * partition whose replay is not complete yet.
+   */
   #flushable(): PartitionBuffer[] {
-    const out: PartitionBuffer[] = [];
-    for (const [k, b] of this.#buffers) {
-      const replay = this.#replay.get(k);
-      if (!replay || b.last === replay.last) out.push(b);
-    }
+    const out = [...this.#sealed.values()];
+    for (const [k, b] of this.#buffers) if (!this.#replay.has(k)) out.push(b);
     return out;
   }
 
@@ -312,7 +327,11 @@ export class SinkWriter {
     if (batch.length === 0) return undefined;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const b of batch) this.#buffers.delete(key(b.topic, b.partition));
+    for (const b of batch) {
+      const k = key(b.topic, b.partition);
+      if (this.#sealed.get(k) === b) this.#sealed.delete(k);
+      else this.#buffers.delete(k);
+    }
     const rows = batch.reduce((n, b) => n + b.count, 0);
     this.stats.bufferedRows -= rows;
     this.stats.inflightRows += rows;
@@ -326,7 +345,7 @@ export class SinkWriter {
         this.#inflight = undefined;
         const again = this.#flushAgain || this.stats.bufferedRows >= this.#o.maxRows;
         this.#flushAgain = false;
-        if (this.#failed || this.#closed || this.#buffers.size === 0) return;
+        if (this.#failed || this.#closed || this.#buffers.size + this.#sealed.size === 0) return;
         if (again) void this.#startFlush();
         else if (this.#timer === undefined) this.#armTimer();
       });
@@ -344,11 +363,12 @@ export class SinkWriter {
       stats: this.stats.retry,
     };
     // During a replay the token must use the recorded range, whatever the first record now is.
-    const ranges: SourceRange[] = batch.map((b) => {
-      const replay = this.#replay.get(key(b.topic, b.partition));
-      const first = replay && b.last === replay.last ? replay.first : b.first;
-      return { topic: b.topic, partition: b.partition, first: first.toString(), last: b.last.toString() };
-    });
+    const ranges: SourceRange[] = batch.map((b) => ({
+      topic: b.topic,
+      partition: b.partition,
+      first: (b.replayFirst ?? b.first).toString(),
+      last: b.last.toString(),
+    }));
     if (this.#o.recordOffsets) {
       await withRetry(() => recordRanges(this.#ch, this.#o.topology, this.#o.sink, ranges), retry, {
         table: '_pipelines_offsets',
@@ -379,7 +399,7 @@ export class SinkWriter {
       }
     }
     for (const b of batch) {
-      this.#replay.delete(key(b.topic, b.partition));
+      if (b.replayFirst !== undefined) this.#replay.delete(key(b.topic, b.partition));
       this.#o.onAck?.({ topic: b.topic, partition: b.partition, next: (b.last + 1n).toString() });
     }
     this.stats.flushes++;
