@@ -1,6 +1,9 @@
 // The literal list of subcommands: adding one means adding a line here.
-import { demo } from './demo.ts';
-import { dlq } from './dlq.ts';
+import { generate } from './generate.ts';
+import { graph } from './graph.ts';
+import { run } from './run.ts';
+import { test } from './test.ts';
+import { validate } from './validate.ts';
 
 export interface Command {
   summary: string;
@@ -9,6 +12,9 @@ export interface Command {
 }
 
 export const commands: Record<string, Command> = {
-  demo,
-  dlq,
+  validate: { summary: 'check topology files; every problem as file:line:col', run: validate },
+  graph: { summary: 'draw a topology (tree, or --format mermaid)', run: graph },
+  test: { summary: 'run the declarative test cases (*.test.yaml) of topologies', run: test },
+  run: { summary: 'run a topology: --dry-run --input events.jsonl prints what each sink gets', run },
+  generate: { summary: 'regenerate the editor JSON Schemas and topologies/REFERENCE.md', run: generate },
 };

@@ -1,0 +1,27 @@
+// `pipelines generate [--check]`: writes the editor JSON Schemas and REFERENCE.md into topologies/
+// (with --check: exits 1 when they are not current).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { generatedFiles } from '../topology/generate.ts';
+import { option } from './args.ts';
+
+export async function generate(args: string[]): Promise<number> {
+  const dir = resolve(option(args, 'dir') ?? 'topologies');
+  const check = args.includes('--check');
+  let stale = 0;
+  for (const [name, content] of Object.entries(generatedFiles())) {
+    const path = join(dir, name);
+    let current = '';
+    try {
+      current = readFileSync(path, 'utf8');
+    } catch {}
+    if (current === content) continue;
+    stale++;
+    if (check) process.stdout.write(`${path}: not current (run: npx pipelines generate)\n`);
+    else {
+      writeFileSync(path, content);
+      process.stdout.write(`wrote ${path}\n`);
+    }
+  }
+  return check && stale > 0 ? 1 : 0;
+}

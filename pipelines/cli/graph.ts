@@ -1,0 +1,15 @@
+// `pipelines graph <file> [--format tree|mermaid]`: the topology as a tree (terminal) or a Mermaid flowchart.
+import { TopologyError } from '../topology/diagnostics.ts';
+import { toMermaid, toTree } from '../topology/graph.ts';
+import { loadTopology } from '../topology/load.ts';
+import { option, positional, usage } from './args.ts';
+
+export async function graph(args: string[]): Promise<number> {
+  const [file] = positional(args, ['format']);
+  const format = option(args, 'format') ?? (args.includes('--mermaid') ? 'mermaid' : 'tree');
+  if (!file || !['tree', 'mermaid'].includes(format)) throw usage('graph <topology.yaml> [--format tree|mermaid]');
+  const { diagnostics, checked } = await loadTopology(file);
+  if (!checked || diagnostics.some((d) => d.severity === 'error')) throw new TopologyError(diagnostics);
+  process.stdout.write(format === 'mermaid' ? toMermaid(checked) : toTree(checked));
+  return 0;
+}

@@ -1,0 +1,21 @@
+// `pipelines validate <files…>`: every problem of every file, as path:line:col: message (hint).
+import { formatDiagnostic } from '../topology/diagnostics.ts';
+import { loadTopology } from '../topology/load.ts';
+import { usage } from './args.ts';
+
+export async function validate(args: string[]): Promise<number> {
+  const files = args.filter((a) => !a.startsWith('-'));
+  const quiet = args.includes('--quiet') || args.includes('-q');
+  if (files.length === 0) throw usage('validate <topology.yaml>…');
+  let errors = 0;
+  for (const file of files) {
+    const { diagnostics } = await loadTopology(file);
+    for (const d of diagnostics) {
+      if (d.severity === 'error') errors++;
+      if (d.severity === 'error' || !quiet) process.stdout.write(`${formatDiagnostic(d)}\n`);
+    }
+    if (!diagnostics.some((d) => d.severity === 'error')) process.stdout.write(`${file}: ok\n`);
+  }
+  if (errors > 0) process.stdout.write(`${errors} error(s)\n`);
+  return errors > 0 ? 1 : 0;
+}

@@ -1,0 +1,394 @@
+// `aggregate`: windows on event time (tumbling, hopping, session), grouped, with measures; watermarks decide
+// when a window closes, allowed lateness how long it accepts updates, and later events go to the dead letters.
+import { z } from 'zod';
+import { duration, identifier } from '../topology/durations.ts';
+import type { CompiledExpression } from '../topology/expressions.ts';
+import type { FieldType, Scope } from '../topology/types.ts';
+import { DOUBLE, DYN } from '../topology/types.ts';
+import { defineStep, type Output, type RecordContext, RejectedRecord, slug, type Vars } from './step.ts';
+
+const MEASURE = /^\s*(count|sum|min|max|avg|distinct)\s*\(([\s\S]*)\)\s*$/;
+type MeasureFn = 'count' | 'sum' | 'min' | 'max' | 'avg' | 'distinct';
+
+const windowSchema = z
+  .strictObject({
+    tumbling: duration().optional().describe('Fixed, non-overlapping windows of this size.'),
+    hopping: duration().optional().describe('Overlapping windows of this size, one starting every `every`.'),
+    every: duration().optional().describe('With `hopping`: how often a window starts (divides the size).'),
+    session: duration().optional().describe('Sessions per group that close after this gap without events.'),
+    on: z
+      .string()
+      .optional()
+      .describe('CEL expression giving the event time (epoch ms) used to place a record; default: its event time.'),
+    allowedLateness: duration()
+      .prefault('0s')
+      .describe('How long after a window ends (in event time) late records still update it.'),
+  })
+  .superRefine((w, ctx) => {
+    const kinds = [w.tumbling, w.hopping, w.session].filter((x) => x !== undefined).length;
+    if (kinds !== 1) ctx.addIssue({ code: 'custom', message: 'a window is exactly one of tumbling, hopping, session' });
+    if (w.hopping !== undefined && (w.every === undefined || w.every <= 0 || w.hopping % w.every !== 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a hopping window needs `every`, a divisor of its size',
+        path: ['every'],
+      });
+    }
+    if (w.hopping === undefined && w.every !== undefined) {
+      ctx.addIssue({ code: 'custom', message: '`every` only applies to hopping windows', path: ['every'] });
+    }
+    for (const d of [w.tumbling, w.hopping, w.session]) {
+      if (d === 0) ctx.addIssue({ code: 'custom', message: 'a window size must be more than 0' });
+    }
+  });
+
+export const aggregate = defineStep({
+  kind: 'aggregate',
+  summary: 'Windowed aggregation on event time: group, measure, emit per window.',
+  description:
+    'Places each record in windows by event time (`window.on`), groups by `groupBy` and computes `measures` ' +
+    '(`count()`, `count(x)` (non-null), `sum(x)`, `min(x)`, `max(x)`, `avg(x)`, `distinct(x)`). ' +
+    'The watermark is the smallest, over the partitions seen, of the largest event time minus ' +
+    '`source.maxOutOfOrderness`; it moves after each batch. With `emit: onClose` a window emits one row when ' +
+    'the watermark passes its end, and an updated row for each batch of late records within ' +
+    '`allowedLateness` (pair with a ReplacingMergeTree or a compacted topic). With `emit: perBatch` each batch ' +
+    'emits mergeable partial rows (count, sum, min, max, and the distinct values as a list) for the windows it ' +
+    'touched (pair with SummingMergeTree / AggregatingMergeTree; ClickHouse finishes the windows). Records ' +
+    'later than `allowedLateness` go to the dead letters (`onLate: deadLetter`) or are dropped. ' +
+    'Output fields: the group fields, `windowStart`, `windowEnd` (epoch ms) and the measures.',
+  config: z.strictObject({
+    window: windowSchema,
+    groupBy: z
+      .union([z.array(z.string()), z.record(identifier(), z.string())])
+      .prefault([])
+      .describe(
+        'Group fields: a list of variables or paths (the last segment names the field), or a map name: expression.',
+      ),
+    measures: z
+      .record(
+        identifier(),
+        z.string().regex(MEASURE, 'expected fn(expression), fn one of count, sum, min, max, avg, distinct'),
+      )
+      .describe('Output field: `fn(expression)`.'),
+    emit: z
+      .enum(['onClose', 'perBatch'])
+      .default('onClose')
+      .describe('Final rows per window, or partial rows per batch.'),
+    onLate: z
+      .enum(['deadLetter', 'drop'])
+      .default('deadLetter')
+      .describe('What happens to records too late for their window.'),
+  }),
+  examples: [
+    {
+      window: { tumbling: '1m', on: 'at', allowedLateness: '10m' },
+      groupBy: ['segment'],
+      measures: { revenue: 'sum(amount)', orders: 'count()' },
+    },
+    {
+      window: { hopping: '10m', every: '1m' },
+      groupBy: { product: 'productId' },
+      measures: { units: 'sum(quantity)', buyers: 'distinct(customerId)' },
+      emit: 'perBatch',
+    },
+    { window: { session: '30m' }, groupBy: ['customerId'], measures: { orders: 'count()', spent: 'sum(amount)' } },
+  ],
+  stateful: true,
+  idHint: (c) => slug(groupNames(c.groupBy).join('-') || 'all'),
+  check(c, ctx) {
+    const out: Scope = {};
+    if (c.window.on !== undefined) ctx.expr(c.window.on, ['window', 'on']);
+    for (const [name, src, at] of groupEntries(c.groupBy)) {
+      if (!name) {
+        ctx.report(
+          'schema-invalid-value',
+          `cannot name a group field after '${src}'`,
+          at,
+          'use the map form: { name: expression }',
+        );
+        continue;
+      }
+      out[name] = ctx.expr(src, at) ?? DYN;
+    }
+    out.windowStart = DOUBLE;
+    out.windowEnd = DOUBLE;
+    if (c.window.session !== undefined && c.emit === 'perBatch') {
+      ctx.report('window-invalid', 'session windows cannot emit partial rows per batch', ['emit'], 'use emit: onClose');
+    }
+    for (const [name, m] of Object.entries(c.measures)) {
+      const [, fn, arg] = MEASURE.exec(m) as unknown as [string, MeasureFn, string];
+      const at = ['measures', name];
+      if (fn === 'avg' && c.emit === 'perBatch') {
+        ctx.report(
+          'window-invalid',
+          'avg is not mergeable across partial rows',
+          at,
+          'emit sum(x) and count(x), divide in ClickHouse',
+        );
+      }
+      if (arg.trim() === '' && fn !== 'count') {
+        ctx.report('measure-invalid', `${fn}() needs an expression`, at);
+        continue;
+      }
+      const t: FieldType | undefined =
+        arg.trim() === '' ? undefined : ctx.expr(arg, at, { offset: m.indexOf('(') + 1 });
+      if (fn === 'min' || fn === 'max') out[name] = t ?? DYN;
+      else if (fn === 'distinct' && c.emit === 'perBatch') out[name] = { kind: 'list', items: t ?? DYN };
+      else out[name] = DOUBLE;
+    }
+    if (c.onLate === 'deadLetter' && !ctx.hasDeadLetter) {
+      ctx.report(
+        'ref-dead-letter-missing',
+        'late records go to the dead letters but `spec.errors.deadLetter` is not set',
+        ['onLate'],
+        'set errors.deadLetter, or onLate: drop',
+      );
+    }
+    return out;
+  },
+  create(c, ctx) {
+    const on = c.window.on !== undefined ? ctx.compile(c.window.on) : undefined;
+    const groups = groupEntries(c.groupBy).map(([name, src]) => ({ name: name!, expr: ctx.compile(src) }));
+    const measures = Object.entries(c.measures).map(([name, m]) => {
+      const [, fn, arg] = MEASURE.exec(m) as unknown as [string, MeasureFn, string];
+      return { name, fn, arg: arg.trim() === '' ? undefined : ctx.compile(arg) };
+    });
+    const w = c.window;
+    const size = w.tumbling ?? w.hopping ?? 0;
+    const every = w.every ?? size;
+    const gap = w.session ?? 0;
+    const lateness = w.allowedLateness;
+    const perBatch = c.emit === 'perBatch';
+    let watermark = Number.NEGATIVE_INFINITY;
+    let accs = new Map<string, Acc>();
+    let sessions = new Map<string, Acc[]>();
+
+    const late = (rc: RecordContext, out: Output, t: number) => {
+      if (c.onLate === 'deadLetter') {
+        out.reject(
+          rc,
+          new RejectedRecord(
+            'LateEvent',
+            `event time ${new Date(t).toISOString()} is behind the watermark ${new Date(watermark).toISOString()} by more than the allowed lateness`,
+          ),
+        );
+      }
+    };
+    const newAcc = (start: number, end: number, group: unknown[], gk: string, rc: RecordContext): Acc => ({
+      start,
+      end,
+      group,
+      gk,
+      rc,
+      m: measures.map((x) => init(x.fn)),
+      dirty: false,
+      emitted: false,
+    });
+    const add = (acc: Acc, vals: unknown[], rc: RecordContext) => {
+      for (let i = 0; i < measures.length; i++)
+        acc.m[i] = step(measures[i]!.fn, acc.m[i], vals[i], measures[i]!.arg === undefined);
+      acc.dirty = true;
+      acc.rc = rc;
+    };
+    const row = (acc: Acc): Vars => {
+      const r: Vars = {};
+      for (let i = 0; i < groups.length; i++) r[groups[i]!.name] = acc.group[i];
+      r.windowStart = acc.start;
+      r.windowEnd = acc.end;
+      for (let i = 0; i < measures.length; i++) r[measures[i]!.name] = result(measures[i]!.fn, acc.m[i], perBatch);
+      return r;
+    };
+    return {
+      process(vars, rc, out) {
+        const t = on ? Number(on.evaluate(vars)) : rc.time;
+        if (!Number.isFinite(t)) throw new Error(`event time is not a number: ${String(t)}`);
+        const group = groups.map((g) => g.expr.evaluate(vars));
+        const gk = group.length === 1 ? String(group[0]) : group.map(String).join('\u0001');
+        const vals = measures.map((m) => (m.arg ? m.arg.evaluate(vars) : undefined));
+        if (gap > 0) {
+          if (t + gap + lateness <= watermark) return late(rc, out, t);
+          const list = sessions.get(gk) ?? [];
+          let acc = newAcc(t, t + gap, group, gk, rc);
+          const keep: Acc[] = [];
+          for (const s of list) {
+            if (s.start <= t + gap && t < s.end) acc = mergeAcc(acc, s, measures);
+            else keep.push(s);
+          }
+          add(acc, vals, rc);
+          keep.push(acc);
+          sessions.set(gk, keep);
+          return;
+        }
+        const first = Math.floor(t / every) * every;
+        if (first + size + lateness <= watermark) return late(rc, out, t);
+        for (let s = first; s > t - size; s -= every) {
+          const key = `${s}|${gk}`;
+          let acc = accs.get(key);
+          if (!acc) {
+            acc = newAcc(s, s + size, group, gk, rc);
+            accs.set(key, acc);
+          }
+          add(acc, vals, rc);
+        }
+      },
+      advance(time, out) {
+        watermark = Math.max(watermark, time.watermark);
+        const all: Acc[] = gap > 0 ? [...sessions.values()].flat() : [...accs.values()];
+        const due = all
+          .filter((a) => a.dirty && (perBatch || time.final || a.end <= watermark))
+          .sort((a, b) => a.end - b.end || (a.gk < b.gk ? -1 : a.gk > b.gk ? 1 : 0));
+        for (const a of due) {
+          a.dirty = false;
+          a.emitted = true;
+          out.emit(row(a), { record: a.rc.record, time: a.end - 1 });
+          if (perBatch) a.m = measures.map((x) => init(x.fn));
+        }
+        // Forget windows that can no longer change.
+        const done = (a: Acc) => time.final || (perBatch && !a.dirty) || a.end + lateness <= watermark;
+        if (gap > 0) {
+          for (const [k, list] of sessions) {
+            const rest = list.filter((a) => !done(a) || a.dirty);
+            if (rest.length === 0) sessions.delete(k);
+            else sessions.set(k, rest);
+          }
+        } else for (const [k, a] of accs) if (done(a) && !a.dirty) accs.delete(k);
+      },
+      snapshot: () => ({
+        watermark,
+        windows: [...accs.values(), ...[...sessions.values()].flat()].map((a) => ({
+          start: a.start,
+          end: a.end,
+          group: a.group,
+          measures: a.m.map((v) => (v instanceof Set ? [...v] : v)),
+          emitted: a.emitted,
+        })),
+      }),
+      restore(s) {
+        const snap = s as {
+          watermark: number;
+          windows: { start: number; end: number; group: unknown[]; measures: unknown[]; emitted: boolean }[];
+        };
+        watermark = snap.watermark;
+        accs = new Map();
+        sessions = new Map();
+        for (const x of snap.windows) {
+          const gk = x.group.length === 1 ? String(x.group[0]) : x.group.map(String).join('\u0001');
+          const m = x.measures.map((v, i) => (measures[i]!.fn === 'distinct' ? new Set(v as unknown[]) : v));
+          const acc: Acc = {
+            start: x.start,
+            end: x.end,
+            group: x.group,
+            gk,
+            m,
+            dirty: false,
+            emitted: x.emitted,
+            rc: {
+              record: { topic: '', partition: -1, offset: -1, key: null, value: null, timestamp: x.end },
+              time: x.end,
+            },
+          };
+          if (gap > 0) sessions.set(gk, [...(sessions.get(gk) ?? []), acc]);
+          else accs.set(`${x.start}|${gk}`, acc);
+        }
+      },
+    };
+  },
+});
+
+interface Acc {
+  start: number;
+  end: number;
+  group: unknown[];
+  gk: string;
+  m: unknown[];
+  dirty: boolean;
+  emitted: boolean;
+  rc: RecordContext;
+}
+
+function groupNames(g: string[] | Record<string, string>): string[] {
+  return groupEntries(g).map(([n]) => n ?? '?');
+}
+
+function groupEntries(g: string[] | Record<string, string>): [string | undefined, string, (string | number)[]][] {
+  if (Array.isArray(g)) {
+    return g.map((src, i) => {
+      const path = /^\s*[A-Za-z_]\w*(\s*\.\s*[A-Za-z_]\w*)*\s*$/.test(src)
+        ? src.trim().split('.').pop()!.trim()
+        : undefined;
+      return [path, src, ['groupBy', i]];
+    });
+  }
+  return Object.entries(g).map(([n, src]) => [n, src, ['groupBy', n]]);
+}
+
+function init(fn: MeasureFn): unknown {
+  switch (fn) {
+    case 'count':
+    case 'sum':
+      return 0;
+    case 'avg':
+      return [0, 0];
+    case 'distinct':
+      return new Set();
+    default:
+      return null;
+  }
+}
+
+function step(fn: MeasureFn, s: unknown, v: unknown, noArg: boolean): unknown {
+  switch (fn) {
+    case 'count':
+      return noArg || (v !== null && v !== undefined) ? (s as number) + 1 : s;
+    case 'sum':
+      return v === null || v === undefined ? s : (s as number) + Number(v);
+    case 'min':
+      return v === null || v === undefined ? s : s === null || (v as number) < (s as number) ? v : s;
+    case 'max':
+      return v === null || v === undefined ? s : s === null || (v as number) > (s as number) ? v : s;
+    case 'avg': {
+      if (v === null || v === undefined) return s;
+      const [sum, n] = s as [number, number];
+      return [sum + Number(v), n + 1];
+    }
+    case 'distinct':
+      if (v !== null && v !== undefined) (s as Set<unknown>).add(v);
+      return s;
+  }
+}
+
+function result(fn: MeasureFn, s: unknown, partial: boolean): unknown {
+  if (fn === 'avg') {
+    const [sum, n] = s as [number, number];
+    return n === 0 ? null : sum / n;
+  }
+  if (fn === 'distinct') return partial ? [...(s as Set<unknown>)] : (s as Set<unknown>).size;
+  return s;
+}
+
+function mergeAcc(a: Acc, b: Acc, measures: { fn: MeasureFn; arg?: CompiledExpression }[]): Acc {
+  const m = measures.map((x, i) => {
+    const p = a.m[i];
+    const q = b.m[i];
+    switch (x.fn) {
+      case 'count':
+      case 'sum':
+        return (p as number) + (q as number);
+      // Not Math.min/max: min and max also apply to strings.
+      case 'min':
+        // biome-ignore lint/complexity/useMathMinMax: strings too
+        return p === null ? q : q === null ? p : (q as number) < (p as number) ? q : p;
+      case 'max':
+        // biome-ignore lint/complexity/useMathMinMax: strings too
+        return p === null ? q : q === null ? p : (q as number) > (p as number) ? q : p;
+      case 'avg': {
+        const [s1, n1] = p as [number, number];
+        const [s2, n2] = q as [number, number];
+        return [s1 + s2, n1 + n2];
+      }
+      default:
+        return new Set([...(p as Set<unknown>), ...(q as Set<unknown>)]);
+    }
+  });
+  return { ...a, start: Math.min(a.start, b.start), end: Math.max(a.end, b.end), m, emitted: a.emitted || b.emitted };
+}

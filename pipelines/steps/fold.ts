@@ -1,0 +1,118 @@
+// `fold`: event sourcing. The current state per key, updated by one handler per event type.
+import { z } from 'zod';
+import { didYouMean } from '../topology/diagnostics.ts';
+import { expression, identifier } from '../topology/durations.ts';
+import type { FieldType, Scope } from '../topology/types.ts';
+import { DYN, mergeTypes, nullable } from '../topology/types.ts';
+import { defineStep, RejectedRecord, slug, type Vars } from './step.ts';
+
+export const fold = defineStep({
+  kind: 'fold',
+  summary: 'Event sourcing: keep the current state per key, one handler per event type.',
+  description:
+    'For each record, `by` (default `event.eventType`) names the handler in `on`; the handler sets state ' +
+    'fields from CEL expressions that see the variables at this step (with `event` typed as that event type) ' +
+    'and `state`, the state before this event (fields from `initial`, others null). The record that leaves ' +
+    'the step is the new state (all its fields), emitted after every handled event. Records of types without ' +
+    'a handler are skipped (`onUnknown: skip`) or dead-lettered. State: the map of keys to states.',
+  config: z.strictObject({
+    key: expression('the entity the state belongs to (converted to a string)'),
+    by: expression('the handler name for a record').default('event.eventType'),
+    initial: z
+      .record(identifier(), expression('an initial value'))
+      .optional()
+      .describe('Initial state fields (constant expressions); other fields start as null.'),
+    on: z
+      .record(z.string(), z.record(identifier(), expression('the new value of the state field')))
+      .describe('Handlers by event type (the short Avro record name): state field -> expression.'),
+    onUnknown: z.enum(['skip', 'deadLetter']).default('skip').describe('What to do with a record no handler matches.'),
+  }),
+  examples: [
+    {
+      key: 'event.data.orderId',
+      initial: { status: "'NEW'" },
+      on: {
+        OrderPlaced: { orderId: 'event.data.orderId', status: "'PLACED'", total: 'event.data.totalAmount' },
+        OrderShipped: { status: "'SHIPPED'", carrier: 'event.data.carrier' },
+      },
+    },
+  ],
+  stateful: true,
+  idHint: (c) => slug(c.key.split('.').pop() ?? 'state'),
+  check(c, ctx) {
+    ctx.expr(c.key, ['key']);
+    ctx.expr(c.by, ['by']);
+    const fields: Record<string, FieldType> = {};
+    for (const [f, e] of Object.entries(c.initial ?? {})) fields[f] = ctx.expr(e, ['initial', f], { scope: {} }) ?? DYN;
+    // Handlers read `state`, whose types come from the handlers: check them with state fields as dyn.
+    const names = new Set(Object.keys(fields));
+    for (const h of Object.values(c.on)) for (const f of Object.keys(h)) names.add(f);
+    const loose: Scope = {
+      ...ctx.scope,
+      state: { kind: 'record', name: 'State', fields: Object.fromEntries([...names].map((n) => [n, DYN])) },
+    };
+    const setBy = new Map<string, number>();
+    for (const [type, handler] of Object.entries(c.on)) {
+      const ev = ctx.eventTypes.get(type);
+      if (ctx.eventTypes.size > 0 && !ev) {
+        ctx.report(
+          'ref-unknown-event-type',
+          `no event type '${type}' on the source`,
+          ['on', type],
+          didYouMean(type, ctx.eventTypes.keys()),
+        );
+      }
+      const scope: Scope = ev ? { ...loose, event: ev } : loose;
+      for (const [f, e] of Object.entries(handler)) {
+        const t = ctx.expr(e, ['on', type, f], { scope }) ?? DYN;
+        fields[f] = fields[f] ? mergeTypes(fields[f], t) : t;
+        setBy.set(f, (setBy.get(f) ?? 0) + 1);
+      }
+    }
+    if (c.onUnknown === 'deadLetter' && !ctx.hasDeadLetter) {
+      ctx.report(
+        'ref-dead-letter-missing',
+        'unknown events go to the dead letters but `spec.errors.deadLetter` is not set',
+        ['onUnknown'],
+      );
+    }
+    const out: Scope = {};
+    for (const [f, t] of Object.entries(fields)) out[f] = c.initial?.[f] !== undefined ? t : nullable(t);
+    return out;
+  },
+  create(c, ctx) {
+    const key = ctx.compile(c.key);
+    const by = ctx.compile(c.by);
+    const initial: Vars = {};
+    const names = new Set<string>();
+    for (const h of Object.values(c.on)) for (const f of Object.keys(h)) names.add(f);
+    for (const n of names) initial[n] = null;
+    for (const [f, e] of Object.entries(c.initial ?? {})) initial[f] = ctx.compile(e).evaluate({});
+    const handlers = new Map(
+      Object.entries(c.on).map(([type, h]) => [type, Object.entries(h).map(([f, e]) => [f, ctx.compile(e)] as const)]),
+    );
+    let states = new Map<string, Vars>();
+    return {
+      process(vars, rc, out) {
+        const type = String(by.evaluate(vars));
+        const handler = handlers.get(type);
+        if (!handler) {
+          if (c.onUnknown === 'deadLetter')
+            out.reject(rc, new RejectedRecord('UnknownEventType', `no fold handler for '${type}'`));
+          return;
+        }
+        const k = String(key.evaluate(vars));
+        const prev = states.get(k) ?? initial;
+        vars.state = prev;
+        const next: Vars = { ...prev };
+        for (const [f, e] of handler) next[f] = e.evaluate(vars);
+        states.set(k, next);
+        out.emit({ ...next }, rc);
+      },
+      snapshot: () => Object.fromEntries(states),
+      restore(s) {
+        states = new Map(Object.entries(s as Record<string, Vars>));
+      },
+    };
+  },
+});

@@ -1,0 +1,142 @@
+// The small contract every step kind implements: a spec (config schema with descriptions, defaults and
+// examples), a type-flow check used by the validator, and a factory for the synchronous processor.
+import type { z } from 'zod';
+import type { CompiledExpression } from '../topology/expressions.ts';
+import type { FieldType, Scope } from '../topology/types.ts';
+
+/** One decoded Kafka record, as the worker hands it to a plan. */
+export interface SourceRecord {
+  topic: string;
+  partition: number;
+  offset: number | bigint | string;
+  key: unknown;
+  value: unknown;
+  /** Kafka record timestamp, epoch milliseconds. */
+  timestamp: number;
+  headers?: Record<string, string | Uint8Array | undefined>;
+}
+
+/** The variables of one record at one point of the chain (`event`, `key`, `record`, then what steps add). */
+export type Vars = Record<string, unknown>;
+
+export interface RecordContext {
+  /** The source record this output descends from (provenance for dead letters). */
+  readonly record: SourceRecord;
+  /** Event time of this record or window, epoch milliseconds. */
+  readonly time: number;
+}
+
+export interface TimeInfo {
+  /** Event-time watermark: no more records older than this are expected (min over partitions). */
+  watermark: number;
+  /** Wall-clock time from the injected clock. */
+  now: number;
+  /** End of input (offline runs, shutdown): close every window and stop waiting. */
+  final: boolean;
+}
+
+export interface Output {
+  emit(vars: Vars, ctx: RecordContext): void;
+  /** Send this record to the dead-letter output, whatever the error policy says (a decision of the step). */
+  reject(ctx: RecordContext, error: Error): void;
+}
+
+export interface Processor {
+  /** One record in, zero or more out through `out.emit`; synchronous. Throwing hands the record to the policy. */
+  process(vars: Vars, ctx: RecordContext, out: Output): void;
+  /** After each batch and on each tick: time moved on (close windows, expire waits, evict). */
+  advance?(time: TimeInfo, out: Output): void;
+  /** The step's state, as plain data (for snapshots and the test driver). */
+  snapshot?(): unknown;
+  restore?(state: unknown): void;
+  /** Records held back (waiting for a table row): the worker must not commit past them. */
+  held?(): Iterable<SourceRecord>;
+}
+
+/** A record the step chose to dead-letter (missing table row, late event): not retriable. */
+export class RejectedRecord extends Error {
+  readonly retriable = false;
+  readonly errorClass: string;
+  constructor(errorClass: string, message: string) {
+    super(message);
+    this.name = errorClass;
+    this.errorClass = errorClass;
+  }
+}
+
+export interface TableInfo {
+  name: string;
+  /** Type of a row (from the table's Avro schema, or dyn). */
+  row: FieldType;
+}
+
+export type RelPath = readonly (string | number)[];
+
+/** What a step's check sees: the variables at its input, and ways to report located problems. */
+export interface CheckContext {
+  readonly scope: Scope;
+  readonly tables: ReadonlyMap<string, TableInfo>;
+  /** Record type of each event type on the source topic, by short Avro name. */
+  readonly eventTypes: ReadonlyMap<string, FieldType>;
+  readonly hasDeadLetter: boolean;
+  /** Checks an expression at `at` (relative to the step's config); undefined type when it has problems. */
+  expr(source: string, at: RelPath, opts?: { bool?: boolean; scope?: Scope; offset?: number }): FieldType | undefined;
+  report(code: import('../topology/diagnostics.ts').DiagnosticCode, message: string, at: RelPath, hint?: string): void;
+  /** Resolves a file path relative to the topology, refusing paths outside its folder; reports problems. */
+  file(rel: string, at: RelPath): string | undefined;
+}
+
+export interface TableView {
+  get(key: string): unknown;
+  /** Called with the key after each upsert (for `enrich` with `onMissing: wait`). */
+  onUpsert(listener: (key: string) => void): void;
+}
+
+export interface BuildContext {
+  readonly stepId: string;
+  compile(source: string): CompiledExpression;
+  table(name: string): TableView;
+  /** For `module` steps: the loaded function. */
+  readonly module?: (...args: never[]) => unknown;
+  /** Absolute path resolved at check time (module steps). */
+  file(rel: string): string;
+}
+
+export interface StepSpec<S extends z.ZodType = z.ZodType> {
+  kind: string;
+  summary: string;
+  description: string;
+  config: S;
+  /** Example configs, linted by a test and shown in the reference. */
+  examples: z.input<S>[];
+  /** Keeps state across records (its id names that state). */
+  stateful: boolean;
+  /** A readable, config-derived part of the step id (the id is `<kind>-<hint>` unless given). */
+  idHint(config: z.output<S>): string;
+  /** Type flow: check the config against the input variables; the variables after this step. */
+  check(config: z.output<S>, ctx: CheckContext): Scope;
+  create(config: z.output<S>, ctx: BuildContext): Processor;
+}
+
+export function defineStep<S extends z.ZodType>(spec: StepSpec<S>): StepSpec<S> {
+  return spec;
+}
+
+/** Short stable hash (FNV-1a) of a string, for ids derived from config. */
+export function shortHash(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0').slice(0, 6);
+}
+
+export function slug(s: string): string {
+  return (
+    s
+      .replace(/[^A-Za-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40) || 'x'
+  );
+}

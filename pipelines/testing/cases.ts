@@ -1,0 +1,229 @@
+// Declarative test cases kept beside the topologies (`<name>.test.yaml`): given tables and input events,
+// expect what the sinks receive. Run by `pipelines test` and by jest, through the offline driver.
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { readSource } from '../topology/compile.ts';
+import type { Diagnostic } from '../topology/diagnostics.ts';
+import { hasErrors } from '../topology/diagnostics.ts';
+import { duration } from '../topology/durations.ts';
+import { validate } from '../topology/issues.ts';
+import { loadTopology } from '../topology/load.ts';
+import { SourceFile } from '../topology/yaml.ts';
+import { InputError, TopologyTestDriver } from './driver.ts';
+
+const RecordInput = z.strictObject({
+  value: z.unknown().describe('The event (JSON), checked against the source Avro schemas.'),
+  key: z.unknown().optional().describe('Kafka record key.'),
+  partition: z.number().int().min(0).optional().describe('Partition (default 0).'),
+  timestamp: z.number().optional().describe('Kafka record timestamp (default: value.timestamp).'),
+});
+const Advance = z.strictObject({ advance: duration().describe('Move the wall clock (ends the batch).') });
+const Upsert = z.strictObject({
+  table: z.string(),
+  upsert: z.record(z.string(), z.unknown()).describe('A table row (ends the batch).'),
+});
+const Delete = z.strictObject({
+  table: z.string(),
+  delete: z.union([z.string(), z.number()]).describe('A table key (ends the batch).'),
+});
+const Batch = z.strictObject({ batch: z.literal(true).describe('End the current batch here.') });
+
+export const TestCaseSchema = z.strictObject({
+  name: z.string().min(1).describe('What this case shows.'),
+  tables: z
+    .record(z.string(), z.array(z.record(z.string(), z.unknown())))
+    .optional()
+    .describe('Rows loaded into the tables before the input.'),
+  now: z.number().optional().describe('Initial wall clock, epoch ms (default 0).'),
+  input: z
+    .array(z.union([RecordInput, Advance, Upsert, Delete, Batch]))
+    .describe('Records (consecutive ones form one batch), wall-clock moves, table updates, batch ends.'),
+  flush: z.boolean().default(true).describe('End of input after the last item: close every window.'),
+  expect: z
+    .strictObject({
+      sinks: z
+        .record(z.string(), z.array(z.unknown()))
+        .optional()
+        .describe('Per sink id, the rows it receives, in order; each expected row lists the fields it checks.'),
+      deadLetters: z
+        .array(
+          z.strictObject({
+            stepId: z.string().optional(),
+            errorClass: z.string().optional(),
+            message: z.string().optional(),
+          }),
+        )
+        .optional()
+        .describe('The dead letters, in order (message: a substring).'),
+      ordered: z.boolean().default(true).describe('Rows in this order (false: in any order).'),
+    })
+    .describe('What must come out.'),
+});
+
+export const TestFileSchema = z
+  .strictObject({
+    topology: z.string().describe('The topology file, relative to this file.'),
+    cases: z.array(TestCaseSchema).min(1),
+  })
+  .describe('Declarative test cases for a topology.');
+
+export type TestCase = z.output<typeof TestCaseSchema>;
+
+export interface CaseResult {
+  name: string;
+  passed: boolean;
+  failures: string[];
+  ms: number;
+}
+
+export interface FileResult {
+  file: string;
+  diagnostics: Diagnostic[];
+  cases: CaseResult[];
+}
+
+/** Test files under a path: a `.test.yaml` file, or every one in a folder (recursively). */
+export function findTestFiles(path: string): string[] {
+  const abs = resolve(path);
+  if (statSync(abs).isFile()) return [abs];
+  const out: string[] = [];
+  for (const name of readdirSync(abs).sort()) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    const p = join(abs, name);
+    if (statSync(p).isDirectory()) out.push(...findTestFiles(p));
+    else if (/\.test\.ya?ml$/.test(name)) out.push(p);
+  }
+  return out;
+}
+
+export async function runTestFile(file: string): Promise<FileResult> {
+  const src = readSource(file);
+  if (!(src instanceof SourceFile)) return { file, diagnostics: [src], cases: [] };
+  const diagnostics = [...src.diagnostics, ...(src.diagnostics.length ? [] : validate(TestFileSchema, src.value, src))];
+  if (hasErrors(diagnostics)) return { file: src.file, diagnostics, cases: [] };
+  const spec = TestFileSchema.parse(src.value);
+  const topologyFile = resolve(dirname(file), spec.topology);
+  const loaded = await loadTopology(topologyFile);
+  if (!loaded.plan) return { file: src.file, diagnostics: [...diagnostics, ...loaded.diagnostics], cases: [] };
+  const cases: CaseResult[] = [];
+  for (const c of spec.cases) {
+    const started = performance.now();
+    // A fresh plan per case: no state leaks from one case to the next.
+    const { plan } = await loadTopology(topologyFile);
+    const failures = runCase(new TopologyTestDriver(plan!, { now: c.now ?? 0 }), c);
+    cases.push({ name: c.name, passed: failures.length === 0, failures, ms: performance.now() - started });
+  }
+  return { file: src.file, diagnostics, cases };
+}
+
+export function runCase(driver: TopologyTestDriver, c: TestCase): string[] {
+  try {
+    for (const [table, rows] of Object.entries(c.tables ?? {})) for (const row of rows) driver.table(table).upsert(row);
+    let batch: Parameters<TopologyTestDriver['pipe']>[0] & unknown[] = [];
+    const end = () => {
+      if (batch.length > 0) driver.pipe(batch);
+      batch = [];
+    };
+    for (const item of c.input) {
+      if ('value' in item) batch.push(item as never);
+      else {
+        end();
+        if ('advance' in item) driver.advanceWallClock(item.advance);
+        else if ('upsert' in item) driver.table(item.table).upsert(item.upsert);
+        else if ('delete' in item) driver.table(item.table).delete(item.delete);
+      }
+    }
+    end();
+    if (c.flush) driver.flush();
+  } catch (err) {
+    if (err instanceof InputError || (err as { userFacing?: boolean }).userFacing) return [(err as Error).message];
+    return [`the run failed: ${(err as Error).message}`];
+  }
+  const failures: string[] = [];
+  for (const [sinkId, expected] of Object.entries(c.expect.sinks ?? {})) {
+    const actual = driver.outputs()[sinkId];
+    if (!actual) {
+      failures.push(`no sink '${sinkId}' (sinks: ${Object.keys(driver.outputs()).join(', ')})`);
+      continue;
+    }
+    failures.push(...compareRows(sinkId, expected, actual, c.expect.ordered));
+  }
+  if (c.expect.deadLetters) {
+    const actual = driver
+      .deadLetters()
+      .map((d) => ({ stepId: d.stepId, errorClass: d.errorClass, message: d.message }));
+    failures.push(...compareRows('dead letters', c.expect.deadLetters, actual, c.expect.ordered));
+  }
+  return failures;
+}
+
+function compareRows(
+  what: string,
+  expected: readonly unknown[],
+  actual: readonly unknown[],
+  ordered: boolean,
+): string[] {
+  const out: string[] = [];
+  if (expected.length !== actual.length) {
+    out.push(
+      `${what}: expected ${expected.length} row(s), got ${actual.length}${actual.length ? `:\n${actual.map((a) => `        ${short(a)}`).join('\n')}` : ''}`,
+    );
+    return out;
+  }
+  if (ordered) {
+    expected.forEach((e, i) => {
+      const diff = mismatch(e, actual[i], '');
+      if (diff) out.push(`${what} row ${i + 1}: ${diff}\n        got ${short(actual[i])}`);
+    });
+    return out;
+  }
+  const left = [...actual];
+  for (const e of expected) {
+    const i = left.findIndex((a) => mismatch(e, a, '') === undefined);
+    if (i < 0) out.push(`${what}: no row matches ${short(e)}`);
+    else left.splice(i, 1);
+  }
+  return out;
+}
+
+/** Undefined when `actual` has every field of `expected` with an equal value (numbers within 1e-9). */
+function mismatch(expected: unknown, actual: unknown, at: string): string | undefined {
+  if (typeof expected === 'number' && typeof actual === 'number') {
+    return Math.abs(expected - actual) <= 1e-9 * Math.max(1, Math.abs(expected))
+      ? undefined
+      : `${at || 'value'}: expected ${expected}, got ${actual}`;
+  }
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual) || actual.length !== expected.length)
+      return `${at || 'value'}: expected ${short(expected)}, got ${short(actual)}`;
+    for (let i = 0; i < expected.length; i++) {
+      const d = mismatch(expected[i], actual[i], `${at}[${i}]`);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  if (expected && typeof expected === 'object') {
+    if (!actual || typeof actual !== 'object')
+      return `${at || 'value'}: expected ${short(expected)}, got ${short(actual)}`;
+    for (const [k, v] of Object.entries(expected)) {
+      const path = at ? `${at}.${k}` : k;
+      if (!(k in actual)) return `${path}: missing`;
+      if (k === 'message' && typeof v === 'string' && typeof (actual as Record<string, unknown>)[k] === 'string') {
+        if (!(actual as Record<string, string>)[k]!.includes(v)) return `${path}: expected to contain '${v}'`;
+        continue;
+      }
+      const d = mismatch(v, (actual as Record<string, unknown>)[k], path);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  return Object.is(expected, actual)
+    ? undefined
+    : `${at || 'value'}: expected ${short(expected)}, got ${short(actual)}`;
+}
+
+function short(v: unknown): string {
+  const s = JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x));
+  return s && s.length > 200 ? `${s.slice(0, 200)}…` : String(s);
+}

@@ -1,0 +1,191 @@
+// The offline test driver (after Kafka Streams' TopologyTestDriver): the very same plan, no broker.
+// Pipe records in (each call is one batch), move the wall clock, feed tables, read what each sink received,
+// the dead letters and the state of each step. Input values are checked against the source's Avro schemas and
+// decoded through them, as the worker would; Kafka sink values are encoded with their schema, as the producer would.
+
+import type { LoadedSchema } from '../topology/avro.ts';
+import { matchSchema } from '../topology/avro.ts';
+import type { CompileOptions } from '../topology/compile.ts';
+import { parseDuration } from '../topology/durations.ts';
+import { loadPlan } from '../topology/load.ts';
+import type { DeadLetter, Plan, SourceRecord } from '../topology/plan.ts';
+
+export interface TestRecord {
+  value: unknown;
+  key?: unknown;
+  partition?: number;
+  /** Kafka record timestamp; default: `value.timestamp` when it is a number, else the driver's clock. */
+  timestamp?: number;
+  topic?: string;
+  offset?: number;
+  headers?: Record<string, string>;
+}
+
+export interface DriverOptions {
+  /** Initial wall clock, epoch ms (default 0). */
+  now?: number;
+  /** Check and decode input values through the source's Avro schemas (default true when it has some). */
+  checkInput?: boolean;
+}
+
+/** An input value that does not match the source schemas. */
+export class InputError extends Error {
+  readonly userFacing = true;
+  readonly problems: string[];
+  constructor(message: string, problems: string[]) {
+    super(`${message}: ${problems.join('; ')}`);
+    this.name = 'InputError';
+    this.problems = problems;
+  }
+}
+
+export class TopologyTestDriver {
+  readonly plan: Plan;
+  #now: number;
+  readonly #schemas: LoadedSchema[];
+  readonly #offsets = new Map<number, number>();
+  readonly #outputs: Record<string, unknown[]> = {};
+  readonly #deadLetters: DeadLetter[] = [];
+  readonly #encoders = new Map<string, LoadedSchema['type']>();
+
+  static async load(file: string, opts: DriverOptions & CompileOptions = {}): Promise<TopologyTestDriver> {
+    return new TopologyTestDriver(await loadPlan(file, opts), opts);
+  }
+
+  constructor(plan: Plan, opts: DriverOptions = {}) {
+    this.plan = plan;
+    this.#now = opts.now ?? 0;
+    this.#schemas = opts.checkInput === false ? [] : plan.checked.schemas;
+    for (const s of plan.sinks) {
+      this.#outputs[s.id] = [];
+      const t = s.writer.valueType as LoadedSchema['type'] | undefined;
+      if (t) this.#encoders.set(s.id, t);
+    }
+  }
+
+  get now(): number {
+    return this.#now;
+  }
+
+  get watermark(): number {
+    return this.plan.watermark;
+  }
+
+  /** One batch: records (or plain event values) in, in order. Returns what this batch produced. */
+  pipe(input: TestRecord | readonly TestRecord[]) {
+    const list = Array.isArray(input) ? input : [input];
+    const records = list.map((r) => this.#record(r as TestRecord));
+    return this.#collect(this.plan.process(records, this.#now));
+  }
+
+  /** One batch of event values on partition 0 (or the given one). */
+  pipeValues(values: readonly unknown[], opts: Omit<TestRecord, 'value'> = {}) {
+    return this.pipe(values.map((value) => ({ ...opts, value })));
+  }
+
+  /** Moves the wall clock (enrich waits, idle partitions) and lets the plan act on it. */
+  advanceWallClock(by: number | string) {
+    this.#now += typeof by === 'string' ? parseDuration(by) : by;
+    return this.#collect(this.plan.tick(this.#now));
+  }
+
+  /** End of input: every window closes, every wait ends. */
+  flush() {
+    return this.#collect(this.plan.flush(this.#now));
+  }
+
+  table(name: string) {
+    const tables = this.plan.tables;
+    return {
+      upsert: (row: unknown, key?: string | number) => {
+        const k = key ?? tables.keyOf(name, row);
+        if (k === undefined)
+          throw new InputError(`table '${name}'`, ['a row needs a key (the key field, or pass one)']);
+        tables.upsert(name, k, row);
+      },
+      delete: (key: string | number) => tables.delete(name, key),
+    };
+  }
+
+  /** Everything a sink received so far. */
+  output(sinkId: string): unknown[] {
+    const out = this.#outputs[sinkId];
+    if (!out) throw new InputError('unknown sink', [`'${sinkId}' (sinks: ${Object.keys(this.#outputs).join(', ')})`]);
+    return out;
+  }
+
+  outputs(): Record<string, unknown[]> {
+    return this.#outputs;
+  }
+
+  deadLetters(): DeadLetter[] {
+    return this.#deadLetters;
+  }
+
+  /** The state of one stateful step (or of all), as plain data. */
+  state(stepId?: string): unknown {
+    const snap = this.plan.snapshot();
+    return stepId === undefined ? snap.steps : snap.steps[stepId];
+  }
+
+  #record(r: TestRecord): SourceRecord {
+    if (!r || typeof r !== 'object' || !('value' in r)) throw new InputError('an input record', ['needs a `value`']);
+    const partition = r.partition ?? 0;
+    const offset = r.offset ?? this.#offsets.get(partition) ?? 0;
+    this.#offsets.set(partition, offset + 1);
+    let value = r.value;
+    if (this.#schemas.length > 0) {
+      const m = matchSchema(this.#schemas, value);
+      if ('problems' in m)
+        throw new InputError(
+          `input at partition ${partition} offset ${offset}`,
+          m.problems.map((p) => p.message),
+        );
+      // As the worker: bytes on the wire, decoded by the reader schema (avsc records, defaults filled in).
+      value = m.schema.type.fromBuffer(m.schema.type.toBuffer(value));
+    }
+    const ts = (value as { timestamp?: unknown } | null)?.timestamp;
+    return {
+      topic: r.topic ?? this.plan.topics.source,
+      partition,
+      offset,
+      key: r.key ?? null,
+      value,
+      timestamp: r.timestamp ?? (typeof ts === 'number' ? ts : this.#now),
+      headers: r.headers ?? {},
+    };
+  }
+
+  #collect(result: ReturnType<Plan['process']>) {
+    for (const [id, rows] of Object.entries(result.sinks)) {
+      const enc = this.#encoders.get(id);
+      for (const row of rows) {
+        let out = row;
+        if (enc) {
+          const rec = row as { key: unknown; value: unknown };
+          const problems: string[] = [];
+          if (!enc.isValid(rec.value, { errorHook: (p: string[]) => problems.push(p.join('.')) })) {
+            throw new InputError(
+              `sink '${id}' cannot encode a value with its Avro schema`,
+              problems.map((p) => `field ${p}`),
+            );
+          }
+          out = { key: rec.key, value: plain(enc.fromBuffer(enc.toBuffer(rec.value))) };
+        }
+        this.#outputs[id]!.push(plain(out));
+      }
+      result.sinks[id] = rows.length === 0 ? [] : this.#outputs[id]!.slice(-rows.length);
+    }
+    this.#deadLetters.push(...result.deadLetters);
+    return result;
+  }
+}
+
+/** Plain data (no avsc record classes), for comparisons and printing. */
+export function plain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(plain);
+  if (v instanceof Uint8Array || v instanceof Date || v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = plain(x);
+  return out;
+}

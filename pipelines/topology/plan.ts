@@ -1,0 +1,370 @@
+// The compiled plan: what a Kafka worker (and the offline driver) runs. Synchronous per batch, time from the
+// caller, tables fed through an explicit API, state open for snapshots, outputs per sink and dead letters.
+import type {
+  BuildContext,
+  Output,
+  Processor,
+  RecordContext,
+  SourceRecord,
+  TableView,
+  TimeInfo,
+  Vars,
+} from '../steps/step.ts';
+import { RejectedRecord } from '../steps/step.ts';
+import { recordConstructors } from './avro.ts';
+import type { CheckedTopology } from './compile.ts';
+import { type CompiledExpression, ExpressionRuntime } from './expressions.ts';
+import type { ErrorsConfig, Topology } from './schema.ts';
+import type { SinkWriter } from './sinks/sink.ts';
+
+export type { SourceRecord } from '../steps/step.ts';
+
+export interface DeadLetter {
+  record: SourceRecord;
+  /** Id of the step (or sink) where the record failed. */
+  stepId: string;
+  /** Error class: ExpressionError, MissingTableRow, LateEvent, UnknownEventType, or the thrown error's name. */
+  errorClass: string;
+  message: string;
+  retriable: boolean;
+}
+
+export interface BatchResult {
+  /** Per sink id, what the sink receives, in order. */
+  sinks: Record<string, unknown[]>;
+  deadLetters: DeadLetter[];
+  /** Event-time watermark after this batch. */
+  watermark: number;
+  stats: { records: number; deadLettered: number; skipped: number };
+}
+
+/** Thrown by `process` when a record fails and the policy is `onError: fail`: the batch must not be committed. */
+export class PipelineFailure extends Error {
+  readonly retriable = false;
+  readonly stepId: string;
+  readonly record: SourceRecord;
+  constructor(stepId: string, record: SourceRecord, cause: unknown) {
+    super(
+      `step '${stepId}' failed on ${record.topic}/${record.partition}@${String(record.offset)}: ${(cause as Error)?.message}`,
+      { cause },
+    );
+    this.name = 'PipelineFailure';
+    this.stepId = stepId;
+    this.record = record;
+  }
+}
+
+export interface PlanSink {
+  id: string;
+  kind: string;
+  /** Step id the sink reads, or 'source'. */
+  from: string;
+  /** The sink's config as written (with defaults), for the sink runtime (table, engine, topic...). */
+  config: Record<string, unknown>;
+  writer: SinkWriter & Record<string, unknown>;
+}
+
+export interface PlanState {
+  watermarks: Record<string, number>;
+  steps: Record<string, unknown>;
+}
+
+/** Lookup tables, fed by the worker from compacted topics (or by the test driver). Keys are strings. */
+export class TableStore {
+  readonly #tables = new Map<string, Map<string, unknown>>();
+  readonly #listeners = new Map<string, ((key: string) => void)[]>();
+  readonly #keyFields: Map<string, string | undefined>;
+
+  constructor(keyFields: Map<string, string | undefined>) {
+    this.#keyFields = keyFields;
+    for (const name of keyFields.keys()) this.#tables.set(name, new Map());
+  }
+
+  names(): string[] {
+    return [...this.#tables.keys()];
+  }
+
+  /** The key of a row: its key field when the table declares one. */
+  keyOf(table: string, row: unknown): string | undefined {
+    const f = this.#keyFields.get(table);
+    const v = f && row && typeof row === 'object' ? (row as Record<string, unknown>)[f] : undefined;
+    return v === undefined || v === null ? undefined : String(v);
+  }
+
+  upsert(table: string, key: string | number, row: unknown): void {
+    const t = this.#table(table);
+    const k = String(key);
+    t.set(k, row);
+    for (const l of this.#listeners.get(table) ?? []) l(k);
+  }
+
+  /** A tombstone (null value on the compacted topic). */
+  delete(table: string, key: string | number): void {
+    this.#table(table).delete(String(key));
+  }
+
+  get(table: string, key: string): unknown {
+    return this.#table(table).get(key);
+  }
+
+  size(table: string): number {
+    return this.#table(table).size;
+  }
+
+  view(table: string): TableView {
+    const t = this.#table(table);
+    return {
+      get: (key) => t.get(key),
+      onUpsert: (l) => this.#listeners.set(table, [...(this.#listeners.get(table) ?? []), l]),
+    };
+  }
+
+  #table(name: string): Map<string, unknown> {
+    const t = this.#tables.get(name);
+    if (!t) throw Object.assign(new Error(`no table '${name}' in this topology`), { userFacing: true });
+    return t;
+  }
+}
+
+interface Node {
+  id: string;
+  processor: Processor;
+  out: Output;
+}
+
+export class Plan {
+  readonly name: string;
+  readonly topology: Topology;
+  readonly checked: CheckedTopology;
+  readonly steps: readonly { id: string; kind: string; stateful: boolean }[];
+  readonly sinks: readonly PlanSink[];
+  readonly tables: TableStore;
+  readonly errors: ErrorsConfig & { onError: 'deadLetter' | 'skip' | 'fail' };
+  /** Topics the worker subscribes to: the source, and the topics of the tables. */
+  readonly topics: { source: string; tables: Record<string, string> };
+
+  readonly #nodes: Node[];
+  /** Per step id (or 'source'), the indices of the steps reading its output. */
+  readonly #children = new Map<string, number[]>();
+  readonly #taps = new Map<string, PlanSink[]>();
+  readonly #sinkWhen = new Map<string, CompiledExpression>();
+  readonly #eventTime: CompiledExpression | undefined;
+  readonly #maxOutOfOrder: number;
+  readonly #idleTimeout: number | undefined;
+  readonly #partitionMax = new Map<string, number>();
+  readonly #partitionSeen = new Map<string, number>();
+  #watermark = Number.NEGATIVE_INFINITY;
+  #result!: BatchResult;
+
+  constructor(checked: CheckedTopology, modules: ReadonlyMap<number, (...a: never[]) => unknown>) {
+    this.checked = checked;
+    this.topology = checked.topology;
+    this.name = checked.topology.metadata.name;
+    const spec = checked.topology.spec;
+    this.errors = { ...spec.errors, onError: spec.errors.onError ?? (spec.errors.deadLetter ? 'deadLetter' : 'fail') };
+    this.topics = {
+      source: spec.source.topic,
+      tables: Object.fromEntries(Object.entries(spec.tables).map(([n, t]) => [n, t.topic])),
+    };
+    const ctors = new Map();
+    for (const s of checked.schemas) recordConstructors(s.type, ctors);
+    for (const t of checked.tables.values()) if (t.schema) recordConstructors(t.schema.type, ctors);
+    const runtime = new ExpressionRuntime(ctors);
+    this.tables = new TableStore(new Map(Object.entries(spec.tables).map(([n, t]) => [n, t.key])));
+    this.#eventTime = spec.source.eventTime ? runtime.compile(spec.source.eventTime) : undefined;
+    this.#maxOutOfOrder = spec.source.maxOutOfOrderness;
+    this.#idleTimeout = spec.source.idleTimeout;
+
+    const build = (stepId: string, module?: (...a: never[]) => unknown): BuildContext => ({
+      stepId,
+      compile: (s) => runtime.compile(s),
+      table: (name) => this.tables.view(name),
+      file: (rel) => `${checked.dir}/${rel}`,
+      ...(module ? { module } : {}),
+    });
+    this.steps = checked.steps.map((s) => ({ id: s.id, kind: s.kind, stateful: s.spec.stateful }));
+    this.#nodes = checked.steps.map((s, i) => {
+      const processor = s.spec.create(s.config as never, build(s.id, modules.get(i)));
+      const node: Node = { id: s.id, processor, out: undefined as unknown as Output };
+      node.out = {
+        emit: (vars, rc) => this.#deliver(s.id, vars, rc),
+        reject: (rc, err) => this.#deadLetter(s.id, rc.record, err),
+      };
+      this.#children.set(s.from, [...(this.#children.get(s.from) ?? []), i]);
+      return node;
+    });
+    this.sinks = checked.sinks.map((s) => {
+      const writer = s.spec.create(s.config as never, build(s.id));
+      const sink: PlanSink = { id: s.id, kind: s.kind, from: s.from, config: s.config, writer };
+      if (s.config.when) this.#sinkWhen.set(s.id, runtime.compile(s.config.when));
+      this.#taps.set(s.from, [...(this.#taps.get(s.from) ?? []), sink]);
+      return sink;
+    });
+    this.#result = this.#fresh();
+  }
+
+  /** Processes one batch of decoded records, in order. `now` is the wall clock (epoch ms) from the caller. */
+  process(records: readonly SourceRecord[], now: number): BatchResult {
+    const result = this.#result;
+    for (let r = 0; r < records.length; r++) {
+      const record = records[r]!;
+      const vars: Vars = { event: record.value, key: record.key, record };
+      let time = record.timestamp;
+      if (this.#eventTime) {
+        try {
+          time = Number(this.#eventTime.evaluate(vars));
+        } catch (err) {
+          this.#fail('source', record, err);
+          continue;
+        }
+      }
+      const p = `${record.topic}/${record.partition}`;
+      const max = this.#partitionMax.get(p);
+      if (max === undefined || time > max) this.#partitionMax.set(p, time);
+      this.#partitionSeen.set(p, now);
+      result.stats.records++;
+      this.#deliver('source', vars, { record, time });
+    }
+    return this.#advance(now, false);
+  }
+
+  /** Time moves without records: idle partitions, enrich waits, window closes. */
+  tick(now: number): BatchResult {
+    return this.#advance(now, false);
+  }
+
+  /** End of input (offline runs, shutdown of a bounded replay): every window closes, waits end. */
+  flush(now: number): BatchResult {
+    return this.#advance(now, true);
+  }
+
+  /** Stop tracking a partition (revoked in a rebalance), so that it no longer holds the watermark back. */
+  releasePartition(topic: string, partition: number): void {
+    this.#partitionMax.delete(`${topic}/${partition}`);
+    this.#partitionSeen.delete(`${topic}/${partition}`);
+  }
+
+  get watermark(): number {
+    return this.#watermark;
+  }
+
+  /** The state of every stateful step, as plain data, with the partition watermarks. */
+  snapshot(): PlanState {
+    const steps: Record<string, unknown> = {};
+    for (const n of this.#nodes) if (n.processor.snapshot) steps[n.id] = n.processor.snapshot();
+    return { watermarks: Object.fromEntries(this.#partitionMax), steps };
+  }
+
+  restore(state: PlanState): void {
+    for (const [p, w] of Object.entries(state.watermarks)) this.#partitionMax.set(p, w);
+    for (const n of this.#nodes)
+      if (n.processor.restore && state.steps[n.id] !== undefined) n.processor.restore(state.steps[n.id]);
+  }
+
+  /** Per `topic/partition`, the lowest offset still held by a step (the worker must not commit past it). */
+  heldOffsets(): Record<string, number | bigint | string> {
+    const out: Record<string, number | bigint | string> = {};
+    for (const n of this.#nodes) {
+      for (const r of n.processor.held?.() ?? []) {
+        const p = `${r.topic}/${r.partition}`;
+        if (out[p] === undefined || BigInt(r.offset) < BigInt(out[p]!)) out[p] = r.offset;
+      }
+    }
+    return out;
+  }
+
+  #fresh(): BatchResult {
+    const sinks: Record<string, unknown[]> = {};
+    for (const s of this.sinks ?? []) sinks[s.id] = [];
+    return { sinks, deadLetters: [], watermark: this.#watermark, stats: { records: 0, deadLettered: 0, skipped: 0 } };
+  }
+
+  #advance(now: number, final: boolean): BatchResult {
+    let wm = Number.POSITIVE_INFINITY;
+    let any = false;
+    for (const [p, max] of this.#partitionMax) {
+      const idle = this.#idleTimeout !== undefined && now - (this.#partitionSeen.get(p) ?? now) >= this.#idleTimeout;
+      if (idle) continue;
+      any = true;
+      wm = Math.min(wm, max - this.#maxOutOfOrder);
+    }
+    if (!any) wm = Number.NEGATIVE_INFINITY;
+    if (wm > this.#watermark) this.#watermark = wm;
+    const time: TimeInfo = { watermark: final ? Number.POSITIVE_INFINITY : this.#watermark, now, final };
+    for (const n of this.#nodes) {
+      if (!n.processor.advance) continue;
+      try {
+        n.processor.advance(time, n.out);
+      } catch (err) {
+        if (err instanceof PipelineFailure) throw err;
+        throw new PipelineFailure(
+          n.id,
+          { topic: '', partition: -1, offset: -1, key: null, value: null, timestamp: now },
+          err,
+        );
+      }
+    }
+    const result = this.#result;
+    result.watermark = this.#watermark;
+    this.#result = this.#fresh();
+    return result;
+  }
+
+  #run(i: number, vars: Vars, rc: RecordContext): void {
+    const node = this.#nodes[i]!;
+    try {
+      node.processor.process(vars, rc, node.out);
+    } catch (err) {
+      this.#fail(node.id, rc.record, err);
+    }
+  }
+
+  /** Output of step `from`: to the sinks that read it, then to the steps that read it. */
+  #deliver(from: string, vars: Vars, rc: RecordContext): void {
+    const taps = this.#taps.get(from);
+    if (taps) {
+      for (const sink of taps) {
+        try {
+          const when = this.#sinkWhen.get(sink.id);
+          if (when && when.evaluate(vars) !== true) continue;
+          this.#result.sinks[sink.id]!.push(sink.writer.toOutput(vars, rc));
+        } catch (err) {
+          this.#fail(sink.id, rc.record, err);
+        }
+      }
+    }
+    const children = this.#children.get(from);
+    if (!children) return;
+    // Steps may add variables to the object they get: a second branch gets its own copy.
+    for (let c = 0; c < children.length; c++) this.#run(children[c]!, c === 0 ? vars : { ...vars }, rc);
+  }
+
+  #fail(stepId: string, record: SourceRecord, err: unknown): void {
+    if (err instanceof PipelineFailure) throw err;
+    if (err instanceof RejectedRecord) {
+      this.#deadLetter(stepId, record, err);
+      return;
+    }
+    switch (this.errors.onError) {
+      case 'skip':
+        this.#result.stats.skipped++;
+        return;
+      case 'fail':
+        throw new PipelineFailure(stepId, record, err);
+      default:
+        this.#deadLetter(stepId, record, err);
+    }
+  }
+
+  #deadLetter(stepId: string, record: SourceRecord, err: unknown): void {
+    const e = err as Error & { errorClass?: string; retriable?: boolean };
+    this.#result.deadLetters.push({
+      record,
+      stepId,
+      errorClass: e?.errorClass ?? e?.name ?? 'Error',
+      message: e?.message ?? String(err),
+      retriable: e?.retriable === true,
+    });
+    this.#result.stats.deadLettered++;
+  }
+}

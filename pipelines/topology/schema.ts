@@ -1,0 +1,119 @@
+// The topology file format, composed from the step and sink specs: the one source of the TypeScript types,
+// the runtime validation and the editor JSON Schema (topologies/topology.schema.json).
+import { z } from 'zod';
+import { steps } from '../steps/registry.ts';
+import { duration, durationRange, expression, identifier } from './durations.ts';
+import { StepStrict } from './items.ts';
+import { sinks } from './sinks/registry.ts';
+
+/** One item of `spec.steps`: `{ <kind>: config }`, plus an optional id and description. */
+export const StepItem = z.union(
+  steps.map((s) => StepStrict('step', s.kind).describe(`${s.kind}: ${s.summary}`)) as unknown as [
+    z.ZodType,
+    z.ZodType,
+    ...z.ZodType[],
+  ],
+);
+
+export const SinkItem = z.union(
+  sinks.map((s) => StepStrict('sink', s.kind).describe(`${s.kind}: ${s.summary}`)) as unknown as [
+    z.ZodType,
+    z.ZodType,
+    ...z.ZodType[],
+  ],
+);
+
+export const SourceSchema = z
+  .strictObject({
+    topic: z.string().min(1).describe('Topic to consume.'),
+    group: z.string().min(1).describe('Consumer group id (one topology = one group).'),
+    key: z
+      .strictObject({ format: z.enum(['string', 'json', 'avro']).default('string').describe('Key encoding.') })
+      .prefault({})
+      .describe('How the record key is decoded.'),
+    value: z
+      .strictObject({
+        format: z.enum(['avro', 'json']).default('avro').describe('Value encoding.'),
+        subjects: z
+          .enum(['TopicName', 'RecordName', 'TopicRecordName'])
+          .default('TopicName')
+          .describe('Subject name strategy; TopicRecordName for several event types on one topic.'),
+        schemas: z
+          .array(z.string())
+          .default([])
+          .describe('Reader schemas (.avsc, relative to the topology): one per event type on the topic.'),
+      })
+      .prefault({})
+      .describe('How the record value is decoded, and which fields it has.'),
+    eventTime: expression('the event time in epoch ms; default: the Kafka record timestamp').optional(),
+    maxOutOfOrderness: duration()
+      .prefault('0s')
+      .describe('How far behind the newest event time of a partition an event may be and still count as on time.'),
+    idleTimeout: duration()
+      .optional()
+      .describe('A partition without records for this long (wall clock) stops holding the watermark back.'),
+    start: z.enum(['earliest', 'latest']).default('earliest').describe('Where a new consumer group starts.'),
+  })
+  .describe('The topic this topology consumes.');
+
+export const TableSchema = z.strictObject({
+  topic: z.string().min(1).describe('Compacted topic the table is loaded from.'),
+  key: z.string().optional().describe('Field of the row that is its key (default: the Kafka record key).'),
+  schema: z.string().optional().describe('Avro schema of a row (.avsc, relative to the topology).'),
+  description: z.string().optional(),
+});
+
+export const ErrorsSchema = z
+  .strictObject({
+    deadLetter: z.string().optional().describe('Dead-letter topic: failed records, with provenance headers.'),
+    onError: z
+      .enum(['deadLetter', 'skip', 'fail'])
+      .optional()
+      .describe('What a record whose processing fails becomes; default deadLetter when a topic is set, else fail.'),
+    retry: z
+      .strictObject({
+        max: z.number().int().min(0).default(5).describe('Attempts for retriable errors (sink writes).'),
+        backoff: durationRange().prefault('100ms..10s').describe('Exponential backoff, from..to.'),
+      })
+      .prefault({})
+      .describe('Retries of retriable failures, by the worker.'),
+  })
+  .prefault({})
+  .describe('Error policy.');
+
+export const TopicSchema = z.strictObject({
+  partitions: z.number().int().min(1).default(1),
+  replicas: z.number().int().min(1).default(1),
+  retention: z
+    .union([duration(), z.literal('infinite')])
+    .optional()
+    .describe('retention.ms'),
+  cleanup: z.enum(['delete', 'compact', 'compact,delete']).default('delete').describe('cleanup.policy'),
+  minInSync: z.number().int().min(1).optional().describe('min.insync.replicas'),
+});
+
+export const TopologySchema = z
+  .strictObject({
+    apiVersion: z.literal('pipelines/v1'),
+    kind: z.literal('Topology'),
+    metadata: z.strictObject({
+      name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected lower-case letters, digits and dashes'),
+      description: z.string().optional(),
+      labels: z.record(z.string(), z.string()).optional(),
+    }),
+    spec: z.strictObject({
+      source: SourceSchema,
+      tables: z.record(identifier(), TableSchema).default({}).describe('Lookup tables, loaded from compacted topics.'),
+      steps: z.array(StepItem).default([]).describe('The steps, in order.'),
+      sinks: z.array(SinkItem).min(1).describe('Where the results go.'),
+      errors: ErrorsSchema,
+      topics: z.record(z.string(), TopicSchema).default({}).describe('Topics this topology owns (created by deploy).'),
+    }),
+  })
+  .describe('A pipelines topology: one source topic, steps, sinks.');
+
+export type Topology = z.output<typeof TopologySchema>;
+export type TopologyInput = z.input<typeof TopologySchema>;
+export type SourceConfig = z.output<typeof SourceSchema>;
+export type TableConfig = z.output<typeof TableSchema>;
+export type ErrorsConfig = z.output<typeof ErrorsSchema>;

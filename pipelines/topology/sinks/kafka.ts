@@ -1,0 +1,92 @@
+// The `kafka` sink: records for one topic, with a key expression and an Avro (or JSON) value.
+import { z } from 'zod';
+import type { Vars } from '../../steps/step.ts';
+import { loadAvsc } from '../avro.ts';
+import { didYouMean } from '../diagnostics.ts';
+import { expression } from '../durations.ts';
+import { defineSink, sinkCommon } from './sink.ts';
+
+export const kafka = defineSink({
+  kind: 'kafka',
+  summary: 'Records into a Kafka topic (Avro or JSON values).',
+  description:
+    'Each record becomes one Kafka record: `key` is a CEL expression (null when omitted); the value is the ' +
+    "record's fields, projected on the Avro schema when `value.schema` is given (each of its fields must be " +
+    'produced by a step, unless it has a default). `exactlyOnce` asks the worker for a transactional producer ' +
+    '(offsets committed in the transaction); otherwise the producer is idempotent.',
+  config: z.strictObject({
+    ...sinkCommon,
+    topic: z.string().min(1).describe('Topic to write to.'),
+    key: expression('the record key (a string or number)').optional(),
+    value: z
+      .strictObject({
+        format: z.enum(['avro', 'json']).default('avro').describe('Value encoding.'),
+        schema: z.string().optional().describe('Avro schema file (.avsc), relative to the topology.'),
+        subjects: z
+          .enum(['TopicName', 'RecordName', 'TopicRecordName'])
+          .default('TopicName')
+          .describe('Schema Registry subject name strategy.'),
+      })
+      .prefault({})
+      .describe('How the value is encoded.'),
+    exactlyOnce: z.boolean().default(false).describe('Transactional writes, offsets committed with them.'),
+  }),
+  examples: [
+    { topic: 'orders.enriched', key: 'orderId', value: { format: 'avro', schema: 'schemas/EnrichedOrder.avsc' } },
+    { topic: 'orders.status', key: 'orderId', value: { format: 'json' }, exactlyOnce: true },
+  ],
+  defaultId: (c) => `kafka:${c.topic}`,
+  check(c, ctx, scope) {
+    if (c.key) ctx.expr(c.key, ['key'], { scope });
+    if (c.value.format === 'avro' && !c.value.schema) {
+      ctx.report(
+        'schema-missing-key',
+        'an avro value needs `schema`',
+        ['value'],
+        'add value.schema: schemas/X.avsc, or format: json',
+      );
+    }
+    if (!c.value.schema) return;
+    const file = ctx.file(c.value.schema, ['value', 'schema']);
+    if (!file) return;
+    try {
+      const s = loadAvsc(file);
+      if (s.fieldType.kind !== 'record') return;
+      const fields = Object.keys(scope);
+      const rec = s.type as unknown as { fields: { name: string; defaultValue(): unknown }[] };
+      for (const f of rec.fields) {
+        if (!(f.name in scope) && f.defaultValue() === undefined) {
+          ctx.report(
+            'sink-unknown-column',
+            `field '${f.name}' of ${s.name} is not produced by any step`,
+            ['value', 'schema'],
+            didYouMean(f.name, fields),
+          );
+        }
+      }
+    } catch (err) {
+      ctx.report('ref-schema-invalid', `invalid Avro schema: ${(err as Error).message}`, ['value', 'schema']);
+    }
+  },
+  create(c, ctx) {
+    const key = c.key ? ctx.compile(c.key) : undefined;
+    const schema = c.value.schema ? loadAvsc(ctx.file(c.value.schema)) : undefined;
+    const names = (schema?.type as unknown as { fields?: { name: string }[] } | undefined)?.fields?.map((f) => f.name);
+    return {
+      topic: c.topic,
+      exactlyOnce: c.exactlyOnce,
+      format: c.value.format,
+      subjects: c.value.subjects,
+      /** The avsc type of the value, for the producer to encode with. */
+      valueType: schema?.type,
+      toOutput(vars: Vars) {
+        let value: Record<string, unknown> = vars;
+        if (names) {
+          value = {};
+          for (const n of names) if (vars[n] !== undefined) value[n] = vars[n];
+        } else value = { ...vars };
+        return { key: key ? key.evaluate(vars) : null, value };
+      },
+    };
+  },
+});
