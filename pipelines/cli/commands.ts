@@ -1,4 +1,6 @@
 // The literal list of subcommands: adding one means adding a line here.
+import { demo } from './demo.ts';
+import { dlq } from './dlq.ts';
 import { generate } from './generate.ts';
 import { graph } from './graph.ts';
 import { run } from './run.ts';
@@ -12,6 +14,8 @@ export interface Command {
 }
 
 export const commands: Record<string, Command> = {
+  demo,
+  dlq,
   validate: { summary: 'check topology files; every problem as file:line:col', run: validate },
   graph: { summary: 'draw a topology (tree, or --format mermaid)', run: graph },
   test: { summary: 'run the declarative test cases (*.test.yaml) of topologies', run: test },
