@@ -9,7 +9,7 @@ export type ModuleFunction = (
   ctx: { readonly time: number; readonly record: { topic: string; partition: number } },
 ) => Vars | readonly Vars[] | null | undefined;
 
-export const module = defineStep({
+export const moduleStep = defineStep({
   kind: 'module',
   summary: 'Run a synchronous TypeScript function from a file beside the topology.',
   description:

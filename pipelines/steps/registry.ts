@@ -5,10 +5,10 @@ import { enrich } from './enrich.ts';
 import { filter } from './filter.ts';
 import { fold } from './fold.ts';
 import { map } from './map.ts';
-import { module } from './module.ts';
+import { moduleStep } from './module.ts';
 import type { StepSpec } from './step.ts';
 
-export const steps = [filter, map, enrich, aggregate, fold, dedupe, module] as const;
+export const steps = [filter, map, enrich, aggregate, fold, dedupe, moduleStep] as const;
 
 export type StepKind = (typeof steps)[number]['kind'];
 

@@ -271,7 +271,7 @@ function walkFields(
       problems.push({
         code: 'expr-unknown-field',
         message: `${describeTarget(target)} has no field '${field}'`,
-        offset: n.pos + 1,
+        offset: n.pos,
         hint: didYouMean(field, Object.keys(t.fields)),
       });
       return undefined;

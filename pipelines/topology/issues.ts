@@ -227,7 +227,11 @@ function schemaAt(schema: z.ZodType, path: readonly (string | number)[]): z.ZodT
     if (!cur) return undefined;
     const d = defOf(unwrap(cur));
     if (d.type === 'object') cur = d.shape?.[seg as string];
-    else if (d.type === 'array') cur = d.element;
+    else if (d.type === 'union') {
+      // A step or sink item: the option that has this key.
+      const option = (d.options ?? []).map(unwrap).find((o) => defOf(o).shape?.[seg as string] !== undefined);
+      cur = option && defOf(option).shape?.[seg as string];
+    } else if (d.type === 'array') cur = d.element;
     else if (d.type === 'record') cur = d.valueType;
     else return undefined;
   }
