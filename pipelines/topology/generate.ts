@@ -124,8 +124,10 @@ the last step, or the one named in its \`from\`.
 \`double\`. Integer literals mix with them: \`event.data.totalAmount * 2\`, \`quantity == 1\`, \`amount > 100\` work.
 A CEL \`int\` result (a literal, \`int(x)\`, \`size(list)\`) leaves the expression as a JS number (exact up to
 2^53). Two things to know: \`x in [1, 2]\` on a double needs \`[1.0, 2.0]\`; and \`int(x)\` truncates.
-**Null.** Optional Avro fields (\`["null", T]\`) can be null: \`x == null\`, \`has(event.data.channel)\`, or
-\`event.data.?channel.orValue('web')\` (optional syntax is on). A table row missing with \`onMissing: keep\` is null
+**Null.** Optional Avro fields (\`["null", T]\`) can be null: test \`event.data.channel == null\`, or write
+\`event.data.channel != null ? event.data.channel : 'web'\`. A field that only some event types of the topic have
+may be absent: \`has(event.data.items)\`, or \`event.data.?items.orValue([])\` (optional syntax is on; a present null
+stays null). A table row missing with \`onMissing: keep\` is null
 unless \`defaults\` gives one.
 **Time.** Event time comes from \`source.eventTime\` (an expression, epoch ms) or the Kafka timestamp. Watermarks
 are tracked per partition (largest event time minus \`maxOutOfOrderness\`); the topology's watermark is the

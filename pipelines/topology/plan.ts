@@ -11,7 +11,7 @@ import type {
   Vars,
 } from '../steps/step.ts';
 import { RejectedRecord } from '../steps/step.ts';
-import { recordConstructors } from './avro.ts';
+import { type AvroType, recordConstructors } from './avro.ts';
 import type { CheckedTopology } from './compile.ts';
 import { type CompiledExpression, ExpressionRuntime } from './expressions.ts';
 import type { ErrorsConfig, Topology } from './schema.ts';
@@ -140,6 +140,14 @@ export class Plan {
   readonly sinks: readonly PlanSink[];
   readonly tables: TableStore;
   readonly errors: ErrorsConfig & { onError: 'deadLetter' | 'skip' | 'fail' };
+  /**
+   * Reader types of the source's event types, by full name. Decode with these (`type.fromBuffer(buf, resolver)`,
+   * resolvers from the writer's schema) and records reach expressions as they are; a value built by another
+   * avsc Type instance is first copied into plain objects (correct, but slower).
+   */
+  readonly readerTypes: ReadonlyMap<string, AvroType>;
+  /** Row types of the tables with a schema, by table name. */
+  readonly tableTypes: ReadonlyMap<string, AvroType>;
   /** Topics the worker subscribes to: the source, and the topics of the tables. */
   readonly topics: { source: string; tables: Record<string, string> };
 
@@ -153,6 +161,7 @@ export class Plan {
   readonly #idleTimeout: number | undefined;
   readonly #partitionMax = new Map<string, number>();
   readonly #partitionSeen = new Map<string, number>();
+  readonly #knownCtors = new Set<unknown>([Object, undefined]);
   #watermark = Number.NEGATIVE_INFINITY;
   #result!: BatchResult;
 
@@ -170,6 +179,9 @@ export class Plan {
     for (const s of checked.schemas) recordConstructors(s.type, ctors);
     for (const t of checked.tables.values()) if (t.schema) recordConstructors(t.schema.type, ctors);
     const runtime = new ExpressionRuntime(ctors);
+    for (const c of ctors.values()) this.#knownCtors.add(c);
+    this.readerTypes = new Map(checked.schemas.filter((s) => s.name).map((s) => [s.name!, s.type]));
+    this.tableTypes = new Map([...checked.tables].flatMap(([n, t]) => (t.schema ? [[n, t.schema.type] as const] : [])));
     this.tables = new TableStore(new Map(Object.entries(spec.tables).map(([n, t]) => [n, t.key])));
     this.#eventTime = spec.source.eventTime ? runtime.compile(spec.source.eventTime) : undefined;
     this.#maxOutOfOrder = spec.source.maxOutOfOrderness;
@@ -208,7 +220,10 @@ export class Plan {
     const result = this.#result;
     for (let r = 0; r < records.length; r++) {
       const record = records[r]!;
-      const vars: Vars = { event: record.value, key: record.key, record };
+      let value = record.value;
+      if (typeof value === 'object' && value !== null && !this.#knownCtors.has(value.constructor))
+        value = toPlain(value);
+      const vars: Vars = { event: value, key: record.key, record };
       let time = record.timestamp;
       if (this.#eventTime) {
         try {
@@ -367,4 +382,13 @@ export class Plan {
     });
     this.#result.stats.deadLettered++;
   }
+}
+
+/** Deep copy into plain objects (records of an avsc Type the plan does not know). */
+function toPlain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array || v instanceof Date) return v;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) out[k] = toPlain((v as Record<string, unknown>)[k]);
+  return out;
 }

@@ -79,12 +79,14 @@ export const kafka = defineSink({
       subjects: c.value.subjects,
       /** The avsc type of the value, for the producer to encode with. */
       valueType: schema?.type,
-      toOutput(vars: Vars) {
-        let value: Record<string, unknown> = vars;
+      toOutput(vars: Vars, rc) {
+        // Right after the source (no map yet), the variables are event/key/record: the value is the event.
+        const fields = vars.record === rc.record && 'event' in vars ? (vars.event as Vars) : vars;
+        let value: Record<string, unknown> = fields;
         if (names) {
           value = {};
-          for (const n of names) if (vars[n] !== undefined) value[n] = vars[n];
-        } else value = { ...vars };
+          for (const n of names) if (fields[n] !== undefined) value[n] = fields[n];
+        } else value = { ...fields };
         return { key: key ? key.evaluate(vars) : null, value };
       },
     };

@@ -1,4 +1,5 @@
 // The validator: every kind of problem, located at file:line:col, with its hint; all problems in one run.
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests write ${VAR} interpolation on purpose
 import { checkFile } from '../../../pipelines/topology/compile.ts';
 import { catalogue, formatDiagnostic } from '../../../pipelines/topology/diagnostics.ts';
 import { loadTopology } from '../../../pipelines/topology/load.ts';
