@@ -77,7 +77,7 @@ export const METRICS = {
     'counter',
     'pipelines_rebalances_total',
     ['topology', 'reason'],
-    'Rebalance callbacks, reason = assign | revoke.',
+    'Rebalance callbacks, reason = assign or revoke.',
   ),
   commits: spec(
     'counter',
@@ -129,7 +129,7 @@ export const METRICS = {
     'counter',
     'pipelines_retries_total',
     ['topology', 'reason', 'sink'],
-    'Retried failures, reason = registry | commit | transaction | sink (sink names which).',
+    'Retried failures, reason = registry, commit, transaction or sink (then sink names which).',
   ),
   sinkFlushDuration: spec(
     'histogram',
@@ -229,6 +229,8 @@ export interface Readiness {
  * record (except `acknowledged`, which takes a batch's event times at once).
  */
 export interface PipelineEvents extends WorkerEvents {
+  /** One call per dead-lettered record, or one per batch with `records`. */
+  deadLetter(e: { step: string; errorClass: string; records?: number }): void;
   batch(e: {
     topic: string;
     partition: number;
@@ -426,7 +428,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         setLag(partition(e.topic, e.partition), Number(e.highWatermark));
       },
       deadLetter(e) {
-        m.deadLetters.inc({ topology, step: e.step, reason: e.errorClass || 'Error' });
+        m.deadLetters.inc({ topology, step: e.step, reason: e.errorClass || 'Error' }, e.records ?? 1);
       },
       flushed(e) {
         sink(e.sink).flush.observe(e.ms / 1000);
