@@ -1,7 +1,16 @@
 // `pipelines validate <files…>`: every problem of every file, as path:line:col: message (hint).
+import { dirname, resolve } from 'node:path';
+import { checkTestFile } from '../testing/cases.ts';
 import { formatDiagnostic } from '../topology/diagnostics.ts';
 import { loadTopology } from '../topology/load.ts';
 import { usage } from './args.ts';
+
+async function checkTests(file: string) {
+  const r = checkTestFile(file);
+  if (!r.spec) return r.diagnostics;
+  const topology = resolve(dirname(file), r.spec.topology);
+  return [...r.diagnostics, ...(await loadTopology(topology)).diagnostics.filter((d) => d.severity === 'error')];
+}
 
 export async function validate(args: string[]): Promise<number> {
   const files = args.filter((a) => !a.startsWith('-'));
@@ -9,7 +18,8 @@ export async function validate(args: string[]): Promise<number> {
   if (files.length === 0) throw usage('validate <topology.yaml>…');
   let errors = 0;
   for (const file of files) {
-    const { diagnostics } = await loadTopology(file);
+    // A test file (x.test.yaml) is checked as one, with the topology it names.
+    const diagnostics = /\.test\.ya?ml$/.test(file) ? await checkTests(file) : (await loadTopology(file)).diagnostics;
     for (const d of diagnostics) {
       if (d.severity === 'error') errors++;
       if (d.severity === 'error' || !quiet) process.stdout.write(`${formatDiagnostic(d)}\n`);

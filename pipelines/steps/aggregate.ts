@@ -174,10 +174,12 @@ export const aggregate = defineStep({
         );
       }
     };
+    const groupScratch: unknown[] = new Array(groups.length);
+    const valScratch: unknown[] = new Array(measures.length);
     const newAcc = (start: number, end: number, group: unknown[], gk: string, rc: RecordContext): Acc => ({
       start,
       end,
-      group,
+      group: group.slice(),
       gk,
       rc,
       m: measures.map((x) => init(x.fn)),
@@ -202,9 +204,12 @@ export const aggregate = defineStep({
       process(vars, rc, out) {
         const t = on ? Number(on.evaluate(vars)) : rc.time;
         if (!Number.isFinite(t)) throw new Error(`event time is not a number: ${String(t)}`);
-        const group = groups.map((g) => g.expr.evaluate(vars));
-        const gk = group.length === 1 ? String(group[0]) : group.map(String).join('\u0001');
-        const vals = measures.map((m) => (m.arg ? m.arg.evaluate(vars) : undefined));
+        // Scratch arrays, reused per record; a window keeps a copy of the group values when it opens.
+        for (let g = 0; g < groups.length; g++) groupScratch[g] = groups[g]!.expr.evaluate(vars);
+        const gk = groups.length === 1 ? String(groupScratch[0]) : groupScratch.map(String).join('\u0001');
+        for (let m = 0; m < measures.length; m++) valScratch[m] = measures[m]!.arg?.evaluate(vars);
+        const vals = valScratch;
+        const group = groupScratch;
         if (gap > 0) {
           if (t + gap + lateness <= watermark) return late(rc, out, t);
           const list = sessions.get(gk) ?? [];

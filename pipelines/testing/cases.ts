@@ -97,12 +97,24 @@ export function findTestFiles(path: string): string[] {
   return out;
 }
 
-export async function runTestFile(file: string): Promise<FileResult> {
+/** Checks a test file's format (not its topology); the parsed file when it has no errors. */
+export function checkTestFile(file: string): {
+  file: string;
+  diagnostics: Diagnostic[];
+  spec?: z.output<typeof TestFileSchema>;
+} {
   const src = readSource(file);
-  if (!(src instanceof SourceFile)) return { file, diagnostics: [src], cases: [] };
+  if (!(src instanceof SourceFile)) return { file, diagnostics: [src] };
   const diagnostics = [...src.diagnostics, ...(src.diagnostics.length ? [] : validate(TestFileSchema, src.value, src))];
-  if (hasErrors(diagnostics)) return { file: src.file, diagnostics, cases: [] };
-  const spec = TestFileSchema.parse(src.value);
+  if (hasErrors(diagnostics)) return { file: src.file, diagnostics };
+  return { file: src.file, diagnostics, spec: TestFileSchema.parse(src.value) };
+}
+
+export async function runTestFile(file: string): Promise<FileResult> {
+  const checked = checkTestFile(file);
+  const { diagnostics, spec } = checked;
+  if (!spec) return { file: checked.file, diagnostics, cases: [] };
+  const src = { file: checked.file };
   const topologyFile = resolve(dirname(file), spec.topology);
   const loaded = await loadTopology(topologyFile);
   if (!loaded.plan) return { file: src.file, diagnostics: [...diagnostics, ...loaded.diagnostics], cases: [] };

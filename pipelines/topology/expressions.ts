@@ -69,6 +69,14 @@ export class ExpressionRuntime {
   compile(source: string): CompiledExpression {
     const cached = this.#cache.get(source);
     if (cached) return cached;
+    const path = fieldPath(source);
+    if (path) {
+      // The commonest expression, a field path (`event.data.orderId`), is read directly: the same result and
+      // the same error as CEL for a missing field, at a fraction of the cost. Still no code from the YAML runs.
+      const compiled: CompiledExpression = { source, evaluate: (vars) => readPath(vars, path, source) };
+      this.#cache.set(source, compiled);
+      return compiled;
+    }
     const fn = this.#env.parse(source) as unknown as (vars: object) => unknown;
     const compiled: CompiledExpression = {
       source,
@@ -87,6 +95,65 @@ export class ExpressionRuntime {
     this.#cache.set(source, compiled);
     return compiled;
   }
+}
+
+const RESERVED = new Set([
+  'true',
+  'false',
+  'null',
+  'in',
+  'as',
+  'break',
+  'const',
+  'continue',
+  'else',
+  'for',
+  'function',
+  'if',
+  'import',
+  'let',
+  'loop',
+  'package',
+  'namespace',
+  'return',
+  'var',
+  'void',
+  'while',
+]);
+
+/** The segments of an expression that is only a field path, or undefined. */
+export function fieldPath(source: string): string[] | undefined {
+  if (!/^\s*[A-Za-z_][A-Za-z0-9_]*(\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*\s*$/.test(source)) return undefined;
+  const parts = source.split('.').map((p) => p.trim());
+  return parts.some((p) => RESERVED.has(p) || p === '__proto__' || p === 'constructor' || p === 'prototype')
+    ? undefined
+    : parts;
+}
+
+function readPath(vars: object, path: readonly string[], source: string): unknown {
+  let v: unknown = vars;
+  for (let i = 0; i < path.length; i++) {
+    const k = path[i]!;
+    if (v === null || typeof v !== 'object') {
+      const what = v === null ? 'null' : typeof v;
+      throw new ExpressionError(
+        source,
+        new Error(i === 0 ? `Unknown variable: ${k}` : `No such key: ${k} (on ${what})`),
+      );
+    }
+    if (v instanceof Map) {
+      if (!v.has(k)) throw new ExpressionError(source, new Error(`No such key: ${k}`));
+      v = v.get(k);
+    } else {
+      if (!Object.hasOwn(v, k))
+        throw new ExpressionError(source, new Error(i === 0 ? `Unknown variable: ${k}` : `No such key: ${k}`));
+      v = (v as Record<string, unknown>)[k];
+    }
+  }
+  if (v === undefined) return null;
+  if (typeof v === 'bigint') return toNumber(v, source);
+  if (typeof v === 'object' && v !== null) return outOfCel(v, source);
+  return v;
 }
 
 function toNumber(v: bigint, source: string): number {

@@ -65,6 +65,7 @@ export interface PlanSink {
 }
 
 export interface PlanState {
+  /** Largest event time seen per source partition. */
   watermarks: Record<string, number>;
   steps: Record<string, unknown>;
 }
@@ -159,8 +160,8 @@ export class Plan {
   readonly #eventTime: CompiledExpression | undefined;
   readonly #maxOutOfOrder: number;
   readonly #idleTimeout: number | undefined;
-  readonly #partitionMax = new Map<string, number>();
-  readonly #partitionSeen = new Map<string, number>();
+  readonly #partitionMax = new Map<number, number>();
+  readonly #partitionSeen = new Map<number, number>();
   readonly #knownCtors = new Set<unknown>([Object, undefined]);
   #watermark = Number.NEGATIVE_INFINITY;
   #result!: BatchResult;
@@ -233,7 +234,8 @@ export class Plan {
           continue;
         }
       }
-      const p = `${record.topic}/${record.partition}`;
+      // One source topic: partitions are keyed by number (no string per record).
+      const p = record.partition;
       const max = this.#partitionMax.get(p);
       if (max === undefined || time > max) this.#partitionMax.set(p, time);
       this.#partitionSeen.set(p, now);
@@ -253,10 +255,10 @@ export class Plan {
     return this.#advance(now, true);
   }
 
-  /** Stop tracking a partition (revoked in a rebalance), so that it no longer holds the watermark back. */
-  releasePartition(topic: string, partition: number): void {
-    this.#partitionMax.delete(`${topic}/${partition}`);
-    this.#partitionSeen.delete(`${topic}/${partition}`);
+  /** Stop tracking a source partition (revoked in a rebalance), so that it no longer holds the watermark back. */
+  releasePartition(partition: number): void {
+    this.#partitionMax.delete(partition);
+    this.#partitionSeen.delete(partition);
   }
 
   get watermark(): number {
@@ -271,7 +273,7 @@ export class Plan {
   }
 
   restore(state: PlanState): void {
-    for (const [p, w] of Object.entries(state.watermarks)) this.#partitionMax.set(p, w);
+    for (const [p, w] of Object.entries(state.watermarks)) this.#partitionMax.set(Number(p), w);
     for (const n of this.#nodes)
       if (n.processor.restore && state.steps[n.id] !== undefined) n.processor.restore(state.steps[n.id]);
   }

@@ -1,7 +1,12 @@
 // CEL at the boundary: the numbers policy, avsc records, results out of CEL, checking with hints, safety.
 import avro from 'avsc';
 import { loadAvsc, recordConstructors } from '../../../pipelines/topology/avro.ts';
-import { ExpressionChecker, ExpressionError, ExpressionRuntime } from '../../../pipelines/topology/expressions.ts';
+import {
+  ExpressionChecker,
+  ExpressionError,
+  ExpressionRuntime,
+  fieldPath,
+} from '../../../pipelines/topology/expressions.ts';
 import type { Scope } from '../../../pipelines/topology/types.ts';
 import { placed, TOPOLOGIES } from './helpers.ts';
 
@@ -123,5 +128,50 @@ describe('Avro evolution: a v1 OrderPlaced read with the v2 reader schema', () =
     expect(() => schema.type.createResolver(v1)).not.toThrow();
     expect(() => v1.createResolver(schema.type)).not.toThrow();
     expect(avro.Type.isType(v1)).toBe(true);
+  });
+});
+
+describe('field paths are read directly, with the results and errors of CEL', () => {
+  const cel = new ExpressionRuntime(recordConstructors(schema.type));
+  const inputs = [
+    { event: decoded },
+    { event: plainEvent },
+    { event: null },
+    { event: { data: null } },
+    { other: 1 },
+    { event: new Map([['data', { orderId: 'm' }]]) },
+  ];
+  it.each([
+    'event',
+    'event.data',
+    'event.data.orderId',
+    'event . data . orderId',
+    'event.data.nope',
+    'event.eventId',
+    'other',
+    'nope',
+  ])('%s', (src) => {
+    expect(fieldPath(src)).toBeDefined();
+    for (const vars of inputs) {
+      const direct = (() => {
+        try {
+          return { v: runtime.compile(src).evaluate(vars) };
+        } catch (e) {
+          return { e: (e as Error).name };
+        }
+      })();
+      // The same path through CEL itself: wrapped in a no-op so that the fast path does not apply.
+      const viaCel = (() => {
+        try {
+          return { v: cel.compile(`true ? ${src} : ${src}`).evaluate(vars) };
+        } catch (e) {
+          return { e: (e as Error).name };
+        }
+      })();
+      expect(direct).toEqual(viaCel);
+    }
+  });
+  it.each(['true', 'null', 'event.constructor', 'a.__proto__', 'x + 1', 'f(x)'])('%s is not a plain path', (src) => {
+    expect(fieldPath(src)).toBeUndefined();
   });
 });

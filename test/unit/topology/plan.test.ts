@@ -129,7 +129,7 @@ describe('Plan', () => {
       0,
     );
     expect(plan.watermark).toBe(1000);
-    plan.releasePartition('orders.events', 1);
+    plan.releasePartition(1);
     plan.tick(0);
     expect(plan.watermark).toBe(5000);
   });

@@ -1,0 +1,95 @@
+// The `pipelines` subcommands as a user runs them: exit codes, located messages, no stack traces.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { placed, scratch, TOPOLOGIES, topology, writeTopology } from './helpers.ts';
+
+const ROOT = resolve(__dirname, '../../..');
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(ROOT, 'pipelines/cli/main.ts'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('pipelines CLI', () => {
+  it('validate: exit 0 for the examples', () => {
+    const r = cli('validate', `${TOPOLOGIES}/order-status.yaml`, `${TOPOLOGIES}/order-status.test.yaml`);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('validate: exit 1 and every problem as path:line:col: message (hint)', () => {
+    const file = writeTopology(topology({ steps: '    - filtr: "true"\n    - map: { a: event.data.orderId }' }));
+    const r = cli('validate', file);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/x\.yaml:12:7: unknown step kind 'filtr' \(did you mean 'filter'\?\) \[step-unknown-kind\]/);
+    expect(r.err).not.toMatch(/ at /);
+  });
+
+  it('validate: a missing file is a located message, not a stack', () => {
+    const r = cli('validate', 'nope.yaml');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/nope\.yaml:1:1: cannot read file: ENOENT \[file-not-found\]/);
+    expect(r.err).toBe('');
+  });
+
+  it('graph: a tree, and a Mermaid flowchart', () => {
+    const tree = cli('graph', `${TOPOLOGIES}/order-analytics.yaml`);
+    expect(tree.code).toBe(0);
+    expect(tree.out).toMatch(/└─ ▶ clickhouse:revenue_by_product_1m/);
+    const mermaid = cli('graph', `${TOPOLOGIES}/order-analytics.yaml`, '--format', 'mermaid');
+    expect(mermaid.out.startsWith('flowchart LR\n')).toBe(true);
+    expect(mermaid.out).toMatch(/-\.->/);
+  });
+
+  it('graph on a bad file: the problems, no stack', () => {
+    const r = cli('graph', writeTopology('kind: [', 'bad.yaml'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/pipelines graph: 1 problem\(s\):\n.*bad\.yaml:1:/);
+    expect(r.err).not.toMatch(/internal error/);
+  });
+
+  it('test: reports each case and exits non-zero on a failure', () => {
+    const ok = cli('test', `${TOPOLOGIES}/order-status.test.yaml`);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/✓ placed, paid, shipped/);
+    const dir = scratch();
+    writeFileSync(join(dir, 'order-status.yaml'), readFileSync(`${TOPOLOGIES}/order-status.yaml`, 'utf8'));
+    writeFileSync(
+      join(dir, 'order-status.test.yaml'),
+      `topology: ./order-status.yaml\ncases:\n  - name: wrong on purpose\n    input: [{ value: ${JSON.stringify(placed())} }]\n    expect: { sinks: { 'clickhouse:order_status': [{ status: SHIPPED }] } }\n`,
+    );
+    const bad = cli('test', dir);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(
+      /✗ wrong on purpose[\s\S]*status: expected "SHIPPED", got "PLACED"[\s\S]*0 passed, 1 failed/,
+    );
+  });
+
+  it('run --dry-run: what each sink would receive; a bad event names its line and field', () => {
+    const dir = scratch();
+    const input = join(dir, 'events.jsonl');
+    writeFileSync(
+      input,
+      `${JSON.stringify(placed())}\n${JSON.stringify({ eventId: 'e2', eventType: 'OrderCancelled', timestamp: 61_000, data: { orderId: 'o1', reason: 'r' } })}\n`,
+    );
+    const r = cli('run', `${TOPOLOGIES}/order-status.yaml`, '--dry-run', '--input', input);
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('clickhouse:order_status\t'))).toHaveLength(2);
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^kafka:orders.status\t\{"key":"o1","value":\{"orderId":"o1","status":"CANCELLED"/),
+    );
+    writeFileSync(input, `${JSON.stringify(placed({}, { totalAmount: 'x' }))}\n`);
+    const bad = cli('run', `${TOPOLOGIES}/order-status.yaml`, '--dry-run', '--input', input, '--batch', '1');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/events\.jsonl:1: .*data\.totalAmount: expected double/);
+  });
+
+  it('generate --check: the generated files are current', () => {
+    expect(cli('generate', '--check').code).toBe(0);
+  });
+});
