@@ -178,7 +178,6 @@ test('after kill -9 at random moments and restarts, every table equals an uninte
         .map(([country, v]) => ({ country, ...v }));
       expect(daily).toEqual(expected);
       expect(agg).toEqual(expected);
-      console.log(`kills: ${kills}; starts: ${starts.join(' | ')}`);
     } finally {
       await ch.close();
     }
