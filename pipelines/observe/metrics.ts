@@ -240,7 +240,7 @@ export interface PipelineEvents extends WorkerEvents {
     /** Kafka timestamp (ms) of the batch's last record: gives the lag in seconds. */
     lastTimestamp?: number;
     /** The batch's outputs by sink id (the processor's result): records out per sink. */
-    outputs?: ReadonlyMap<string, { readonly length: number }>;
+    outputs?: Readonly<Record<string, { readonly length: number }>>;
   }): void;
   /** Partition end seen between batches (e.g. from queryWatermarkOffsets): lag while nothing is fetched. */
   watermark(e: { topic: string; partition: number; highWatermark: string }): void;
@@ -412,7 +412,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         if (e.lastTimestamp !== undefined) s.lastTimestamp = e.lastTimestamp;
         setLag(s, Number(e.highWatermark));
         if (e.outputs) {
-          for (const [id, rows] of e.outputs) {
+          for (const [id, rows] of Object.entries(e.outputs)) {
             if (rows.length === 0) continue;
             let inc = s.out.get(id);
             if (!inc) {

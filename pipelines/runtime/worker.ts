@@ -1,12 +1,12 @@
 // The worker loop: one consumer-group member running one topology.
 //   fetch batch → decode (sync, types cached) → steps (sync) → append to sinks → flush → commit
-// Offsets are committed only when every sink has made the records up to them durable. Bad records go to
-// the dead-letter topic with their provenance; transient sink failures are retried with backoff while the
-// consumer is paused; SIGTERM drains, flushes, commits and leaves the group within a bounded time.
+// Offsets are committed only when every sink has made the output of the records before them durable. Bad
+// records go to the dead-letter topic with their provenance; transient failures are retried with backoff while
+// the consumer is paused; SIGTERM drains, flushes, commits and leaves the group within a bounded time.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
-import { childTraceHeaders, deadLetterHeaders, type Headers } from '../kafka/headers.ts';
+import { deadLetterHeaders, type Headers } from '../kafka/headers.ts';
 import type { KafkaMessage, KafkaSink } from '../sinks/kafka.ts';
-import type { Sink } from '../sinks/sink.ts';
+import type { ReplayRange, Sink } from '../sinks/sink.ts';
 import { CommitTracker } from './commits.ts';
 import { backoffDelay, type RetryPolicy } from './retry.ts';
 
@@ -21,15 +21,27 @@ export interface InputRecord {
   headers: Headers;
 }
 
+/** A record a step (or the decoder) could not handle, as the plan reports it. */
 export interface DeadLetter {
   record: InputRecord;
-  step: string;
-  error: Error;
+  stepId: string;
+  errorClass: string;
+  message: string;
 }
 
-/** The topology's steps, as the worker sees them: one synchronous call per batch of one partition. */
+export interface StepResult {
+  sinks: Record<string, unknown[]>;
+  deadLetters: DeadLetter[];
+}
+
+/** The topology's steps as the worker sees them (the compiled plan): synchronous calls, time from the worker. */
 export interface BatchProcessor {
-  process(records: InputRecord[], now: number): { outputs: Map<string, unknown[]>; deadLetters: DeadLetter[] };
+  /** One batch of one partition; outputs per sink id, in order. */
+  process(records: InputRecord[], now: number): StepResult;
+  /** Per 'topic/partition', the oldest offset still held by a step: nothing at or past it is committed. */
+  heldOffsets?(): Record<string, number | bigint | string>;
+  /** The partition was revoked: drop what is held for it. */
+  releasePartition?(partition: number): void;
 }
 
 export interface Decoder {
@@ -45,8 +57,17 @@ export interface WorkerLog {
 
 /** What the worker reports as it runs; the metrics module listens. All optional. */
 export interface WorkerEvents {
-  batch?(e: { topic: string; partition: number; records: number; highWatermark: string; lastOffset: string }): void;
-  deadLetter?(e: { step: string; errorClass: string }): void;
+  batch?(e: {
+    topic: string;
+    partition: number;
+    records: number;
+    highWatermark: string;
+    lastOffset: string;
+    lastTimestamp: number;
+    outputs: Record<string, unknown[]>;
+  }): void;
+  stepped?(e: { step: string; ms: number; recordsIn: number; recordsOut: number }): void;
+  deadLetter?(e: { step: string; errorClass: string; records?: number }): void;
   flushed?(e: { sink: string; ms: number }): void;
   retry?(e: { what: string; attempt: number; error: Error }): void;
   committed?(e: { partitions: number; ms: number }): void;
@@ -82,11 +103,20 @@ export class FatalWorkerError extends Error {
   readonly userFacing = true;
 }
 
+export class DecodeError extends Error {
+  override name = 'DecodeError';
+  readonly retriable = false;
+}
+
+const tpKey = (topic: string, partition: number) => `${topic}/${partition}`;
+
 export class Worker {
   readonly #o: WorkerOptions;
   readonly #tracker = new CommitTracker();
   readonly #consumer: KafkaJS.Consumer;
   readonly #raw = new WeakMap<InputRecord, { key: Buffer | null; value: Buffer | null }>();
+  /** Per partition and sink, a range the sink already holds (records before it are skipped for that sink). */
+  readonly #replays = new Map<string, Map<string, ReplayRange>>();
   #assigned: Array<{ topic: string; partition: number }> = [];
   #stopping = false;
   #flushing: Promise<void> | undefined;
@@ -102,6 +132,9 @@ export class Worker {
     this.finished = new Promise((resolve, reject) => {
       this.#done = (err) => (err ? reject(err) : resolve());
     });
+    for (const sink of this.#allSinks()) {
+      sink.onAck = (a) => this.#tracker.acknowledge(sink.id, a, a.next);
+    }
     this.#consumer = o.kafka.consumer({
       ...o.consumerConfig,
       'group.id': o.source.group,
@@ -114,7 +147,7 @@ export class Worker {
       ...(o.transactional ? { 'isolation.level': 'read_committed' } : {}),
       rebalance_cb: (err: { code: number }, assignment: Array<{ topic: string; partition: number }>) =>
         this.#onRebalance(err.code, assignment),
-    });
+    } as never);
   }
 
   get assignment(): ReadonlyArray<{ topic: string; partition: number }> {
@@ -123,6 +156,11 @@ export class Worker {
 
   get paused(): boolean {
     return this.#paused;
+  }
+
+  /** Positions of the consumer per assigned partition (for progress and catch-up checks). */
+  get consumer(): KafkaJS.Consumer {
+    return this.#consumer;
   }
 
   async start(): Promise<void> {
@@ -142,10 +180,9 @@ export class Worker {
       },
     });
     if (!this.#o.transactional) {
-      this.#timer = setInterval(
-        () => void this.#flushCycle().catch((e) => this.#fail(e)),
-        this.#o.flushIntervalMs ?? 1000,
-      );
+      this.#timer = setInterval(() => {
+        this.#flushCycle().catch((e) => this.#fail(e));
+      }, this.#o.flushIntervalMs ?? 1000);
     }
   }
 
@@ -155,8 +192,78 @@ export class Worker {
     if (msgs.length === 0) return;
     const { topic, partition } = batch;
     await this.#withRetry('registry', () => o.decoder.prepare(msgs.map((m) => m.value)));
+    const outputs: Record<string, unknown[]> = {};
+    for (const segment of this.#segments(topic, partition, msgs)) {
+      const seg = await this.#processSegment(topic, partition, segment.messages, segment.skip);
+      for (const [id, rows] of Object.entries(seg)) {
+        const list = outputs[id];
+        if (list) list.push(...rows);
+        else outputs[id] = rows;
+      }
+    }
+    const last = msgs[msgs.length - 1]!;
+    o.events?.batch?.({
+      topic,
+      partition,
+      records: msgs.length,
+      highWatermark: batch.highWatermark,
+      lastOffset: last.offset,
+      lastTimestamp: Number(last.timestamp),
+      outputs,
+    });
+    if (!o.transactional && this.#overLimit()) {
+      this.#setPaused(true);
+      this.#flushCycle().catch((e) => this.#fail(e));
+    }
+  }
+
+  /**
+   * Splits a batch where a sink's replay range begins and ends: before it that sink is skipped (it holds those
+   * records already), and the range itself is handed over as one piece so the sink can repeat its writes exactly.
+   */
+  #segments(
+    topic: string,
+    partition: number,
+    msgs: KafkaJS.KafkaMessage[],
+  ): Array<{ messages: KafkaJS.KafkaMessage[]; skip: Set<string> }> {
+    const replays = this.#replays.get(tpKey(topic, partition));
+    if (!replays || replays.size === 0) return [{ messages: msgs, skip: new Set() }];
+    const cuts = new Set<bigint>();
+    for (const r of replays.values()) {
+      cuts.add(BigInt(r.first));
+      cuts.add(BigInt(r.last) + 1n);
+    }
+    const out: Array<{ messages: KafkaJS.KafkaMessage[]; skip: Set<string> }> = [];
+    let current: KafkaJS.KafkaMessage[] = [];
+    const close = () => {
+      if (current.length === 0) return;
+      const first = BigInt(current[0]!.offset);
+      const skip = new Set<string>();
+      for (const [sink, r] of replays) if (first < BigInt(r.first)) skip.add(sink);
+      out.push({ messages: current, skip });
+      current = [];
+    };
+    for (const m of msgs) {
+      if (cuts.has(BigInt(m.offset))) close();
+      current.push(m);
+    }
+    close();
+    // Replays that are behind us are done.
+    const lastOffset = BigInt(msgs[msgs.length - 1]!.offset);
+    for (const [sink, r] of replays) if (lastOffset >= BigInt(r.last)) replays.delete(sink);
+    return out;
+  }
+
+  async #processSegment(
+    topic: string,
+    partition: number,
+    msgs: KafkaJS.KafkaMessage[],
+    skip: ReadonlySet<string>,
+  ): Promise<Record<string, unknown[]>> {
+    const o = this.#o;
     const records: InputRecord[] = [];
     const dead: DeadLetter[] = [];
+    const started = performance.now();
     for (const m of msgs) {
       const rec: InputRecord = {
         topic,
@@ -173,58 +280,57 @@ export class Worker {
         rec.value = o.decoder.decode(m.value);
         records.push(rec);
       } catch (err) {
-        dead.push({ record: rec, step: 'decode', error: err as Error });
+        const e = err as Error & { code?: string };
+        dead.push({ record: rec, stepId: 'decode', errorClass: e.code ?? e.name, message: e.message });
       }
     }
-    const result = o.processor.process(records, (o.now ?? Date.now)());
-    dead.push(...result.deadLetters);
-    const lastOffset = msgs[msgs.length - 1]!.offset;
+    const decoded = performance.now();
+    o.events?.stepped?.({ step: 'decode', ms: decoded - started, recordsIn: msgs.length, recordsOut: records.length });
+    const result = records.length > 0 ? o.processor.process(records, (o.now ?? Date.now)()) : undefined;
+    o.events?.stepped?.({
+      step: 'steps',
+      ms: performance.now() - decoded,
+      recordsIn: records.length,
+      recordsOut: Object.values(result?.sinks ?? {}).reduce((n, rows) => n + rows.length, 0),
+    });
+    if (result) dead.push(...result.deadLetters);
+    const outputs: Record<string, unknown[]> = {};
+    for (const [id, rows] of Object.entries(result?.sinks ?? {}))
+      if (!skip.has(id) && rows.length > 0) outputs[id] = rows;
+    for (const d of dead) o.events?.deadLetter?.({ step: d.stepId, errorClass: d.errorClass });
+    const range = { topic, partition, first: msgs[0]!.offset, last: msgs[msgs.length - 1]!.offset };
 
     if (o.transactional) {
-      await this.#commitTransaction(topic, partition, lastOffset, result.outputs, dead);
-    } else {
-      const used = this.#sinksOf(result.outputs, dead);
-      const seq = this.#tracker.track(
-        { topic, partition },
-        lastOffset,
-        used.map((s) => s.id),
-      );
-      this.#appendAll(result.outputs, dead, seq);
-      void this.#commitReady().catch((e) => this.#fail(e));
+      await this.#commitTransaction(range, outputs, dead);
+      return outputs;
     }
-    o.events?.batch?.({ topic, partition, records: msgs.length, highWatermark: batch.highWatermark, lastOffset });
-    if (!o.transactional && (this.#overLimit() || o.sinks.some((s) => s.full))) {
-      this.#setPaused(true);
-      void this.#flushCycle().catch((e) => this.#fail(e));
-    }
-  }
-
-  /** Hands outputs and dead letters to their sinks. */
-  #appendAll(outputs: Map<string, unknown[]>, dead: DeadLetter[], seq: number): void {
-    for (const sink of this.#o.sinks) {
-      const rows = outputs.get(sink.id);
-      if (rows && rows.length > 0) sink.append(rows, seq);
-    }
-    if (dead.length > 0) {
-      this.#requireDeadLetters(dead[0]!).append(
+    const used = this.#o.sinks.filter((s) => outputs[s.id]);
+    const dlq = dead.length > 0 ? this.#requireDeadLetters(dead[0]!) : undefined;
+    this.#tracker.track(
+      { topic, partition },
+      range.last,
+      [...used, ...(dlq ? [dlq] : [])].map((s) => s.id),
+    );
+    for (const sink of used) await sink.append(outputs[sink.id]!, range);
+    if (dlq) {
+      dlq.append(
         dead.map((d) => this.#deadLetterMessage(d)),
-        seq,
+        range,
       );
     }
+    this.#commitReady().catch((e) => this.#fail(e));
+    return outputs;
   }
 
-  /** The sinks this batch's output goes to (checked before anything is appended). */
-  #sinksOf(outputs: Map<string, unknown[]>, dead: DeadLetter[]): Sink[] {
-    const out = this.#o.sinks.filter((s) => (outputs.get(s.id)?.length ?? 0) > 0);
-    if (dead.length > 0) out.push(this.#requireDeadLetters(dead[0]!));
-    return out;
+  #allSinks(): Sink[] {
+    return [...this.#o.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])];
   }
 
   #requireDeadLetters(d: DeadLetter): KafkaSink {
     if (this.#o.deadLetters) return this.#o.deadLetters;
     throw new FatalWorkerError(
-      `record ${d.record.topic}/${d.record.partition}@${d.record.offset} failed at step '${d.step}' ` +
-        `(${d.error.name}: ${d.error.message}) and the topology has no dead-letter topic: ` +
+      `record ${d.record.topic}/${d.record.partition}@${d.record.offset} failed at step '${d.stepId}' ` +
+        `(${d.errorClass}: ${d.message}) and the topology has no dead-letter topic: ` +
         'set spec.errors.deadLetter, fix the data, or skip it by resetting the group offset',
     );
   }
@@ -241,9 +347,9 @@ export class Worker {
           offset: d.record.offset,
           timestamp: String(d.record.timestamp),
           topology: this.#o.topology,
-          step: d.step,
-          errorClass: d.error.name || d.error.constructor.name,
-          errorMessage: d.error.message,
+          step: d.stepId,
+          errorClass: d.errorClass,
+          errorMessage: d.message,
         },
         d.record.headers,
       ),
@@ -251,25 +357,33 @@ export class Worker {
   }
 
   async #commitTransaction(
-    topic: string,
-    partition: number,
-    lastOffset: string,
-    outputs: Map<string, unknown[]>,
+    range: { topic: string; partition: number; first: string; last: string },
+    outputs: Record<string, unknown[]>,
     dead: DeadLetter[],
   ): Promise<void> {
     const t = this.#o.transactional!;
-    this.#appendAll(outputs, dead, 0);
-    const sends = [...t.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])].map((s) => ({
-      topic: s.topic,
-      messages: s.drain(),
-    }));
+    for (const sink of t.sinks) if (outputs[sink.id]) sink.append(outputs[sink.id]!, range);
+    if (dead.length > 0) {
+      this.#requireDeadLetters(dead[0]!).append(
+        dead.map((d) => this.#deadLetterMessage(d)),
+        range,
+      );
+    }
+    const sends = [...t.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])]
+      .map((s) => ({ topic: s.topic, messages: s.drain() }))
+      .filter((s) => s.messages.length > 0);
     await this.#withRetry('transaction', async () => {
       const tx = await t.producer.transaction();
       try {
-        for (const s of sends) if (s.messages.length > 0) await tx.send(s);
+        for (const s of sends) await tx.send(s);
         await tx.sendOffsets({
           consumer: this.#consumer,
-          topics: [{ topic, partitions: [{ partition, offset: (BigInt(lastOffset) + 1n).toString() }] }],
+          topics: [
+            {
+              topic: range.topic,
+              partitions: [{ partition: range.partition, offset: (BigInt(range.last) + 1n).toString() }],
+            },
+          ],
         });
         await tx.commit();
       } catch (err) {
@@ -281,8 +395,8 @@ export class Worker {
 
   #overLimit(): boolean {
     const limit = this.#o.maxBufferedRows ?? 200_000;
-    let n = this.#o.deadLetters?.buffered ?? 0;
-    for (const s of this.#o.sinks) n += s.buffered;
+    let n = 0;
+    for (const s of this.#allSinks()) n += s.buffered;
     return n >= limit;
   }
 
@@ -291,15 +405,12 @@ export class Worker {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
       try {
-        const sinks = [...this.#o.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])];
         await Promise.all(
-          sinks.map(async (sink) => {
-            const started = Date.now();
-            const seq = await this.#withRetry(`sink ${sink.id}`, () => sink.flush());
-            if (seq !== undefined) {
-              this.#tracker.acknowledge(sink.id, seq);
-              this.#o.events?.flushed?.({ sink: sink.id, ms: Date.now() - started });
-            }
+          this.#allSinks().map(async (sink) => {
+            if (sink.buffered === 0) return;
+            const started = performance.now();
+            await this.#withRetry(`sink ${sink.id}`, () => sink.flush());
+            this.#o.events?.flushed?.({ sink: sink.id, ms: performance.now() - started });
           }),
         );
         await this.#commitReady();
@@ -312,14 +423,22 @@ export class Worker {
   }
 
   async #commitReady(): Promise<void> {
-    const offsets = this.#tracker.takeCommittable();
+    let offsets = this.#tracker.takeCommittable();
+    const held = this.#o.processor.heldOffsets?.();
+    if (held) {
+      // A step still holds records (waiting for a table row): commit no further than the oldest of them.
+      offsets = offsets.map((c) => {
+        const h = held[tpKey(c.topic, c.partition)];
+        return h !== undefined && BigInt(h) < BigInt(c.offset) ? { ...c, offset: String(h) } : c;
+      });
+    }
     if (offsets.length === 0) return;
-    const started = Date.now();
+    const started = performance.now();
     await this.#withRetry('commit', () => this.#consumer.commitOffsets(offsets));
-    this.#o.events?.committed?.({ partitions: offsets.length, ms: Date.now() - started });
+    this.#o.events?.committed?.({ partitions: offsets.length, ms: performance.now() - started });
   }
 
-  /** Retries retriable failures with backoff until they pass or the worker stops; others are thrown. */
+  /** Retries retriable failures with backoff until they pass, the worker stops, or the policy's limit. */
   async #withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -349,8 +468,14 @@ export class Worker {
   async #onRebalance(code: number, assignment: Array<{ topic: string; partition: number }>): Promise<void> {
     const partitions = assignment.map(({ topic, partition }) => ({ topic, partition }));
     if (code === -175 /* ERR__ASSIGN_PARTITIONS */) {
-      const known = new Set(this.#assigned.map((tp) => `${tp.topic}/${tp.partition}`));
-      this.#assigned.push(...partitions.filter((tp) => !known.has(`${tp.topic}/${tp.partition}`)));
+      try {
+        await this.#prepareAssigned(partitions);
+      } catch (err) {
+        this.#fail(err as Error);
+        return;
+      }
+      const known = new Set(this.#assigned.map((tp) => tpKey(tp.topic, tp.partition)));
+      this.#assigned.push(...partitions.filter((tp) => !known.has(tpKey(tp.topic, tp.partition))));
       this.#o.events?.rebalance?.({ kind: 'assign', partitions });
       this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions assigned');
       return;
@@ -362,9 +487,37 @@ export class Worker {
       await this.#flushCycle().catch((e) => this.#o.log.warn({ err: e.message }, 'flush on revoke failed'));
     }
     this.#tracker.forget(partitions);
-    const gone = new Set(partitions.map((tp) => `${tp.topic}/${tp.partition}`));
-    this.#assigned = this.#assigned.filter((tp) => !gone.has(`${tp.topic}/${tp.partition}`));
+    for (const tp of partitions) {
+      this.#replays.delete(tpKey(tp.topic, tp.partition));
+      this.#o.processor.releasePartition?.(tp.partition);
+      for (const sink of this.#allSinks()) sink.forget?.(tp.topic, tp.partition);
+    }
+    const gone = new Set(partitions.map((tp) => tpKey(tp.topic, tp.partition)));
+    this.#assigned = this.#assigned.filter((tp) => !gone.has(tpKey(tp.topic, tp.partition)));
     this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions revoked');
+  }
+
+  /** Sinks that keep their own positions say which ranges to skip and replay for the new partitions. */
+  async #prepareAssigned(partitions: Array<{ topic: string; partition: number }>): Promise<void> {
+    const positional = this.#o.sinks.filter((s) => s.assigned);
+    if (positional.length === 0 || partitions.length === 0) return;
+    const committed = await this.#consumer.committed(partitions);
+    const withCommitted = partitions.map((tp) => {
+      const c = committed.find((x) => x.topic === tp.topic && x.partition === tp.partition);
+      const offset = c && BigInt(c.offset) >= 0n ? c.offset : undefined;
+      return { ...tp, committed: offset };
+    });
+    for (const sink of positional) {
+      for (const r of await sink.assigned!(withCommitted)) {
+        const key = tpKey(r.topic, r.partition);
+        if (!this.#replays.has(key)) this.#replays.set(key, new Map());
+        this.#replays.get(key)!.set(sink.id, r);
+        this.#o.log.info(
+          { sink: sink.id, partition: r.partition, first: r.first, last: r.last },
+          'replaying a range the sink may hold',
+        );
+      }
+    }
   }
 
   #fail(err: Error): void {
@@ -393,7 +546,7 @@ export class Worker {
       }),
     ]).catch((e: Error) => e);
     clearTimeout(timer);
-    await Promise.all([...this.#o.sinks.map((s) => s.close()), this.#o.deadLetters?.close()]).catch(() => {});
+    await Promise.all(this.#allSinks().map((s) => s.close())).catch(() => {});
     if (outcome === 'timeout') {
       this.#o.log.warn({ timeoutMs: timeout }, 'shutdown timed out: uncommitted records will be processed again');
     } else if (outcome instanceof Error) {
@@ -401,14 +554,4 @@ export class Worker {
     }
     if (!this.#failure) this.#done();
   }
-}
-
-export class DecodeError extends Error {
-  override name = 'DecodeError';
-  readonly retriable = false;
-}
-
-/** Output headers for a record produced from `input`: the trace continues. */
-export function outputHeaders(input: InputRecord): Record<string, string> {
-  return childTraceHeaders(input.headers);
 }

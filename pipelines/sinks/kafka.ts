@@ -1,13 +1,12 @@
 // Kafka sink: keyed messages (order per key), idempotent producer, one batched send awaited per flush.
 // The dead-letter topic is a Kafka sink too, with messages already encoded.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { Sink } from './sink.ts';
+import type { Ack, Sink, SourceRange } from './sink.ts';
 
 export interface KafkaMessage {
   key: Buffer | string | null;
   value: Buffer | null;
   headers?: Record<string, string | Buffer>;
-  partition?: number;
 }
 
 export interface KafkaSinkOptions {
@@ -16,67 +15,72 @@ export interface KafkaSinkOptions {
   producer: KafkaJS.Producer;
   /** Turns a row into a message; runs in append (synchronous). */
   encode: (row: unknown) => KafkaMessage;
-  /** Rows that make a flush worthwhile (default 10,000). */
-  flushRows?: number;
+  /** Rows above which the worker pauses the consumer until a flush (default 50,000). */
+  maxBuffered?: number;
 }
+
+const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 export class KafkaSink implements Sink {
   readonly id: string;
   readonly topic: string;
+  onAck: (ack: Ack) => void = () => {};
   #messages: KafkaMessage[] = [];
-  #lastSeq: number | undefined;
+  /** Per source partition, the last source offset whose output is in #messages. */
+  #upTo = new Map<string, { topic: string; partition: number; last: bigint }>();
   readonly #producer: KafkaJS.Producer;
   readonly #encode: (row: unknown) => KafkaMessage;
-  readonly #flushRows: number;
 
   constructor(o: KafkaSinkOptions) {
     this.id = o.id;
     this.topic = o.topic;
     this.#producer = o.producer;
     this.#encode = o.encode;
-    this.#flushRows = o.flushRows ?? 10_000;
   }
 
-  append(rows: readonly unknown[], seq: number): void {
+  append(rows: readonly unknown[], range: SourceRange): void {
     for (const row of rows) this.#messages.push(this.#encode(row));
-    this.#lastSeq = seq;
+    this.#upTo.set(tpKey(range.topic, range.partition), {
+      topic: range.topic,
+      partition: range.partition,
+      last: BigInt(range.last),
+    });
   }
 
   get buffered(): number {
     return this.#messages.length;
   }
 
-  get full(): boolean {
-    return this.#messages.length >= this.#flushRows;
-  }
-
   /** Sends what is buffered; on failure the messages go back in front of the buffer, order kept. */
-  async flush(): Promise<number | undefined> {
-    if (this.#messages.length === 0) {
-      const seq = this.#lastSeq;
-      this.#lastSeq = undefined;
-      return seq;
-    }
+  async flush(): Promise<void> {
+    if (this.#messages.length === 0) return;
     const messages = this.#messages;
-    const seq = this.#lastSeq;
+    const upTo = this.#upTo;
     this.#messages = [];
-    this.#lastSeq = undefined;
+    this.#upTo = new Map();
     try {
       await this.#producer.send({ topic: this.topic, messages });
     } catch (err) {
       this.#messages = messages.concat(this.#messages);
-      this.#lastSeq ??= seq;
+      for (const [k, v] of upTo) if (!this.#upTo.has(k)) this.#upTo.set(k, v);
       throw err;
     }
-    return seq;
+    for (const v of upTo.values())
+      this.onAck({ topic: v.topic, partition: v.partition, next: (v.last + 1n).toString() });
   }
 
   /** Messages to send inside a transaction (exactly-once mode); the buffer is emptied. */
   drain(): KafkaMessage[] {
     const out = this.#messages;
     this.#messages = [];
-    this.#lastSeq = undefined;
+    this.#upTo = new Map();
     return out;
+  }
+
+  forget(topic: string, partition: number): void {
+    // Messages already encoded stay in order in the one buffer; only the acknowledgement is dropped, so the
+    // revoked partition's offsets are never committed by this member (the next owner redoes them).
+    this.#upTo.delete(tpKey(topic, partition));
   }
 
   async close(): Promise<void> {}

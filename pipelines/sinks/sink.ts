@@ -1,19 +1,49 @@
-// The contract between the worker and every sink: rows are appended synchronously in the batch loop,
-// tagged with the batch's sequence number; flush() makes them durable and says up to which batch.
+// The contract between the worker and every sink. Rows are appended per batch of one partition, with the
+// offsets they came from; a sink reports what became durable as acknowledgements by partition offset, and the
+// worker commits an offset only when every sink that got output from the records before it has acknowledged.
+
+/** The records [first, last] of one partition that produced the rows being appended. */
+export interface SourceRange {
+  topic: string;
+  partition: number;
+  first: string;
+  last: string;
+}
+
+/** Everything from this partition before `next` is durable in the sink. */
+export interface Ack {
+  topic: string;
+  partition: number;
+  next: string;
+}
+
+/** Offsets a sink already holds for a partition: records up to `first - 1` are in it; [first, last] may be. */
+export interface ReplayRange {
+  topic: string;
+  partition: number;
+  first: string;
+  last: string;
+}
 
 export interface Sink {
   readonly id: string;
-  /** Buffers the rows produced by batch `seq` (synchronous, no I/O). */
-  append(rows: readonly unknown[], seq: number): void;
-  /** Rows buffered and not yet flushed (for backpressure). */
+  /** Buffers the rows of one batch. Resolves at once unless the sink's buffer is full (backpressure). */
+  append(rows: readonly unknown[], range: SourceRange): void | Promise<void>;
+  /** Rows buffered and not yet durable. */
   readonly buffered: number;
-  /** True when the buffer is big enough to be worth a flush now. */
-  readonly full: boolean;
+  /** Writes what is buffered and waits for it; acknowledgements go to `onAck`. Throws when the sink gave up. */
+  flush(): Promise<void>;
+  /** Set by the worker before the first append. */
+  onAck: (ack: Ack) => void;
   /**
-   * Writes everything appended so far. Resolves with the highest batch sequence number now durable
-   * (undefined when there was nothing to write). Throws only when the sink gave up (non-retriable).
+   * Partitions were assigned, with the group's committed offsets. A sink that keeps its own positions
+   * (exactly-once ClickHouse) answers the ranges the worker must skip up to and replay exactly.
    */
-  flush(): Promise<number | undefined>;
+  assigned?(
+    partitions: ReadonlyArray<{ topic: string; partition: number; committed: string | undefined }>,
+  ): Promise<ReplayRange[]>;
+  /** A partition was revoked: drop what is buffered for it (its next owner reads it again). */
+  forget?(topic: string, partition: number): void;
   close(): Promise<void>;
 }
 

@@ -15,6 +15,8 @@ export interface LoadedSchema {
   /** Short record name (`OrderPlaced`), the name `fold` handlers and `eventType` use. */
   shortName: string | undefined;
   fieldType: FieldType;
+  /** The schema as written (JSON), what gets registered: an avsc type's export would drop logical types. */
+  json: unknown;
 }
 
 /** Reads and parses one .avsc; throws an Error with a readable message. */
@@ -28,7 +30,7 @@ export function loadAvsc(file: string): LoadedSchema {
   }
   const type = avro.Type.forSchema(json as avro.Schema, { wrapUnions: false });
   const name = type.typeName === 'record' ? type.name : undefined;
-  return { file, type, name, shortName: name?.split('.').pop(), fieldType: avroFieldType(type) };
+  return { file, type, name, shortName: name?.split('.').pop(), fieldType: avroFieldType(type), json };
 }
 
 export function avroFieldType(type: avro.Type): FieldType {

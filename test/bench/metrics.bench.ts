@@ -16,7 +16,7 @@ const BATCHES_PER_SECOND = RATE / RECORDS; // 30
 const SINKS = ['order_summary', 'revenue_by_segment_1m'];
 
 const eventTimes = new Float64Array(RECORDS);
-const outputs = new Map<string, { length: number }>([
+const outputs: Record<string, { length: number }> = Object.fromEntries([
   ['order_summary', { length: 4800 }],
   ['revenue_by_segment_1m', { length: 120 }],
 ]);

@@ -56,7 +56,7 @@ export function startHealthy(t: TopologyMetrics, topic: string, o: { deadLetterS
       highWatermark: String(offsets[partition]! + Math.floor(Math.random() * 2000)),
       lastOffset: String(offsets[partition]! - 1),
       lastTimestamp: now - 200 - Math.random() * 500,
-      outputs: new Map([
+      outputs: Object.fromEntries([
         ['order_summary', { length: n }],
         ['revenue_by_segment_1m', { length: Math.round(records * 0.05) }],
       ]),

@@ -70,10 +70,7 @@ describe('events feed the metrics', () => {
       highWatermark: '1500',
       lastOffset: '999',
       lastTimestamp: T0 - 4000,
-      outputs: new Map([
-        ['order_summary', new Array(480)],
-        ['empty', []],
-      ]),
+      outputs: { order_summary: new Array(480), empty: [] },
     });
     t.batch({ topic: 'orders', partition: 1, records: 10, highWatermark: '10', lastOffset: '9', lastTimestamp: T0 });
     now = T0 + 1000;
@@ -284,7 +281,7 @@ describe('status', () => {
         highWatermark: '100000000',
         lastOffset: '1000',
         lastTimestamp: Date.now() - 2500,
-        outputs: new Map([['s', new Array(500)]]),
+        outputs: Object.fromEntries([['s', new Array(500)]]),
       });
       t.deadLetter?.({ step: 'decode', errorClass: 'DecodeError' });
     }, 20);

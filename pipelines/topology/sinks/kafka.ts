@@ -79,6 +79,8 @@ export const kafka = defineSink({
       subjects: c.value.subjects,
       /** The avsc type of the value, for the producer to encode with. */
       valueType: schema?.type,
+      /** The value schema as written in its .avsc file, for the registry. */
+      valueSchema: schema?.json,
       toOutput(vars: Vars, rc) {
         // Right after the source (no map yet), the variables are event/key/record: the value is the event.
         const fields = vars.record === rc.record && 'event' in vars ? (vars.event as Vars) : vars;
@@ -87,7 +89,13 @@ export const kafka = defineSink({
           value = {};
           for (const n of names) if (fields[n] !== undefined) value[n] = fields[n];
         } else value = { ...fields };
-        return { key: key ? key.evaluate(vars) : null, value };
+        const out: { key: unknown; value: unknown; headers?: unknown } = {
+          key: key ? key.evaluate(vars) : null,
+          value,
+        };
+        // The input's headers ride along so the producer can continue its trace (W3C traceparent).
+        if (rc.record.headers) out.headers = rc.record.headers;
+        return out;
       },
     };
   },

@@ -103,7 +103,9 @@ describe('Plan', () => {
     expect(r.sinks['clickhouse:b']).toEqual([{ orderId: 'o1' }]);
     expect(r.sinks['kafka:k']).toEqual([]);
     const big = plan.process([rec(placed({}, { totalAmount: 500 }))], 0);
-    expect(big.sinks['kafka:k']).toEqual([{ key: 'o1', value: expect.objectContaining({ eventType: 'OrderPlaced' }) }]);
+    expect(big.sinks['kafka:k']).toEqual([
+      { key: 'o1', value: expect.objectContaining({ eventType: 'OrderPlaced' }), headers: {} },
+    ]);
   });
 
   it('tables are fed through an explicit API, keyed by string', async () => {

@@ -1,0 +1,93 @@
+// The ClickHouse sink of a topology: one table, created or migrated at start, rows batched by the
+// exactly-once writer (offsets log + insert tokens), acknowledgements by partition offset to the worker.
+import type { Ack, ReplayRange, Sink, SourceRange } from '../sink.ts';
+import type { ClickHouse } from './connection.ts';
+import { ensureTable, type TableSpec } from './ddl.ts';
+import { ensureOffsetsTable, readCommittedOffsets } from './offsets.ts';
+import { rowEncoder } from './table.ts';
+import { SinkWriter, type SinkWriterOptions } from './writer.ts';
+
+export interface ClickHouseSinkOptions {
+  id: string;
+  topology: string;
+  ch: ClickHouse;
+  table: TableSpec;
+  /** Allows column type changes and drops when the table exists (destructive). */
+  allowDestructive?: boolean;
+  writer?: Pick<SinkWriterOptions, 'maxRows' | 'maxDelayMs' | 'maxBufferedRows' | 'format' | 'retry'>;
+}
+
+export class ClickHouseSink implements Sink {
+  readonly id: string;
+  onAck: (ack: Ack) => void = () => {};
+  readonly writer: SinkWriter;
+  readonly #o: ClickHouseSinkOptions;
+  readonly #encode: (row: unknown) => unknown[];
+
+  constructor(o: ClickHouseSinkOptions) {
+    this.id = o.id;
+    this.#o = o;
+    this.#encode = rowEncoder(o.table.columns);
+    this.writer = new SinkWriter(o.ch, {
+      topology: o.topology,
+      sink: o.id,
+      tables: [
+        {
+          table: o.table.table,
+          columns: o.table.columns.map((c) => c.name),
+          ...(o.table.database ? { database: o.table.database } : {}),
+        },
+      ],
+      ...o.writer,
+      onAck: (a) => this.onAck(a),
+    });
+  }
+
+  /** Creates or migrates the table and the offsets log (additive changes only, unless allowed). */
+  async prepare(): Promise<void> {
+    await ensureOffsetsTable(this.#o.ch, this.#o.table.database);
+    await ensureTable(this.#o.ch, this.#o.table, { allowDestructive: this.#o.allowDestructive ?? false });
+  }
+
+  append(rows: readonly unknown[], range: SourceRange): Promise<void> {
+    const encoded = new Array<unknown[]>(rows.length);
+    for (let i = 0; i < rows.length; i++) encoded[i] = this.#encode(rows[i]);
+    return this.writer.write(range, { [this.#o.table.table]: encoded });
+  }
+
+  get buffered(): number {
+    return this.writer.stats.bufferedRows + this.writer.stats.inflightRows;
+  }
+
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /**
+   * The last range recorded for each assigned partition that the group has not committed past: the worker
+   * skips this sink for records before it and replays it exactly, so its insert tokens repeat.
+   */
+  async assigned(
+    partitions: ReadonlyArray<{ topic: string; partition: number; committed: string | undefined }>,
+  ): Promise<ReplayRange[]> {
+    const recorded = await readCommittedOffsets(this.#o.ch, this.#o.topology, this.id, this.#o.table.database);
+    const byTp = new Map(recorded.map((r) => [`${r.topic}/${r.partition}`, r]));
+    const replay: ReplayRange[] = [];
+    for (const p of partitions) {
+      const r = byTp.get(`${p.topic}/${p.partition}`);
+      if (!r) continue;
+      if (p.committed !== undefined && BigInt(p.committed) > BigInt(r.last)) continue;
+      replay.push({ topic: r.topic, partition: r.partition, first: r.first, last: r.last });
+    }
+    this.writer.expectReplay(replay.map((r) => ({ ...r, seekTo: r.first, next: (BigInt(r.last) + 1n).toString() })));
+    return replay;
+  }
+
+  forget(topic: string, partition: number): void {
+    this.writer.forget(topic, partition);
+  }
+
+  close(): Promise<void> {
+    return this.writer.close();
+  }
+}
