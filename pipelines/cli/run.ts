@@ -1,3 +1,4 @@
+// `pipelines run <file>`: the topology as a Kafka worker (see runtime/launch.ts), until SIGTERM or SIGINT.
 // `pipelines run <file> --dry-run --input <events.jsonl>`: the topology on a file of events, no service needed;
 // prints what each sink would receive (JSON lines, prefixed by the sink id) and the dead letters.
 import { readFileSync } from 'node:fs';
@@ -5,11 +6,12 @@ import { InputError, TopologyTestDriver } from '../testing/driver.ts';
 import { TopologyError } from '../topology/diagnostics.ts';
 import { loadTopology } from '../topology/load.ts';
 import { option, positional, usage, userError } from './args.ts';
+import { runWorker } from './run-worker.ts';
 
 export async function run(args: string[]): Promise<number> {
+  if (!args.includes('--dry-run')) return runWorker(args);
   const [file] = positional(args, ['input', 'tables', 'batch']);
   const input = option(args, 'input');
-  if (!args.includes('--dry-run')) throw userError('only `run --dry-run` is available here: it needs no service');
   if (!file || !input)
     throw usage('run <topology.yaml> --dry-run --input <events.jsonl> [--tables <rows.jsonl>] [--batch N]');
   const { diagnostics, plan } = await loadTopology(file);

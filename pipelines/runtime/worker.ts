@@ -7,6 +7,7 @@ import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { deadLetterHeaders, type Headers } from '../kafka/headers.ts';
 import type { KafkaMessage, KafkaSink } from '../sinks/kafka.ts';
 import type { ReplayRange, Sink } from '../sinks/sink.ts';
+import type { DeadLetter, SourceRecord } from '../topology/plan.ts';
 import { CommitTracker } from './commits.ts';
 import { backoffDelay, type RetryPolicy } from './retry.ts';
 
@@ -19,14 +20,6 @@ export interface InputRecord {
   /** Kafka record timestamp (ms). */
   timestamp: number;
   headers: Headers;
-}
-
-/** A record a step (or the decoder) could not handle, as the plan reports it. */
-export interface DeadLetter {
-  record: InputRecord;
-  stepId: string;
-  errorClass: string;
-  message: string;
 }
 
 export interface StepResult {
@@ -114,7 +107,7 @@ export class Worker {
   readonly #o: WorkerOptions;
   readonly #tracker = new CommitTracker();
   readonly #consumer: KafkaJS.Consumer;
-  readonly #raw = new WeakMap<InputRecord, { key: Buffer | null; value: Buffer | null }>();
+  readonly #raw = new WeakMap<SourceRecord, { key: Buffer | null; value: Buffer | null }>();
   /** Per partition and sink, a range the sink already holds (records before it are skipped for that sink). */
   readonly #replays = new Map<string, Map<string, ReplayRange>>();
   #assigned: Array<{ topic: string; partition: number }> = [];
@@ -281,7 +274,13 @@ export class Worker {
         records.push(rec);
       } catch (err) {
         const e = err as Error & { code?: string };
-        dead.push({ record: rec, stepId: 'decode', errorClass: e.code ?? e.name, message: e.message });
+        dead.push({
+          record: rec,
+          stepId: 'decode',
+          errorClass: e.code ?? e.name,
+          message: e.message,
+          retriable: false,
+        });
       }
     }
     const decoded = performance.now();
@@ -329,7 +328,7 @@ export class Worker {
   #requireDeadLetters(d: DeadLetter): KafkaSink {
     if (this.#o.deadLetters) return this.#o.deadLetters;
     throw new FatalWorkerError(
-      `record ${d.record.topic}/${d.record.partition}@${d.record.offset} failed at step '${d.stepId}' ` +
+      `record ${d.record.topic}/${d.record.partition}@${String(d.record.offset)} failed at step '${d.stepId}' ` +
         `(${d.errorClass}: ${d.message}) and the topology has no dead-letter topic: ` +
         'set spec.errors.deadLetter, fix the data, or skip it by resetting the group offset',
     );
@@ -344,14 +343,14 @@ export class Worker {
         {
           topic: d.record.topic,
           partition: d.record.partition,
-          offset: d.record.offset,
+          offset: String(d.record.offset),
           timestamp: String(d.record.timestamp),
           topology: this.#o.topology,
           step: d.stepId,
           errorClass: d.errorClass,
           errorMessage: d.message,
         },
-        d.record.headers,
+        d.record.headers as Headers,
       ),
     };
   }

@@ -13,7 +13,7 @@ export interface SourceRecord {
   value: unknown;
   /** Kafka record timestamp, epoch milliseconds. */
   timestamp: number;
-  headers?: Record<string, string | Uint8Array | undefined>;
+  headers?: Readonly<Record<string, unknown>>;
 }
 
 /** The variables of one record at one point of the chain (`event`, `key`, `record`, then what steps add). */

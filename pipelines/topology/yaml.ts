@@ -12,6 +12,9 @@ export interface Position {
 
 export const MAX_FILE_BYTES = 1024 * 1024;
 
+/** Syntax errors reported per file; the rest are counted. */
+const MAX_SYNTAX_ERRORS = 3;
+
 export class SourceFile {
   readonly file: string;
   readonly text: string;
@@ -26,8 +29,18 @@ export class SourceFile {
     let value: unknown = null;
     try {
       const doc = parseDocument(text, { lineCounter: this.#lines, prettyErrors: false, uniqueKeys: true });
-      for (const e of doc.errors) {
-        this.#at('yaml-syntax', e.message.split('\n')[0] ?? e.message, this.#pos(e.pos[0]), []);
+      // After the first syntax error the parser mostly reports its consequences: say the first few only.
+      const shown = doc.errors.slice(0, MAX_SYNTAX_ERRORS);
+      for (const [i, e] of shown.entries()) {
+        const more = doc.errors.length - shown.length;
+        const suffix = i === shown.length - 1 && more > 0 ? ` (and ${more} more syntax errors after it)` : '';
+        const pos = this.#pos(e.pos[0]);
+        // `{ topic: ${X:-y} }` is the usual culprit: in a flow mapping `{` opens a map, so the value needs quotes.
+        const line = text.split('\n')[pos.line - 1] ?? '';
+        const hint =
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: the hint shows the user's own syntax
+          i === 0 && /\{[^}]*\$\{/.test(line) ? 'quote a ${VAR} value inside { }: "${VAR:-default}"' : undefined;
+        this.#at('yaml-syntax', (e.message.split('\n')[0] ?? e.message) + suffix, pos, [], hint);
       }
       if (doc.errors.length === 0) {
         this.#contents = doc.contents as Node | null;

@@ -1,0 +1,100 @@
+// `pipelines run <file>` on Kafka: starts the worker, stops it cleanly on SIGTERM/SIGINT (a second signal
+// exits at once), or by itself with --until-caught-up once it has processed everything the topic held at start.
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { clientConfig, connectionsFrom } from '../kafka/connection.ts';
+import { observeAddressFromEnv } from '../observe/http.ts';
+import { createLogger } from '../observe/log.ts';
+import { readStatus, statusLine } from '../observe/status.ts';
+import { launchWorker, type RunningWorker } from '../runtime/launch.ts';
+import { option, positional, usage } from './args.ts';
+
+const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
+       [--metrics host:port | --no-metrics]
+  or: run <topology.yaml> --dry-run --input <events.jsonl> [--tables <rows.jsonl>] [--batch N]`;
+
+export async function runWorker(args: string[]): Promise<number> {
+  const valued = ['brokers', 'registry', 'group', 'metrics'];
+  const [file] = positional(args, valued);
+  if (!file) throw usage(HELP);
+  const log = createLogger('pipelines');
+  const flags = {
+    brokers: option(args, 'brokers'),
+    registry: option(args, 'registry'),
+    group: option(args, 'group'),
+  };
+  const metricsAt = option(args, 'metrics');
+  const observe = args.includes('--no-metrics')
+    ? (false as const)
+    : observeAddressFromEnv(metricsAt ? { PIPELINES_METRICS_ADDRESS: metricsAt } : process.env);
+  const running = await launchWorker({ file, flags, log, observe });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string) => {
+    if (stopping) return stopping;
+    log.info({ why }, 'stopping: finishing the batch in hand, flushing sinks, committing, leaving the group');
+    stopping = running.stop();
+    return stopping;
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now (uncommitted records will be processed again)');
+      process.exit(130);
+    }
+    void stop(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const timers: NodeJS.Timeout[] = [];
+  if (args.includes('--until-caught-up')) {
+    const ends = await endOffsets(connectionsFrom(process.env, flags).kafka, running.plan.topology.spec.source.topic);
+    timers.push(
+      setInterval(() => {
+        if (caughtUp(running, ends)) void stop('caught up');
+      }, 250),
+    );
+  }
+  if (process.stdout.isTTY && running.server) {
+    const url = running.server.url;
+    timers.push(
+      setInterval(() => {
+        readStatus({ url })
+          .then((s) => process.stdout.write(`\r\x1b[2K${statusLine(s)}`))
+          .catch(() => {});
+      }, 2000),
+    );
+  }
+  try {
+    await running.worker.finished;
+    await stopping;
+    return 0;
+  } finally {
+    for (const t of timers) clearInterval(t);
+    if (process.stdout.isTTY) process.stdout.write('\n');
+    log.flush();
+  }
+}
+
+async function endOffsets(conn: ReturnType<typeof connectionsFrom>['kafka'], topic: string) {
+  const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return new Map(
+      (await admin.fetchTopicOffsets(topic))
+        .filter((p) => BigInt(p.high) > BigInt(p.low))
+        .map((p) => [p.partition, BigInt(p.high) - 1n]),
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Every partition that had records at start has been processed up to its last offset then. */
+function caughtUp(running: RunningWorker, lastOffsets: Map<number, bigint>): boolean {
+  for (const [partition, last] of lastOffsets) {
+    const done = running.progress.get(partition);
+    if (done === undefined || done < last) return false;
+  }
+  return true;
+}

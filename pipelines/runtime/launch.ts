@@ -1,0 +1,259 @@
+// Assembles a running worker from a topology file: the compiled plan, the Avro codec on the registry, the
+// sinks (output schemas registered or checked first, tables created or migrated), lookup tables loaded from
+// their compacted topics, metrics and health endpoints. Everything that can be refused is refused before
+// the consumer joins the group.
+import { hostname } from 'node:os';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { AvroCodec, RegistryClient, subjectName } from '../codec/index.ts';
+import { type ConnectionFlags, clientConfig, connectionsFrom, describeConnection } from '../kafka/connection.ts';
+import { childTraceHeaders, type Headers } from '../kafka/headers.ts';
+import { type ObserveServer, startObserveServer } from '../observe/http.ts';
+import { createMetrics, type Metrics } from '../observe/metrics.ts';
+import { type ClickHouse, clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { ClickHouseSink } from '../sinks/clickhouse/sink.ts';
+import { type ClickHouseSinkConfig, tableSpecFor } from '../sinks/clickhouse/table.ts';
+import { KafkaSink } from '../sinks/kafka.ts';
+import type { Sink } from '../sinks/sink.ts';
+import { TableLoader } from '../state/tables.ts';
+import { loadPlan } from '../topology/load.ts';
+import type { Plan } from '../topology/plan.ts';
+import type { Scope } from '../topology/types.ts';
+import { defaultRetry } from './retry.ts';
+import { type Decoder, Worker, type WorkerLog } from './worker.ts';
+
+export interface LaunchOptions {
+  file: string;
+  env?: NodeJS.ProcessEnv;
+  flags?: ConnectionFlags & { group?: string };
+  log: WorkerLog;
+  metrics?: Metrics;
+  /** Where /metrics, /healthz and /readyz listen; false for none. */
+  observe?: { host: string; port: number } | false;
+  /** Overrides of the worker's tuning (tests and benchmarks). */
+  tuning?: { flushIntervalMs?: number; maxBatchSize?: number; shutdownTimeoutMs?: number; clickhouseMaxRows?: number };
+  /** Allows destructive ClickHouse table changes. */
+  allowDestructive?: boolean;
+}
+
+export interface RunningWorker {
+  plan: Plan;
+  worker: Worker;
+  server: ObserveServer | undefined;
+  /** Per partition, the last offset processed (from batch events). */
+  progress: Map<number, bigint>;
+  stop(): Promise<void>;
+}
+
+const jsonDecoder: Decoder = {
+  prepare: async () => {},
+  decode: (value) => JSON.parse(value.toString('utf8')),
+};
+
+export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
+  const env = o.env ?? process.env;
+  const plan = await loadPlan(o.file, { env });
+  const spec = plan.topology.spec;
+  const conns = connectionsFrom(env, o.flags);
+  o.log.info({ topology: plan.name, file: o.file, connection: describeConnection(conns) }, 'starting worker');
+  const kafka = new KafkaJS.Kafka({
+    ...clientConfig(conns.kafka),
+    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
+  } as never);
+  const registry = new RegistryClient(conns.registry);
+  // The plan's own reader types: records decoded through them are what its expressions read fastest.
+  const codec = new AvroCodec({ registry, readers: plan.readerTypes.values() });
+  const decoder: Decoder = spec.source.value.format === 'json' ? jsonDecoder : codec;
+
+  const metrics = o.metrics ?? createMetrics();
+  const events = metrics.topology(plan.name);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  };
+  try {
+    const kafkaSinks: KafkaSink[] = [];
+    const sinks: Sink[] = [];
+    let producer: KafkaJS.Producer | undefined;
+    const transactional = plan.sinks.some((s) => s.kind === 'kafka' && s.writer.exactlyOnce === true);
+    if (transactional && plan.sinks.some((s) => s.kind !== 'kafka')) {
+      throw userError(
+        `${plan.name}: exactlyOnce needs every sink to be Kafka (a transaction cannot span ClickHouse); ` +
+          'ClickHouse sinks are exactly-once on their own',
+      );
+    }
+    const needProducer = plan.sinks.some((s) => s.kind === 'kafka') || spec.errors.deadLetter !== undefined;
+    if (needProducer) {
+      producer = kafka.producer({
+        'linger.ms': 5,
+        'compression.type': 'lz4',
+        ...(transactional
+          ? {
+              'transactional.id': `pipelines-${plan.name}-${o.flags?.group ?? spec.source.group}-${hostname()}-${process.pid}`,
+            }
+          : { 'enable.idempotence': true }),
+      } as never);
+      await producer.connect();
+      const p = producer;
+      cleanups.push(() => p.disconnect());
+    }
+    let ch: ClickHouse | undefined;
+    for (const s of plan.sinks) {
+      if (s.kind === 'kafka') {
+        const w = s.writer as unknown as {
+          topic: string;
+          format: 'avro' | 'json';
+          subjects: 'TopicName' | 'RecordName' | 'TopicRecordName';
+          valueType?: { name?: string };
+          valueSchema?: object;
+        };
+        let encodeValue: (v: unknown) => Buffer;
+        if (w.format === 'avro') {
+          if (!w.valueSchema) throw userError(`sink ${s.id}: an Avro value needs value.schema`);
+          const subject = subjectName(w.subjects, { topic: w.topic, recordName: w.valueType?.name, kind: 'value' });
+          // Registers the schema or checks it against the subject's compatibility mode: refuses to start if not.
+          const encoder = await codec.encoder(subject, w.valueSchema);
+          encodeValue = (v) => encoder.encode(v);
+        } else {
+          encodeValue = (v) => Buffer.from(JSON.stringify(v));
+        }
+        const sink = new KafkaSink({
+          id: s.id,
+          topic: w.topic,
+          producer: producer!,
+          encode: (row) => {
+            const r = row as { key: unknown; value: unknown; headers?: Headers };
+            return {
+              key: r.key === null || r.key === undefined ? null : String(r.key),
+              value: encodeValue(r.value),
+              headers: childTraceHeaders(r.headers),
+            };
+          },
+        });
+        kafkaSinks.push(sink);
+        sinks.push(sink);
+      } else if (s.kind === 'clickhouse') {
+        if (!ch) {
+          const opened = openClickHouse(clickHouseConfigFromEnv(env));
+          ch = opened;
+          cleanups.push(() => opened.close());
+          o.log.info({ clickhouse: opened.description }, 'ClickHouse');
+        }
+        const scope = plan.checked.sinks.find((c) => c.id === s.id)?.scope as Scope;
+        const sink = new ClickHouseSink({
+          id: s.id,
+          topology: plan.name,
+          ch,
+          table: tableSpecFor(s.config as unknown as ClickHouseSinkConfig, scope),
+          allowDestructive: o.allowDestructive ?? false,
+          writer: {
+            ...(o.tuning?.clickhouseMaxRows ? { maxRows: o.tuning.clickhouseMaxRows } : {}),
+            retry: {
+              maxAttempts: Number.POSITIVE_INFINITY,
+              onRetry: (error: Error, attempt: number) => events.retry?.({ what: `sink ${s.id}`, attempt, error }),
+            },
+          },
+        });
+        await sink.prepare();
+        sinks.push(sink);
+      } else {
+        throw userError(`sink ${s.id}: kind '${s.kind}' has no runtime`);
+      }
+    }
+    const deadLetters = spec.errors.deadLetter
+      ? new KafkaSink({
+          id: 'dead-letters',
+          topic: spec.errors.deadLetter,
+          producer: producer!,
+          encode: (m) => m as never,
+        })
+      : undefined;
+
+    // Lookup tables: loaded before the consumer joins, so the first batch already sees them.
+    const loaders: TableLoader[] = [];
+    for (const [name, table] of Object.entries(spec.tables)) {
+      const type = plan.tableTypes.get(name);
+      const loader = new TableLoader({
+        kafka,
+        table: name,
+        topic: table.topic,
+        store: plan.tables,
+        decoder: type ? new AvroCodec({ registry, readers: [type], unknownRecord: 'writer' }) : jsonDecoder,
+        group: `pipelines-${plan.name}-table-${name}-${hostname()}-${process.pid}-${Date.now()}`,
+        log: o.log,
+        progress: (e) => events.table?.(e),
+      });
+      loaders.push(loader);
+      cleanups.push(() => loader.stop());
+      await loader.start();
+    }
+    await Promise.all(loaders.map((l) => l.caughtUp));
+
+    const worker = new Worker({
+      topology: plan.name,
+      kafka,
+      source: { topic: spec.source.topic, group: o.flags?.group ?? spec.source.group, start: spec.source.start },
+      decoder,
+      processor: plan,
+      sinks,
+      ...(deadLetters ? { deadLetters } : {}),
+      ...(transactional ? { transactional: { producer: producer!, sinks: kafkaSinks } } : {}),
+      retry: {
+        ...defaultRetry,
+        initialMs: spec.errors.retry.backoff.min,
+        maxMs: spec.errors.retry.backoff.max,
+      },
+      ...(o.tuning?.flushIntervalMs ? { flushIntervalMs: o.tuning.flushIntervalMs } : {}),
+      ...(o.tuning?.maxBatchSize ? { maxBatchSize: o.tuning.maxBatchSize } : {}),
+      ...(o.tuning?.shutdownTimeoutMs ? { shutdownTimeoutMs: o.tuning.shutdownTimeoutMs } : {}),
+      log: o.log,
+      events: {
+        ...events,
+        batch: (e) => {
+          progress.set(e.partition, BigInt(e.lastOffset));
+          events.batch(e);
+        },
+      },
+    });
+    const progress = new Map<number, bigint>();
+    let server: ObserveServer | undefined;
+    if (o.observe !== false) {
+      const sinkChecks = ch
+        ? [
+            async () => {
+              const ok = await ch!.client.ping().then(
+                (r) => r.success,
+                () => false,
+              );
+              return ok ? [] : [`${plan.name}: ClickHouse (${ch!.description}) does not answer`];
+            },
+          ]
+        : [];
+      server = await startObserveServer({
+        metrics,
+        ...(o.observe ?? { host: '127.0.0.1', port: 19100 }),
+        checks: sinkChecks,
+      });
+      const srv = server;
+      cleanups.push(() => srv.close());
+      o.log.info({ url: server.url }, 'metrics and health endpoints');
+    }
+    await worker.start();
+    return {
+      plan,
+      worker,
+      server,
+      progress,
+      async stop() {
+        await worker.stop();
+        await closeAll();
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function userError(message: string): Error {
+  return Object.assign(new Error(message), { userFacing: true });
+}

@@ -1,0 +1,127 @@
+// Lookup tables from compacted topics: every worker reads the whole topic into its plan's table store at start
+// (it is not ready until caught up with the end offsets it saw then) and keeps reading to stay current.
+// A null value (tombstone) deletes the key. Reads are done by a private consumer group that commits nothing.
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { Decoder, WorkerLog } from '../runtime/worker.ts';
+
+export interface TableStoreApi {
+  upsert(table: string, key: string | number, row: unknown): void;
+  delete(table: string, key: string | number): void;
+  keyOf(table: string, row: unknown): string | undefined;
+  size(table: string): number;
+}
+
+export interface TableLoaderOptions {
+  kafka: KafkaJS.Kafka;
+  table: string;
+  topic: string;
+  store: TableStoreApi;
+  decoder: Decoder;
+  /** Unique per process: each worker reads the whole table. */
+  group: string;
+  log: WorkerLog;
+  /** Size and distance from the end, for metrics and readiness. */
+  progress?: (e: { topic: string; rows: number; behind: number }) => void;
+}
+
+export class TableLoader {
+  readonly #o: TableLoaderOptions;
+  #consumer: KafkaJS.Consumer | undefined;
+  #ends = new Map<number, bigint>();
+  #positions = new Map<number, bigint>();
+  #caughtUp!: () => void;
+  /** Resolves once every partition reached the end offset seen at start. */
+  readonly caughtUp: Promise<void>;
+  #isCaughtUp = false;
+
+  constructor(o: TableLoaderOptions) {
+    this.#o = o;
+    this.caughtUp = new Promise((resolve) => {
+      this.#caughtUp = resolve;
+    });
+  }
+
+  get isCaughtUp(): boolean {
+    return this.#isCaughtUp;
+  }
+
+  /** Records left to read before caught up. */
+  get behind(): number {
+    let n = 0n;
+    for (const [p, end] of this.#ends) {
+      const pos = this.#positions.get(p) ?? 0n;
+      if (end > pos) n += end - pos;
+    }
+    return Number(n);
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    const admin = o.kafka.admin();
+    await admin.connect();
+    try {
+      for (const p of await admin.fetchTopicOffsets(o.topic)) {
+        this.#ends.set(p.partition, BigInt(p.high));
+        this.#positions.set(p.partition, BigInt(p.low));
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    this.#check();
+    const consumer = o.kafka.consumer({
+      'group.id': o.group,
+      'enable.auto.commit': false,
+      'auto.offset.reset': 'earliest',
+      'js.consumer.max.batch.size': 10_000,
+    } as never);
+    this.#consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: [o.topic] });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        await o.decoder.prepare(batch.messages.map((m) => m.value));
+        let applied = 0;
+        for (const m of batch.messages) {
+          const kafkaKey = m.key?.toString();
+          try {
+            if (!m.value) {
+              if (kafkaKey !== undefined) o.store.delete(o.table, kafkaKey);
+              continue;
+            }
+            const row = o.decoder.decode(m.value);
+            const key = o.store.keyOf(o.table, row) ?? kafkaKey;
+            if (key === undefined) throw new Error('row has neither its key field nor a Kafka key');
+            o.store.upsert(o.table, key, row);
+            applied++;
+          } catch (err) {
+            // A table row that cannot be read is skipped (and said): the table is the latest good state.
+            o.log.warn(
+              { table: o.table, partition: batch.partition, offset: m.offset, err: (err as Error).message },
+              'table row skipped',
+            );
+          }
+        }
+        const last = batch.messages[batch.messages.length - 1];
+        if (last) this.#positions.set(batch.partition, BigInt(last.offset) + 1n);
+        if (applied > 0 || !this.#isCaughtUp) this.#check();
+      },
+    });
+  }
+
+  #check(): void {
+    this.#o.progress?.({ topic: this.#o.topic, rows: this.#o.store.size(this.#o.table), behind: this.behind });
+    if (!this.#isCaughtUp && this.behind === 0) {
+      this.#isCaughtUp = true;
+      this.#o.log.info({ table: this.#o.table, rows: this.#o.store.size(this.#o.table) }, 'table caught up');
+      this.#caughtUp();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#consumer?.disconnect();
+    const admin = this.#o.kafka.admin();
+    await admin.connect();
+    await admin.deleteGroups([this.#o.group]).catch(() => {});
+    await admin.disconnect();
+  }
+}
