@@ -6,7 +6,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
-import { type OrderPlaced, orderPlacedSchema } from '../loadgen/orders.ts';
+import { type OrderPlaced, readSchema } from '../loadgen/orders.ts';
 
 export interface SliceOptions {
   brokers: string[];
@@ -33,6 +33,7 @@ export async function runOrderSlice(o: SliceOptions): Promise<SliceResult> {
   const log = o.log ?? (() => {});
   const started = Date.now();
   const registry = new SchemaRegistry({ host: o.registryUrl });
+  const orderPlacedSchema = readSchema('OrderPlaced');
   const { id: schemaId } = await registry.register(
     { type: SchemaType.AVRO, schema: JSON.stringify(orderPlacedSchema) },
     { subject: `${o.topic}-value` },

@@ -97,7 +97,11 @@ export function describeConnection(c: Connections): Record<string, unknown> {
     brokers: c.kafka.brokers,
     clientId: c.kafka.clientId,
     security,
-    registry: { url: url.toString(), username: c.registry.username, password: c.registry.password ? '***' : undefined },
+    registry: {
+      url: url.toString(),
+      ...(c.registry.username ? { username: c.registry.username } : {}),
+      ...(c.registry.password ? { password: '***' } : {}),
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 // Creates or updates the topics a topology declares, through the admin API: partitions, replication,
 // retention, cleanup policy, min in-sync replicas. Partitions only grow (Kafka cannot shrink them).
-import { KafkaJS, AdminClient as RdAdminClient } from '@confluentinc/kafka-javascript';
+import rdkafka, { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, type KafkaConnection } from './connection.ts';
 
 export interface TopicSpec {
@@ -101,7 +101,7 @@ export async function applyTopics(
 
 /** The KafkaJS-style admin has no createPartitions: the librdkafka admin client does. */
 function createPartitions(conn: KafkaConnection, topic: string, total: number): Promise<void> {
-  const client = RdAdminClient.create(clientConfig(conn) as never);
+  const client = rdkafka.AdminClient.create(clientConfig(conn) as never);
   return new Promise<void>((resolve, reject) => {
     client.createPartitions(topic, total, 30_000, (err) => {
       client.disconnect();

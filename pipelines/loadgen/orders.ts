@@ -1,5 +1,8 @@
-// A deterministic stream of order events (seeded), for the demo, tests and benchmarks.
-// The same seed always yields the same events, so expected results can be computed independently.
+// Deterministic order data (seeded): order lifecycles (placed → paid → shipped, or cancelled), and customer
+// and product snapshots. The same seed always yields the same events, so expected results can be computed
+// independently of the pipeline. Avro schemas are the topologies' own (topologies/schemas/*.avsc).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface OrderItem {
   productId: string;
@@ -7,51 +10,52 @@ export interface OrderItem {
   price: number;
 }
 
-export interface OrderPlaced {
+interface Envelope<T extends string, D> {
   eventId: string;
-  eventType: 'OrderPlaced';
+  eventType: T;
   timestamp: number;
-  data: { orderId: string; customerId: string; items: OrderItem[]; totalAmount: number };
+  data: D;
 }
 
-/** Avro schema of OrderPlaced v1, the shape every order event shares (envelope + data). */
-export const orderPlacedSchema = {
-  type: 'record',
-  name: 'OrderPlaced',
-  namespace: 'com.orders.events',
-  fields: [
-    { name: 'eventId', type: 'string' },
-    { name: 'eventType', type: 'string' },
-    { name: 'timestamp', type: { type: 'long', logicalType: 'timestamp-millis' } },
-    {
-      name: 'data',
-      type: {
-        type: 'record',
-        name: 'OrderPlacedData',
-        fields: [
-          { name: 'orderId', type: 'string' },
-          { name: 'customerId', type: 'string' },
-          {
-            name: 'items',
-            type: {
-              type: 'array',
-              items: {
-                type: 'record',
-                name: 'OrderItem',
-                fields: [
-                  { name: 'productId', type: 'string' },
-                  { name: 'quantity', type: 'int' },
-                  { name: 'price', type: 'double' },
-                ],
-              },
-            },
-          },
-          { name: 'totalAmount', type: 'double' },
-        ],
-      },
-    },
-  ],
+export type OrderPlaced = Envelope<
+  'OrderPlaced',
+  { orderId: string; customerId: string; items: OrderItem[]; totalAmount: number }
+>;
+export type PaymentCaptured = Envelope<
+  'PaymentCaptured',
+  { orderId: string; paymentId: string; amount: number; method: string }
+>;
+export type OrderShipped = Envelope<'OrderShipped', { orderId: string; carrier: string; trackingNumber: string }>;
+export type OrderCancelled = Envelope<'OrderCancelled', { orderId: string; reason: string }>;
+export type OrderEvent = OrderPlaced | PaymentCaptured | OrderShipped | OrderCancelled;
+
+export interface Customer {
+  customerId: string;
+  name: string;
+  segment: string;
+  country: string;
+}
+
+export interface Product {
+  productId: string;
+  name: string;
+  category: string;
+  listPrice: number;
+}
+
+/** The schema files of the order domain, by event type (v1 of OrderPlaced: what producers write today). */
+export const SCHEMA_FILES = {
+  OrderPlaced: 'OrderPlaced.avsc',
+  PaymentCaptured: 'PaymentCaptured.avsc',
+  OrderShipped: 'OrderShipped.avsc',
+  OrderCancelled: 'OrderCancelled.avsc',
+  Customer: 'Customer.avsc',
+  Product: 'Product.avsc',
 } as const;
+
+export function readSchema(name: keyof typeof SCHEMA_FILES, dir = join('topologies', 'schemas')): object {
+  return JSON.parse(readFileSync(join(dir, SCHEMA_FILES[name]), 'utf8')) as object;
+}
 
 /** mulberry32: tiny, fast, good enough for test data; not for anything secret. */
 export function seededRandom(seed: number): () => number {
@@ -75,33 +79,118 @@ export interface OrderStreamOptions {
   products?: number;
 }
 
+const customerId = (i: number) => `C${String(i).padStart(5, '0')}`;
+const productId = (i: number) => `P${String(i).padStart(4, '0')}`;
+
 export function* orderPlacedStream(count: number, options: OrderStreamOptions = {}): Generator<OrderPlaced> {
   const rnd = seededRandom(options.seed ?? 42);
   const start = options.startTime ?? Date.UTC(2026, 0, 1);
   const step = options.stepMs ?? 100;
-  const customers = options.customers ?? 500;
-  const products = options.products ?? 50;
-  for (let i = 0; i < count; i++) {
-    const items: OrderItem[] = [];
-    const n = 1 + Math.floor(rnd() * 3);
-    let total = 0;
-    for (let j = 0; j < n; j++) {
-      const quantity = 1 + Math.floor(rnd() * 4);
-      // Prices in whole cents keep sums exact enough to compare after float arithmetic.
-      const price = Math.round((5 + rnd() * 95) * 100) / 100;
-      items.push({ productId: `P${String(Math.floor(rnd() * products)).padStart(4, '0')}`, quantity, price });
-      total += quantity * price;
-    }
-    yield {
-      eventId: `evt-${options.seed ?? 42}-${i}`,
-      eventType: 'OrderPlaced',
-      timestamp: start + i * step,
-      data: {
-        orderId: `O${String(i).padStart(8, '0')}`,
-        customerId: `C${String(Math.floor(rnd() * customers)).padStart(5, '0')}`,
-        items,
-        totalAmount: Math.round(total * 100) / 100,
-      },
-    };
+  for (let i = 0; i < count; i++) yield placed(rnd, i, start + i * step, options);
+}
+
+function placed(rnd: () => number, i: number, timestamp: number, o: OrderStreamOptions): OrderPlaced {
+  const items: OrderItem[] = [];
+  const n = 1 + Math.floor(rnd() * 3);
+  let total = 0;
+  for (let j = 0; j < n; j++) {
+    const quantity = 1 + Math.floor(rnd() * 4);
+    // Prices in whole cents keep sums exact enough to compare after float arithmetic.
+    const price = Math.round((5 + rnd() * 95) * 100) / 100;
+    items.push({ productId: productId(Math.floor(rnd() * (o.products ?? 50))), quantity, price });
+    total += quantity * price;
   }
+  return {
+    eventId: `evt-${o.seed ?? 42}-${i}-placed`,
+    eventType: 'OrderPlaced',
+    timestamp,
+    data: {
+      orderId: `O${String(i).padStart(8, '0')}`,
+      customerId: customerId(Math.floor(rnd() * (o.customers ?? 500))),
+      items,
+      totalAmount: Math.round(total * 100) / 100,
+    },
+  };
+}
+
+/**
+ * Whole lifecycles, interleaved in event-time order: each order is placed; 85% are paid a few seconds later,
+ * of which 90% ship; the others are cancelled. Per order the events come in order (they share a key).
+ */
+export function* orderLifecycleStream(orders: number, options: OrderStreamOptions = {}): Generator<OrderEvent> {
+  const rnd = seededRandom(options.seed ?? 42);
+  const start = options.startTime ?? Date.UTC(2026, 0, 1);
+  const step = options.stepMs ?? 100;
+  // Pending follow-up events, ordered by time; small, since follow-ups come within seconds.
+  const pending: OrderEvent[] = [];
+  const release = (until: number) => {
+    pending.sort((a, b) => a.timestamp - b.timestamp);
+    const out: OrderEvent[] = [];
+    while (pending.length > 0 && pending[0]!.timestamp <= until) out.push(pending.shift()!);
+    return out;
+  };
+  for (let i = 0; i < orders; i++) {
+    const t = start + i * step;
+    yield* release(t);
+    const p = placed(rnd, i, t, options);
+    yield p;
+    const { orderId } = p.data;
+    const id = (what: string) => `evt-${options.seed ?? 42}-${i}-${what}`;
+    if (rnd() < 0.85) {
+      const paidAt = t + 1000 + Math.floor(rnd() * 4000);
+      const method = rnd() < 0.7 ? 'card' : 'paypal';
+      pending.push({
+        eventId: id('paid'),
+        eventType: 'PaymentCaptured',
+        timestamp: paidAt,
+        data: { orderId, paymentId: `PAY-${i}`, amount: p.data.totalAmount, method },
+      });
+      if (rnd() < 0.9) {
+        pending.push({
+          eventId: id('shipped'),
+          eventType: 'OrderShipped',
+          timestamp: paidAt + 2000 + Math.floor(rnd() * 8000),
+          data: { orderId, carrier: rnd() < 0.5 ? 'DHL' : 'UPS', trackingNumber: `TRK${i}` },
+        });
+      } else {
+        pending.push({
+          eventId: id('cancelled'),
+          eventType: 'OrderCancelled',
+          timestamp: paidAt + 500,
+          data: { orderId, reason: 'customer request' },
+        });
+      }
+    } else {
+      pending.push({
+        eventId: id('cancelled'),
+        eventType: 'OrderCancelled',
+        timestamp: t + 500 + Math.floor(rnd() * 2000),
+        data: { orderId, reason: 'payment failed' },
+      });
+    }
+  }
+  yield* release(Number.POSITIVE_INFINITY);
+}
+
+const SEGMENTS = ['consumer', 'smb', 'enterprise'];
+const CATEGORIES = ['books', 'games', 'garden', 'kitchen', 'toys'];
+
+export function customerSnapshots(count = 500, seed = 1): Customer[] {
+  const rnd = seededRandom(seed);
+  return Array.from({ length: count }, (_, i) => ({
+    customerId: customerId(i),
+    name: `Customer ${i}`,
+    segment: SEGMENTS[Math.floor(rnd() * SEGMENTS.length)]!,
+    country: rnd() < 0.5 ? 'DE' : 'FR',
+  }));
+}
+
+export function productSnapshots(count = 50, seed = 2): Product[] {
+  const rnd = seededRandom(seed);
+  return Array.from({ length: count }, (_, i) => ({
+    productId: productId(i),
+    name: `Product ${i}`,
+    category: CATEGORIES[Math.floor(rnd() * CATEGORIES.length)]!,
+    listPrice: Math.round((5 + rnd() * 95) * 100) / 100,
+  }));
 }

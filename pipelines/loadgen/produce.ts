@@ -1,43 +1,74 @@
-// Produces generated order events to Kafka in the Confluent wire format: for the demo, tests and benchmarks.
-// Sends in chunks awaited once each (the client batches with linger.ms), keyed by order id.
+// Produces generated order data to Kafka in the Confluent wire format: for the demo, tests and benchmarks.
+// Each event type is registered under its TopicRecordName subject (several types on one topic, ordered per
+// order by the key); sends go in chunks awaited once each (the client batches with linger.ms).
 import { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { AvroEncoder } from '../codec/index.ts';
+import { type AvroCodec, subjectName } from '../codec/index.ts';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
+import { type OrderEvent, readSchema, type SCHEMA_FILES } from './orders.ts';
 
-export interface ProduceOptions {
-  topic: string;
-  encoder: Pick<AvroEncoder, 'encode'>;
-  events: Iterable<{ data: { orderId: string } }>;
-  chunk?: number;
-  /** Extra librdkafka producer properties. */
-  config?: Record<string, unknown>;
+export interface Message {
+  key: string | null;
+  value: Buffer | null;
 }
 
-export async function produceEvents(conn: KafkaConnection, o: ProduceOptions): Promise<number> {
+/** An encoder for order events: one registered schema per event type, chosen by `eventType`. */
+export async function orderEventEncoder(
+  codec: AvroCodec,
+  topic: string,
+  schemaDir?: string,
+): Promise<(e: OrderEvent) => Buffer> {
+  const types = ['OrderPlaced', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'] as const;
+  const encoders = new Map<string, (v: unknown) => Buffer>();
+  for (const t of types) {
+    const schema = readSchema(t, schemaDir) as { name: string; namespace: string };
+    const subject = subjectName('TopicRecordName', { topic, recordName: `${schema.namespace}.${schema.name}` });
+    const encoder = await codec.encoder(subject, schema);
+    encoders.set(t, (v) => encoder.encode(v));
+  }
+  return (e) => encoders.get(e.eventType)!(e);
+}
+
+/** An encoder for one snapshot schema (customers, products), TopicName subject. */
+export async function snapshotEncoder(
+  codec: AvroCodec,
+  topic: string,
+  name: Extract<keyof typeof SCHEMA_FILES, 'Customer' | 'Product'>,
+  schemaDir?: string,
+): Promise<(row: unknown) => Buffer> {
+  const encoder = await codec.encoder(subjectName('TopicName', { topic }), readSchema(name, schemaDir));
+  return (row) => encoder.encode(row);
+}
+
+export async function produce(
+  conn: KafkaConnection,
+  topic: string,
+  messages: Iterable<Message>,
+  options: { chunk?: number; config?: Record<string, unknown> } = {},
+): Promise<number> {
   const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
   const producer = kafka.producer({
     'linger.ms': 20,
     'batch.num.messages': 10_000,
     'enable.idempotence': true,
     'compression.type': 'lz4',
-    ...o.config,
+    ...options.config,
   } as never);
   await producer.connect();
-  const chunk = o.chunk ?? 20_000;
+  const chunk = options.chunk ?? 20_000;
   let sent = 0;
   try {
-    let messages: KafkaJS.Message[] = [];
-    for (const e of o.events) {
-      messages.push({ key: e.data.orderId, value: o.encoder.encode(e) });
-      if (messages.length >= chunk) {
-        await producer.send({ topic: o.topic, messages });
-        sent += messages.length;
-        messages = [];
+    let batch: Message[] = [];
+    for (const m of messages) {
+      batch.push(m);
+      if (batch.length >= chunk) {
+        await producer.send({ topic, messages: batch });
+        sent += batch.length;
+        batch = [];
       }
     }
-    if (messages.length > 0) {
-      await producer.send({ topic: o.topic, messages });
-      sent += messages.length;
+    if (batch.length > 0) {
+      await producer.send({ topic, messages: batch });
+      sent += batch.length;
     }
   } finally {
     await producer.disconnect();

@@ -160,7 +160,8 @@ export class Worker {
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topics: [this.#o.source.topic] });
     await this.#consumer.run({
-      eachBatchAutoResolve: false,
+      // Resolving advances the consumer's position only; commits stay ours (enable.auto.commit=false).
+      eachBatchAutoResolve: true,
       eachBatch: async (payload) => {
         if (this.#stopping || this.#failure) return;
         const work = this.#handleBatch(payload);

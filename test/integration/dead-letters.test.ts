@@ -4,7 +4,7 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, RegistryClient } from '../../pipelines/codec/index.ts';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { deadLetterHeaders } from '../../pipelines/kafka/headers.ts';
-import { orderPlacedSchema, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
+import { orderPlacedStream, readSchema } from '../../pipelines/loadgen/orders.ts';
 import { inspectDeadLetters, redriveDeadLetters } from '../../pipelines/runtime/dead-letters.ts';
 
 jest.setTimeout(90_000);
@@ -15,7 +15,7 @@ test('inspect shows decoded dead letters with provenance; redrive sends them bac
   const source = `dlq.source.${run}`;
   const dlqTopic = `dlq.letters.${run}`;
   const registry = new RegistryClient(conn.registry);
-  const encoder = await new AvroCodec({ registry }).encoder(`${source}-value`, orderPlacedSchema);
+  const encoder = await new AvroCodec({ registry }).encoder(`${source}-value`, readSchema('OrderPlaced'));
   const events = [...orderPlacedStream(5, { seed: run % 1000 })];
   const kafka = new KafkaJS.Kafka({
     ...clientConfig(conn.kafka),

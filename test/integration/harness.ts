@@ -1,0 +1,171 @@
+// Helpers for tests that run real workers: unique topics per test, seeded data on the broker, workers as
+// child processes (so they can be killed -9), and reading a topic back.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { AvroCodec, AvroDecoder, RegistryClient } from '../../pipelines/codec/index.ts';
+import { type Connections, clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
+import { applyTopics } from '../../pipelines/kafka/topics.ts';
+import { customerSnapshots, type OrderEvent, productSnapshots } from '../../pipelines/loadgen/orders.ts';
+import { orderEventEncoder, produce, snapshotEncoder } from '../../pipelines/loadgen/produce.ts';
+
+export interface TestTopics {
+  ORDERS_TOPIC: string;
+  CUSTOMERS_TOPIC: string;
+  PRODUCTS_TOPIC: string;
+  ENRICHED_TOPIC: string;
+  STATUS_TOPIC: string;
+  DLQ_TOPIC: string;
+}
+
+export function testTopics(name: string): TestTopics {
+  const run = `${name}.${Date.now()}.${Math.floor(Math.random() * 1e6)}`;
+  return {
+    ORDERS_TOPIC: `${run}.orders`,
+    CUSTOMERS_TOPIC: `${run}.customers`,
+    PRODUCTS_TOPIC: `${run}.products`,
+    ENRICHED_TOPIC: `${run}.enriched`,
+    STATUS_TOPIC: `${run}.status`,
+    DLQ_TOPIC: `${run}.dlq`,
+  };
+}
+
+export function stack(): { conn: Connections; registry: RegistryClient; codec: AvroCodec } {
+  const conn = connectionsFrom(process.env);
+  const registry = new RegistryClient(conn.registry);
+  return { conn, registry, codec: new AvroCodec({ registry }) };
+}
+
+/** Creates the topics with their partitions (one replica: one broker). */
+export async function createTopics(topics: TestTopics, partitions = 3): Promise<void> {
+  const { conn } = stack();
+  await applyTopics(
+    conn.kafka,
+    [
+      { name: topics.ORDERS_TOPIC, partitions, replicas: 1 },
+      { name: topics.CUSTOMERS_TOPIC, partitions: 1, replicas: 1, cleanup: 'compact' },
+      { name: topics.PRODUCTS_TOPIC, partitions: 1, replicas: 1, cleanup: 'compact' },
+      { name: topics.ENRICHED_TOPIC, partitions, replicas: 1 },
+      { name: topics.STATUS_TOPIC, partitions, replicas: 1, cleanup: 'compact' },
+      { name: topics.DLQ_TOPIC, partitions: 1, replicas: 1 },
+    ],
+    { maxReplicas: 1 },
+  );
+}
+
+export async function produceSnapshots(topics: TestTopics): Promise<void> {
+  const { conn, codec } = stack();
+  const customers = await snapshotEncoder(codec, topics.CUSTOMERS_TOPIC, 'Customer');
+  const products = await snapshotEncoder(codec, topics.PRODUCTS_TOPIC, 'Product');
+  await produce(
+    conn.kafka,
+    topics.CUSTOMERS_TOPIC,
+    customerSnapshots().map((c) => ({ key: c.customerId, value: customers(c) })),
+  );
+  await produce(
+    conn.kafka,
+    topics.PRODUCTS_TOPIC,
+    productSnapshots().map((p) => ({ key: p.productId, value: products(p) })),
+  );
+}
+
+export async function produceOrders(
+  topics: TestTopics,
+  events: Iterable<OrderEvent>,
+  extra: Array<{ key: string; value: Buffer }> = [],
+): Promise<number> {
+  const { conn, codec } = stack();
+  const encode = await orderEventEncoder(codec, topics.ORDERS_TOPIC);
+  const messages = [...events].map((e) => ({ key: e.data.orderId, value: encode(e) }));
+  return produce(conn.kafka, topics.ORDERS_TOPIC, [...messages, ...extra]);
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  log: string;
+}
+
+/** `pipelines run <file>` as a child process, with the test's topics in its environment. */
+export function spawnWorker(
+  file: string,
+  env: Record<string, string>,
+  args: string[] = [],
+  logName = `worker-${Date.now()}`,
+): WorkerProcess {
+  const dir = join(process.env.PIPELINES_STATE ?? '.local', 'test-logs');
+  mkdirSync(dir, { recursive: true });
+  const log = join(dir, `${logName}.log`);
+  const out = createWriteStream(log, { flags: 'a' });
+  const child = spawn(process.execPath, ['pipelines/cli/main.ts', 'run', file, '--no-metrics', ...args], {
+    env: { ...process.env, PIPELINES_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(out, { end: false });
+  child.stderr!.pipe(out, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, log };
+}
+
+export interface ReadRecord {
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: unknown;
+  headers: Record<string, string>;
+}
+
+/** Reads a topic from the beginning until `expect` records have arrived or nothing came for `idleMs`. */
+export async function readTopic(
+  topic: string,
+  o: { expect?: number; idleMs?: number; decode?: 'avro' | 'raw'; readCommitted?: boolean } = {},
+): Promise<ReadRecord[]> {
+  const { conn, registry } = stack();
+  const decoder = new AvroDecoder({ registry, unknownRecord: 'writer' });
+  const kafka = new KafkaJS.Kafka({
+    ...clientConfig(conn.kafka),
+    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
+  } as never);
+  const consumer = kafka.consumer({
+    'group.id': `read-${topic}-${Date.now()}`,
+    'auto.offset.reset': 'earliest',
+    'enable.auto.commit': false,
+    ...(o.readCommitted === false ? {} : { 'isolation.level': 'read_committed' }),
+  } as never);
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic] });
+  const out: ReadRecord[] = [];
+  await new Promise<void>((resolve, reject) => {
+    let idle = setTimeout(resolve, o.idleMs ?? 8000);
+    consumer
+      .run({
+        eachBatch: async ({ batch }) => {
+          clearTimeout(idle);
+          if (o.decode !== 'raw') await decoder.prepare(batch.messages.map((m) => m.value));
+          for (const m of batch.messages) {
+            const headers: Record<string, string> = {};
+            for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
+            out.push({
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key?.toString() ?? null,
+              value: o.decode === 'raw' || !m.value ? m.value : decoder.decode(m.value),
+              headers,
+            });
+          }
+          if (o.expect !== undefined && out.length >= o.expect) resolve();
+          else idle = setTimeout(resolve, o.idleMs ?? 8000);
+        },
+      })
+      .catch(reject);
+  });
+  await consumer.disconnect();
+  return out;
+}
+
+export function countBy<T>(items: readonly T[], key: (t: T) => string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of items) m.set(key(t), (m.get(key(t)) ?? 0) + 1);
+  return m;
+}
