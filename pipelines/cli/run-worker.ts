@@ -1,11 +1,11 @@
 // `pipelines run <file>` on Kafka: starts the worker, stops it cleanly on SIGTERM/SIGINT (a second signal
 // exits at once), or by itself with --until-caught-up once it has processed everything the topic held at start.
 import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig, connectionsFrom } from '../kafka/connection.ts';
+import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
 import { observeAddressFromEnv } from '../observe/http.ts';
 import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
-import { launchWorker, type RunningWorker } from '../runtime/launch.ts';
+import { launchWorker } from '../runtime/launch.ts';
 import { option, positional, usage } from './args.ts';
 
 const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
@@ -47,11 +47,21 @@ export async function runWorker(args: string[]): Promise<number> {
 
   const timers: NodeJS.Timeout[] = [];
   if (args.includes('--until-caught-up')) {
-    const ends = await endOffsets(connectionsFrom(process.env, flags).kafka, running.plan.topology.spec.source.topic);
+    const conn = connectionsFrom(process.env, flags).kafka;
+    const group = flags.group ?? running.plan.topology.spec.source.group;
+    const ends = await endOffsets(conn, running.plan.topology.spec.source.topic);
+    let checking = false;
     timers.push(
       setInterval(() => {
-        if (caughtUp(running, ends)) void stop('caught up');
-      }, 250),
+        if (checking || stopping) return;
+        checking = true;
+        caughtUp(conn, group, running.plan.topology.spec.source.topic, ends)
+          .then((done) => (done ? stop('caught up') : undefined))
+          .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed'))
+          .finally(() => {
+            checking = false;
+          });
+      }, 500),
     );
   }
   if (process.stdout.isTTY && running.server) {
@@ -75,26 +85,38 @@ export async function runWorker(args: string[]): Promise<number> {
   }
 }
 
-async function endOffsets(conn: ReturnType<typeof connectionsFrom>['kafka'], topic: string) {
-  const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
-  const admin = kafka.admin();
-  await admin.connect();
+function admin(conn: KafkaConnection): KafkaJS.Admin {
+  return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never).admin();
+}
+
+/** The end offset of each partition that holds records, when the worker starts. */
+async function endOffsets(conn: KafkaConnection, topic: string): Promise<Map<number, bigint>> {
+  const a = admin(conn);
+  await a.connect();
   try {
     return new Map(
-      (await admin.fetchTopicOffsets(topic))
+      (await a.fetchTopicOffsets(topic))
         .filter((p) => BigInt(p.high) > BigInt(p.low))
-        .map((p) => [p.partition, BigInt(p.high) - 1n]),
+        .map((p) => [p.partition, BigInt(p.high)]),
     );
   } finally {
-    await admin.disconnect();
+    await a.disconnect();
   }
 }
 
-/** Every partition that had records at start has been processed up to its last offset then. */
-function caughtUp(running: RunningWorker, lastOffsets: Map<number, bigint>): boolean {
-  for (const [partition, last] of lastOffsets) {
-    const done = running.progress.get(partition);
-    if (done === undefined || done < last) return false;
+/**
+ * The group (whichever member did the work) has committed every partition up to the end seen at start:
+ * everything the topic held then is processed and durable in every sink.
+ */
+async function caughtUp(conn: KafkaConnection, group: string, topic: string, ends: Map<number, bigint>) {
+  const a = admin(conn);
+  await a.connect();
+  try {
+    const [committed] = await a.fetchOffsets({ groupId: group, topics: [topic] });
+    const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+    for (const [partition, end] of ends) if ((at.get(partition) ?? -1n) < end) return false;
+    return true;
+  } finally {
+    await a.disconnect();
   }
-  return true;
 }

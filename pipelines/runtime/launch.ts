@@ -39,8 +39,6 @@ export interface RunningWorker {
   plan: Plan;
   worker: Worker;
   server: ObserveServer | undefined;
-  /** Per partition, the last offset processed (from batch events). */
-  progress: Map<number, bigint>;
   stop(): Promise<void>;
 }
 
@@ -206,15 +204,8 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       ...(o.tuning?.maxBatchSize ? { maxBatchSize: o.tuning.maxBatchSize } : {}),
       ...(o.tuning?.shutdownTimeoutMs ? { shutdownTimeoutMs: o.tuning.shutdownTimeoutMs } : {}),
       log: o.log,
-      events: {
-        ...events,
-        batch: (e) => {
-          progress.set(e.partition, BigInt(e.lastOffset));
-          events.batch(e);
-        },
-      },
+      events,
     });
-    const progress = new Map<number, bigint>();
     let server: ObserveServer | undefined;
     if (o.observe !== false) {
       const sinkChecks = ch
@@ -242,7 +233,6 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       plan,
       worker,
       server,
-      progress,
       async stop() {
         await worker.stop();
         await closeAll();

@@ -1,12 +1,16 @@
 // order-enrichment as a real worker: Avro in (several event types, two OrderPlaced versions), tables from
 // compacted topics, transactional Kafka out, poison records to the dead-letter topic with provenance.
+
+import { readFileSync } from 'node:fs';
+import { subjectName } from '../../pipelines/codec/index.ts';
 import {
   customerSnapshots,
   type OrderPlaced,
   orderLifecycleStream,
   productSnapshots,
 } from '../../pipelines/loadgen/orders.ts';
-import { createTopics, produceOrders, produceSnapshots, readTopic, spawnWorker, testTopics } from './harness.ts';
+import { produce } from '../../pipelines/loadgen/produce.ts';
+import { createTopics, produceOrders, produceSnapshots, readTopic, spawnWorker, stack, testTopics } from './harness.ts';
 
 jest.setTimeout(180_000);
 
@@ -20,6 +24,25 @@ test('enriches every order line exactly once and dead-letters poison records wit
     { key: 'poison-2', value: Buffer.from([0, 0, 0, 0x7f, 0x7f, 1, 2, 3]) }, // unknown schema id
   ];
   await produceOrders(topics, events, poison);
+  // Newer producers write OrderPlaced v2 (an optional `channel`) to the same subject, interleaved with v1.
+  const { conn, codec } = stack();
+  const v2 = await codec.encoder(
+    subjectName('TopicRecordName', { topic: topics.ORDERS_TOPIC, recordName: 'com.orders.events.OrderPlaced' }),
+    JSON.parse(readFileSync('topologies/schemas/OrderPlaced-v2.avsc', 'utf8')),
+  );
+  const newer = [...orderLifecycleStream(400, { seed: 12 })]
+    .filter((e): e is OrderPlaced => e.eventType === 'OrderPlaced')
+    .slice(0, 60)
+    .map((e) => ({
+      ...e,
+      eventId: `${e.eventId}-v2`,
+      data: { ...e.data, orderId: `V2-${e.data.orderId}`, channel: 'web' },
+    }));
+  await produce(
+    conn.kafka,
+    topics.ORDERS_TOPIC,
+    newer.map((e) => ({ key: e.data.orderId, value: v2.encode(e) })),
+  );
 
   const worker = spawnWorker('topologies/order-enrichment.yaml', { ...topics }, ['--until-caught-up'], 'enrich');
   expect(await worker.exited).toBe(0);
@@ -27,10 +50,11 @@ test('enriches every order line exactly once and dead-letters poison records wit
   // Independent expectation: every line of every placed order, joined by hand with the snapshots.
   const customers = new Map(customerSnapshots().map((c) => [c.customerId, c]));
   const products = new Map(productSnapshots().map((p) => [p.productId, p]));
-  const placed = events.filter((e): e is OrderPlaced => e.eventType === 'OrderPlaced');
+  const placed = [...events.filter((e): e is OrderPlaced => e.eventType === 'OrderPlaced'), ...newer];
   const expected = placed.flatMap((e) =>
     e.data.items.map((item, line) => ({
       key: `${e.data.orderId}/${line}`,
+      channel: (e.data as { channel?: string }).channel ?? null,
       segment: customers.get(e.data.customerId)!.segment,
       category: products.get(item.productId)!.category,
       lineTotal: item.price * item.quantity,
@@ -38,8 +62,21 @@ test('enriches every order line exactly once and dead-letters poison records wit
   );
   const out = await readTopic(topics.ENRICHED_TOPIC, { expect: expected.length, idleMs: 10_000 });
   const got = out.map((r) => {
-    const v = r.value as { orderId: string; line: number; segment: string; category: string; lineTotal: number };
-    return { key: `${v.orderId}/${v.line}`, segment: v.segment, category: v.category, lineTotal: v.lineTotal };
+    const v = r.value as {
+      orderId: string;
+      line: number;
+      segment: string;
+      category: string;
+      lineTotal: number;
+      channel: string | null;
+    };
+    return {
+      key: `${v.orderId}/${v.line}`,
+      segment: v.segment,
+      category: v.category,
+      lineTotal: v.lineTotal,
+      channel: v.channel,
+    };
   });
   expect(got.length).toBe(expected.length);
   const byKey = new Map(got.map((g) => [g.key, g]));
@@ -49,6 +86,7 @@ test('enriches every order line exactly once and dead-letters poison records wit
     expect(g.segment).toBe(e.segment);
     expect(g.category).toBe(e.category);
     expect(g.lineTotal).toBeCloseTo(e.lineTotal, 9);
+    expect(g.channel).toBe(e.channel); // v1 events read through the v2 reader get the default
   }
   // Trace context continues from input to output.
   expect(out.every((r) => /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/.test(r.headers.traceparent ?? ''))).toBe(true);
