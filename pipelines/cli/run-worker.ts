@@ -5,7 +5,7 @@ import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/co
 import { observeAddressFromEnv } from '../observe/http.ts';
 import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
-import { launchWorker } from '../runtime/launch.ts';
+import { launchWorker, type RunningWorker } from '../runtime/launch.ts';
 import { option, positional, usage } from './args.ts';
 
 const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
@@ -26,17 +26,20 @@ export async function runWorker(args: string[]): Promise<number> {
   const observe = args.includes('--no-metrics')
     ? (false as const)
     : observeAddressFromEnv(metricsAt ? { PIPELINES_METRICS_ADDRESS: metricsAt } : process.env);
-  const running = await launchWorker({ file, flags, log, observe });
-
+  // Signals are handled from the start: one during start-up stops the worker as soon as it is up.
+  let running: RunningWorker | undefined;
+  let requested: string | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (why: string) => {
+    requested ??= why;
+    if (!running) return Promise.resolve();
     if (stopping) return stopping;
     log.info({ why }, 'stopping: finishing the batch in hand, flushing sinks, committing, leaving the group');
     stopping = running.stop();
     return stopping;
   };
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (stopping || (requested && !running)) {
       log.warn({ signal }, 'second signal: exiting now (uncommitted records will be processed again)');
       process.exit(130);
     }
@@ -44,20 +47,26 @@ export async function runWorker(args: string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  running = await launchWorker({ file, flags, log, observe });
+  if (requested) void stop(requested);
 
   const timers: NodeJS.Timeout[] = [];
   if (args.includes('--until-caught-up')) {
     const conn = connectionsFrom(process.env, flags).kafka;
     const group = flags.group ?? running.plan.topology.spec.source.group;
-    const ends = await endOffsets(conn, running.plan.topology.spec.source.topic);
+    const topic = running.plan.topology.spec.source.topic;
+    let ends: Map<number, bigint> | undefined;
     let checking = false;
     timers.push(
       setInterval(() => {
         if (checking || stopping) return;
         checking = true;
-        caughtUp(conn, group, running.plan.topology.spec.source.topic, ends)
-          .then((done) => (done ? stop('caught up') : undefined))
-          .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed'))
+        (async () => {
+          // What the topic held when the worker came up; read again after a failure (broker away).
+          ends ??= await endOffsets(conn, topic);
+          if (await caughtUp(conn, group, topic, ends)) void stop('caught up');
+        })()
+          .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed, trying again'))
           .finally(() => {
             checking = false;
           });

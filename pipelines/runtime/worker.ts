@@ -4,6 +4,7 @@
 // records go to the dead-letter topic with their provenance; transient failures are retried with backoff while
 // the consumer is paused; SIGTERM drains, flushes, commits and leaves the group within a bounded time.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import { isTransientKafkaError } from '../kafka/errors.ts';
 import { deadLetterHeaders, type Headers } from '../kafka/headers.ts';
 import type { KafkaMessage, KafkaSink } from '../sinks/kafka.ts';
 import type { ReplayRange, Sink } from '../sinks/sink.ts';
@@ -434,7 +435,13 @@ export class Worker {
     }
     if (offsets.length === 0) return;
     const started = performance.now();
-    await this.#withRetry('commit', () => this.#consumer.commitOffsets(offsets));
+    try {
+      await this.#withRetry('commit', () => this.#consumer.commitOffsets(offsets));
+    } catch (err) {
+      // A refused commit (e.g. the group moved on) loses nothing: the records are processed again by their owner.
+      this.#o.log.warn({ err: (err as Error).message, offsets }, 'commit failed; those records may be processed again');
+      return;
+    }
     this.#o.events?.committed?.({ partitions: offsets.length, ms: performance.now() - started });
   }
 
@@ -446,7 +453,8 @@ export class Worker {
       } catch (err) {
         const e = err as Error & { retriable?: boolean };
         const limit = this.#o.retry.maxAttempts;
-        if (e.retriable === false || this.#stopping || (limit !== undefined && attempt >= limit)) throw e;
+        const retriable = e.retriable === true || isTransientKafkaError(e);
+        if (!retriable || this.#stopping || (limit !== undefined && attempt >= limit)) throw e;
         this.#o.events?.retry?.({ what, attempt, error: e });
         this.#o.log.warn({ what, attempt, err: e.message }, `${what} failed, retrying`);
         if (attempt === 1 && what.startsWith('sink')) this.#setPaused(true);

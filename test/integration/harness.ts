@@ -87,6 +87,14 @@ export interface WorkerProcess {
   log: string;
 }
 
+const running = new Set<ChildProcess>();
+
+/** Kills workers a test left behind (after a failure), so that jest can exit. */
+export async function stopWorkers(): Promise<void> {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
 /** `pipelines run <file>` as a child process, with the test's topics in its environment. */
 export function spawnWorker(
   file: string,
@@ -96,15 +104,21 @@ export function spawnWorker(
 ): WorkerProcess {
   const dir = join(process.env.PIPELINES_STATE ?? '.local', 'test-logs');
   mkdirSync(dir, { recursive: true });
-  const log = join(dir, `${logName}.log`);
-  const out = createWriteStream(log, { flags: 'a' });
+  const log = join(dir, `${logName}-${Date.now()}.log`);
+  const out = createWriteStream(log, { flags: 'w' });
   const child = spawn(process.execPath, ['pipelines/cli/main.ts', 'run', file, '--no-metrics', ...args], {
     env: { ...process.env, PIPELINES_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  running.add(child);
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    }),
+  );
   return { child, exited, log };
 }
 

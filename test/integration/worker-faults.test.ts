@@ -1,0 +1,159 @@
+// The worker under faults, on the real stack: kill -9 in mid-stream, SIGTERM while busy, a second member
+// joining then leaving, a broker restart. Outputs are counted by key against what the input holds.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { clientConfig } from '../../pipelines/kafka/connection.ts';
+import { type OrderPlaced, orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
+import {
+  countBy,
+  createTopics,
+  produceOrders,
+  produceSnapshots,
+  readTopic,
+  spawnWorker,
+  stack,
+  stopWorkers,
+  type TestTopics,
+  testTopics,
+  type WorkerProcess,
+} from './harness.ts';
+
+jest.setTimeout(300_000);
+afterEach(stopWorkers);
+
+const TOPOLOGY = 'topologies/order-enrichment.yaml';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every order line the input holds, as `orderId/line`. */
+function expectedLines(events: ReturnType<typeof orderLifecycleStream> extends Iterable<infer E> ? E[] : never) {
+  return events
+    .filter((e): e is OrderPlaced => e.eventType === 'OrderPlaced')
+    .flatMap((e) => e.data.items.map((_, line) => `${e.data.orderId}/${line}`));
+}
+
+async function setup(name: string, orders: number) {
+  const topics = testTopics(name);
+  await createTopics(topics);
+  await produceSnapshots(topics);
+  const events = [...orderLifecycleStream(orders, { seed: orders })];
+  await produceOrders(topics, events);
+  return { topics, lines: expectedLines(events) };
+}
+
+async function outputLines(topics: TestTopics, expect: number) {
+  const out = await readTopic(topics.ENRICHED_TOPIC, { expect, idleMs: 15_000 });
+  return countBy(out, (r) => {
+    const v = r.value as { orderId: string; line: number };
+    return `${v.orderId}/${v.line}`;
+  });
+}
+
+async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(w.log) && readFileSync(w.log, 'utf8').includes(text)) return;
+    await sleep(100);
+  }
+  throw new Error(`worker log ${w.log} never said '${text}'`);
+}
+
+async function committedOffsets(group: string, topic: string): Promise<Map<number, bigint>> {
+  const { conn } = stack();
+  const admin = new KafkaJS.Kafka({
+    ...clientConfig(conn.kafka),
+    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
+  } as never).admin();
+  await admin.connect();
+  const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  await admin.disconnect();
+  return new Map((c?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+}
+
+function expectExactlyOnce(counts: Map<string, number>, lines: string[]) {
+  const missing = lines.filter((l) => !counts.has(l));
+  const twice = [...counts].filter(([, n]) => n > 1);
+  expect({ missing: missing.length, duplicated: twice.length, total: counts.size }).toEqual({
+    missing: 0,
+    duplicated: 0,
+    total: lines.length,
+  });
+}
+
+test('kill -9 twice in mid-stream, then a restart: every line exactly once (transactional)', async () => {
+  const { topics, lines } = await setup('kill', 40_000);
+  for (const round of [1, 2]) {
+    const w = spawnWorker(TOPOLOGY, { ...topics }, [], `kill-${round}`);
+    await waitForLog(w, 'partitions assigned');
+    await sleep(400 + Math.random() * 1200);
+    w.child.kill('SIGKILL');
+    expect(await w.exited).toBe(null);
+  }
+  const done = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'kill-final');
+  expect(await done.exited).toBe(0);
+  expectExactlyOnce(await outputLines(topics, lines.length), lines);
+});
+
+test('SIGTERM while busy: exits in time, with offsets committed for everything it wrote', async () => {
+  const { topics, lines } = await setup('term', 40_000);
+  const group = `term-${Date.now()}`;
+  const w = spawnWorker(TOPOLOGY, { ...topics }, ['--group', group], 'term');
+  await waitForLog(w, 'partitions assigned');
+  await sleep(800);
+  const sent = Date.now();
+  w.child.kill('SIGTERM');
+  expect(await w.exited).toBe(0);
+  const took = Date.now() - sent;
+  expect(took).toBeLessThan(20_000); // the shutdown bound
+  // Everything written is covered by the commit: each output's source record is below its partition's offset.
+  const committed = await committedOffsets(group, topics.ORDERS_TOPIC);
+  const source = await readTopic(topics.ORDERS_TOPIC, { idleMs: 5000 });
+  // Output lines come from OrderPlaced events only (the other events of an order share its key).
+  const placedAt = new Map<string, { partition: number; offset: bigint }>();
+  for (const r of source) {
+    if ((r.value as OrderPlaced).eventType === 'OrderPlaced') {
+      placedAt.set(r.key!, { partition: r.partition, offset: BigInt(r.offset) });
+    }
+  }
+  const out = await readTopic(topics.ENRICHED_TOPIC, { idleMs: 5000 });
+  expect(out.length).toBeGreaterThan(0);
+  expect(out.length).toBeLessThan(lines.length); // stopped in mid-stream, not after the end
+  const uncovered = out
+    .map((r) => ({ key: r.key, src: placedAt.get(r.key!)! }))
+    .filter(({ src }) => src.offset >= (committed.get(src.partition) ?? 0n));
+  expect(uncovered).toEqual([]);
+  // And a restart finishes the rest exactly once.
+  const rest = spawnWorker(TOPOLOGY, { ...topics }, ['--group', group, '--until-caught-up'], 'term-rest');
+  expect(await rest.exited).toBe(0);
+  expectExactlyOnce(await outputLines(topics, lines.length), lines);
+  console.log(`SIGTERM to exit: ${took} ms`);
+});
+
+test('a second worker joins then leaves (rebalances): nothing lost, nothing twice', async () => {
+  const { topics, lines } = await setup('rebalance', 60_000);
+  const a = spawnWorker(TOPOLOGY, { ...topics }, [], 'rebalance-a');
+  await waitForLog(a, 'partitions assigned');
+  const b = spawnWorker(TOPOLOGY, { ...topics }, [], 'rebalance-b');
+  await waitForLog(b, 'partitions assigned');
+  await sleep(800);
+  b.child.kill('SIGTERM');
+  expect(await b.exited).toBe(0);
+  a.child.kill('SIGTERM');
+  expect(await a.exited).toBe(0);
+  const done = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'rebalance-final');
+  expect(await done.exited).toBe(0);
+  expect(readFileSync(a.log, 'utf8')).toContain('partitions revoked');
+  expectExactlyOnce(await outputLines(topics, lines.length), lines);
+});
+
+test('a broker restart in mid-run: the worker carries on and nothing is lost', async () => {
+  const { topics, lines } = await setup('broker', 40_000);
+  const w = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'broker');
+  await waitForLog(w, 'partitions assigned');
+  await sleep(500);
+  execFileSync('bash', ['deploy/local/stack', 'down', 'kafka'], { stdio: 'ignore' });
+  await sleep(2000);
+  execFileSync('bash', ['deploy/local/stack', 'up', 'kafka'], { stdio: 'ignore' });
+  expect(await w.exited).toBe(0);
+  expectExactlyOnce(await outputLines(topics, lines.length), lines);
+});
