@@ -4,7 +4,9 @@ import { dlq } from './dlq.ts';
 import { generate } from './generate.ts';
 import { graph } from './graph.ts';
 import { run } from './run.ts';
+import { statusCommand } from './status.ts';
 import { test } from './test.ts';
+import { topics } from './topics.ts';
 import { validate } from './validate.ts';
 
 export interface Command {
@@ -20,5 +22,10 @@ export const commands: Record<string, Command> = {
   graph: { summary: 'draw a topology (tree, or --format mermaid)', run: graph },
   test: { summary: 'run the declarative test cases (*.test.yaml) of topologies', run: test },
   run: { summary: 'run a topology: --dry-run --input events.jsonl prints what each sink gets', run },
+  status: { summary: 'one screen on a running worker: --url http://127.0.0.1:19100 [--watch]', run: statusCommand },
+  topics: {
+    summary: 'create or grow the topics topologies declare (apply [--dry-run] [--max-replicas N])',
+    run: topics,
+  },
   generate: { summary: 'regenerate the editor JSON Schemas and topologies/REFERENCE.md', run: generate },
 };

@@ -7,8 +7,10 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, RegistryClient, subjectName } from '../codec/index.ts';
 import { type ConnectionFlags, clientConfig, connectionsFrom, describeConnection } from '../kafka/connection.ts';
 import { childTraceHeaders, type Headers } from '../kafka/headers.ts';
+import { instrumentClickHouse } from '../observe/clickhouse.ts';
 import { type ObserveServer, startObserveServer } from '../observe/http.ts';
 import { createMetrics, type Metrics } from '../observe/metrics.ts';
+import { watchWatermarks } from '../observe/watermarks.ts';
 import { type ClickHouse, clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
 import { ClickHouseSink } from '../sinks/clickhouse/sink.ts';
 import { type ClickHouseSinkConfig, tableSpecFor } from '../sinks/clickhouse/table.ts';
@@ -33,6 +35,8 @@ export interface LaunchOptions {
   tuning?: { flushIntervalMs?: number; maxBatchSize?: number; shutdownTimeoutMs?: number; clickhouseMaxRows?: number };
   /** Allows destructive ClickHouse table changes. */
   allowDestructive?: boolean;
+  /** Called on every batch besides the metrics (progress displays, benchmarks). */
+  onBatch?: (e: { partition: number; records: number; lastOffset: string }) => void;
 }
 
 export interface RunningWorker {
@@ -62,8 +66,10 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const codec = new AvroCodec({ registry, readers: plan.readerTypes.values() });
   const decoder: Decoder = spec.source.value.format === 'json' ? jsonDecoder : codec;
 
-  const metrics = o.metrics ?? createMetrics();
-  const events = metrics.topology(plan.name);
+  // Without the observe server (--no-metrics) there are no metrics at all: no registry, no event callbacks.
+  const metrics = o.metrics ?? (o.observe === false ? undefined : createMetrics());
+  const events = metrics?.topology(plan.name);
+  const chTables = new Map<string, string>();
   const cleanups: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -132,22 +138,24 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       } else if (s.kind === 'clickhouse') {
         if (!ch) {
           const opened = openClickHouse(clickHouseConfigFromEnv(env));
-          ch = opened;
+          ch = events ? instrumentClickHouse(opened, events, chTables) : opened;
           cleanups.push(() => opened.close());
           o.log.info({ clickhouse: opened.description }, 'ClickHouse');
         }
         const scope = plan.checked.sinks.find((c) => c.id === s.id)?.scope as Scope;
+        const table = tableSpecFor(s.config as unknown as ClickHouseSinkConfig, scope);
+        chTables.set(table.table, s.id);
         const sink = new ClickHouseSink({
           id: s.id,
           topology: plan.name,
           ch,
-          table: tableSpecFor(s.config as unknown as ClickHouseSinkConfig, scope),
+          table,
           allowDestructive: o.allowDestructive ?? false,
           writer: {
             ...(o.tuning?.clickhouseMaxRows ? { maxRows: o.tuning.clickhouseMaxRows } : {}),
             retry: {
               maxAttempts: Number.POSITIVE_INFINITY,
-              onRetry: (error: Error, attempt: number) => events.retry?.({ what: `sink ${s.id}`, attempt, error }),
+              onRetry: (error: Error, attempt: number) => events?.retry?.({ what: `sink ${s.id}`, attempt, error }),
             },
           },
         });
@@ -166,6 +174,29 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
         })
       : undefined;
 
+    // Up before the tables load: /readyz says what it waits for meanwhile.
+    let server: ObserveServer | undefined;
+    if (o.observe !== false) {
+      const sinkChecks = ch
+        ? [
+            async () => {
+              const ok = await ch!.client.ping().then(
+                (r) => r.success,
+                () => false,
+              );
+              return ok ? [] : [`${plan.name}: ClickHouse (${ch!.description}) does not answer`];
+            },
+          ]
+        : [];
+      server = await startObserveServer({
+        metrics: metrics!,
+        ...(o.observe ?? { host: '127.0.0.1', port: 19100 }),
+        checks: sinkChecks,
+      });
+      const srv = server;
+      cleanups.push(() => srv.close());
+      o.log.info({ url: server.url }, 'metrics and health endpoints');
+    }
     // Lookup tables: loaded before the consumer joins, so the first batch already sees them.
     const loaders: TableLoader[] = [];
     for (const [name, table] of Object.entries(spec.tables)) {
@@ -178,7 +209,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
         decoder: type ? new AvroCodec({ registry, readers: [type], unknownRecord: 'writer' }) : jsonDecoder,
         group: `pipelines-${plan.name}-table-${name}-${hostname()}-${process.pid}-${Date.now()}`,
         log: o.log,
-        progress: (e) => events.table?.(e),
+        progress: (e) => events?.table?.(e),
       });
       loaders.push(loader);
       cleanups.push(() => loader.stop());
@@ -204,31 +235,29 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       ...(o.tuning?.maxBatchSize ? { maxBatchSize: o.tuning.maxBatchSize } : {}),
       ...(o.tuning?.shutdownTimeoutMs ? { shutdownTimeoutMs: o.tuning.shutdownTimeoutMs } : {}),
       log: o.log,
-      events,
-    });
-    let server: ObserveServer | undefined;
-    if (o.observe !== false) {
-      const sinkChecks = ch
-        ? [
-            async () => {
-              const ok = await ch!.client.ping().then(
-                (r) => r.success,
-                () => false,
-              );
-              return ok ? [] : [`${plan.name}: ClickHouse (${ch!.description}) does not answer`];
+      events: o.onBatch
+        ? {
+            ...events,
+            batch: (e) => {
+              events?.batch(e);
+              o.onBatch!(e);
             },
-          ]
-        : [];
-      server = await startObserveServer({
-        metrics,
-        ...(o.observe ?? { host: '127.0.0.1', port: 19100 }),
-        checks: sinkChecks,
-      });
-      const srv = server;
-      cleanups.push(() => srv.close());
-      o.log.info({ url: server.url }, 'metrics and health endpoints');
-    }
+          }
+        : events,
+    });
     await worker.start();
+    if (events) {
+      const group = o.flags?.group ?? spec.source.group;
+      const watch = watchWatermarks({
+        kafka,
+        topic: spec.source.topic,
+        group,
+        start: spec.source.start,
+        events,
+        log: o.log,
+      });
+      cleanups.push(() => watch.stop());
+    }
     return {
       plan,
       worker,

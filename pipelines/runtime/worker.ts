@@ -59,12 +59,16 @@ export interface WorkerEvents {
     lastOffset: string;
     lastTimestamp: number;
     outputs: Record<string, unknown[]>;
+    /** Kafka timestamps (ms) of the batch's records; only when `acknowledged` is listened to. */
+    timestamps?: Float64Array;
   }): void;
   stepped?(e: { step: string; ms: number; recordsIn: number; recordsOut: number }): void;
   deadLetter?(e: { step: string; errorClass: string; records?: number }): void;
   flushed?(e: { sink: string; ms: number }): void;
   retry?(e: { what: string; attempt: number; error: Error }): void;
   committed?(e: { partitions: number; ms: number }): void;
+  /** A sink made everything of a partition before `next` durable (after a flush, or a transaction). */
+  acknowledged?(e: { sink: string; topic: string; partition: number; next: string }): void;
   rebalance?(e: { kind: 'assign' | 'revoke'; partitions: Array<{ topic: string; partition: number }> }): void;
   paused?(paused: boolean): void;
 }
@@ -87,6 +91,8 @@ export interface WorkerOptions {
   /** Buffered rows across sinks above which the consumer pauses until a flush brings them down. */
   maxBufferedRows?: number;
   maxBatchSize?: number;
+  /** Partitions handled at the same time (default 3). */
+  concurrency?: number;
   shutdownTimeoutMs?: number;
   log: WorkerLog;
   events?: WorkerEvents;
@@ -103,12 +109,19 @@ export class DecodeError extends Error {
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}/${partition}`;
+const NO_HEADERS: Headers = Object.freeze({}) as Headers;
+
+/** Record → its Kafka message, built only for a batch that has dead letters. */
+function rawMessages(records: InputRecord[], msgs: KafkaJS.KafkaMessage[]): Map<SourceRecord, KafkaJS.KafkaMessage> {
+  const m = new Map<SourceRecord, KafkaJS.KafkaMessage>();
+  for (let i = 0; i < records.length; i++) m.set(records[i]!, msgs[i]!);
+  return m;
+}
 
 export class Worker {
   readonly #o: WorkerOptions;
   readonly #tracker = new CommitTracker();
   readonly #consumer: KafkaJS.Consumer;
-  readonly #raw = new WeakMap<SourceRecord, { key: Buffer | null; value: Buffer | null }>();
   /** Per partition and sink, a range the sink already holds (records before it are skipped for that sink). */
   readonly #replays = new Map<string, Map<string, ReplayRange>>();
   #assigned: Array<{ topic: string; partition: number }> = [];
@@ -116,7 +129,8 @@ export class Worker {
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #paused = false;
-  #inBatch: Promise<void> | undefined;
+  /** Batches being handled (one per partition at most). */
+  readonly #inBatch = new Set<Promise<void>>();
   #failure: Error | undefined;
   #done!: (err?: Error) => void;
   readonly finished: Promise<void>;
@@ -127,7 +141,10 @@ export class Worker {
       this.#done = (err) => (err ? reject(err) : resolve());
     });
     for (const sink of this.#allSinks()) {
-      sink.onAck = (a) => this.#tracker.acknowledge(sink.id, a, a.next);
+      sink.onAck = (a) => {
+        this.#tracker.acknowledge(sink.id, a, a.next);
+        o.events?.acknowledged?.({ sink: sink.id, topic: a.topic, partition: a.partition, next: a.next });
+      };
     }
     this.#consumer = o.kafka.consumer({
       ...o.consumerConfig,
@@ -161,16 +178,22 @@ export class Worker {
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topics: [this.#o.source.topic] });
     await this.#consumer.run({
+      // Partitions are handled concurrently: while one batch is processed the next partition's fetch proceeds.
+      // Per partition, batches stay in order (the client never hands out two batches of one partition at once).
+      partitionsConsumedConcurrently: this.#o.concurrency ?? 3,
       // Resolving advances the consumer's position only; commits stay ours (enable.auto.commit=false).
       eachBatchAutoResolve: true,
       eachBatch: async (payload) => {
         if (this.#stopping || this.#failure) return;
         const work = this.#handleBatch(payload);
-        this.#inBatch = work.catch(() => {});
+        const settled = work.catch(() => {});
+        this.#inBatch.add(settled);
         try {
           await work;
         } catch (err) {
           this.#fail(err as Error);
+        } finally {
+          this.#inBatch.delete(settled);
         }
       },
     });
@@ -197,6 +220,11 @@ export class Worker {
       }
     }
     const last = msgs[msgs.length - 1]!;
+    let timestamps: Float64Array | undefined;
+    if (o.events?.acknowledged) {
+      timestamps = new Float64Array(msgs.length);
+      for (let i = 0; i < msgs.length; i++) timestamps[i] = Number(msgs[i]!.timestamp);
+    }
     o.events?.batch?.({
       topic,
       partition,
@@ -205,6 +233,7 @@ export class Worker {
       lastOffset: last.offset,
       lastTimestamp: Number(last.timestamp),
       outputs,
+      timestamps,
     });
     if (!o.transactional && this.#overLimit()) {
       this.#setPaused(true);
@@ -258,8 +287,11 @@ export class Worker {
     const o = this.#o;
     const records: InputRecord[] = [];
     const dead: DeadLetter[] = [];
+    // Every record, decoded or not, beside its Kafka message: dead letters carry the original bytes.
+    const all: InputRecord[] = new Array(msgs.length);
     const started = performance.now();
-    for (const m of msgs) {
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
       const rec: InputRecord = {
         topic,
         partition,
@@ -267,9 +299,9 @@ export class Worker {
         key: m.key ? m.key.toString() : null,
         value: undefined,
         timestamp: Number(m.timestamp),
-        headers: (m.headers ?? {}) as Headers,
+        headers: (m.headers ?? NO_HEADERS) as Headers,
       };
-      this.#raw.set(rec, { key: m.key ?? null, value: m.value ?? null });
+      all[i] = rec;
       try {
         if (!m.value) throw new DecodeError('empty value (tombstone) on an event topic');
         rec.value = o.decoder.decode(m.value);
@@ -302,7 +334,7 @@ export class Worker {
     const range = { topic, partition, first: msgs[0]!.offset, last: msgs[msgs.length - 1]!.offset };
 
     if (o.transactional) {
-      await this.#commitTransaction(range, outputs, dead);
+      await this.#commitTransaction(range, outputs, dead, all, msgs);
       return outputs;
     }
     const used = this.#o.sinks.filter((s) => outputs[s.id]);
@@ -314,8 +346,9 @@ export class Worker {
     );
     for (const sink of used) await sink.append(outputs[sink.id]!, range);
     if (dlq) {
+      const raw = rawMessages(all, msgs);
       dlq.append(
-        dead.map((d) => this.#deadLetterMessage(d)),
+        dead.map((d) => this.#deadLetterMessage(d, raw)),
         range,
       );
     }
@@ -336,8 +369,8 @@ export class Worker {
     );
   }
 
-  #deadLetterMessage(d: DeadLetter): KafkaMessage {
-    const raw = this.#raw.get(d.record);
+  #deadLetterMessage(d: DeadLetter, raws: Map<SourceRecord, KafkaJS.KafkaMessage>): KafkaMessage {
+    const raw = raws.get(d.record);
     return {
       key: raw?.key ?? null,
       value: raw?.value ?? null,
@@ -361,18 +394,22 @@ export class Worker {
     range: { topic: string; partition: number; first: string; last: string },
     outputs: Record<string, unknown[]>,
     dead: DeadLetter[],
+    all: InputRecord[],
+    msgs: KafkaJS.KafkaMessage[],
   ): Promise<void> {
     const t = this.#o.transactional!;
     for (const sink of t.sinks) if (outputs[sink.id]) sink.append(outputs[sink.id]!, range);
     if (dead.length > 0) {
+      const raw = rawMessages(all, msgs);
       this.#requireDeadLetters(dead[0]!).append(
-        dead.map((d) => this.#deadLetterMessage(d)),
+        dead.map((d) => this.#deadLetterMessage(d, raw)),
         range,
       );
     }
     const sends = [...t.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])]
       .map((s) => ({ topic: s.topic, messages: s.drain() }))
       .filter((s) => s.messages.length > 0);
+    const started = performance.now();
     await this.#withRetry('transaction', async () => {
       const tx = await t.producer.transaction();
       try {
@@ -392,6 +429,11 @@ export class Worker {
         throw err;
       }
     });
+    const ev = this.#o.events;
+    ev?.committed?.({ partitions: 1, ms: performance.now() - started });
+    const next = (BigInt(range.last) + 1n).toString();
+    for (const sink of t.sinks)
+      if (outputs[sink.id]) ev?.acknowledged?.({ sink: sink.id, topic: range.topic, partition: range.partition, next });
   }
 
   #overLimit(): boolean {
@@ -491,7 +533,7 @@ export class Worker {
     // Revoked: make what we did for these partitions durable and committed before another member takes over.
     this.#o.events?.rebalance?.({ kind: 'revoke', partitions });
     if (!this.#o.transactional && !this.#failure) {
-      await this.#inBatch;
+      await Promise.all(this.#inBatch);
       await this.#flushCycle().catch((e) => this.#o.log.warn({ err: e.message }, 'flush on revoke failed'));
     }
     this.#tracker.forget(partitions);
@@ -512,7 +554,7 @@ export class Worker {
     const committed = await this.#consumer.committed(partitions);
     const withCommitted = partitions.map((tp) => {
       const c = committed.find((x) => x.topic === tp.topic && x.partition === tp.partition);
-      const offset = c && BigInt(c.offset) >= 0n ? c.offset : undefined;
+      const offset = c?.offset != null && BigInt(c.offset) >= 0n ? c.offset : undefined;
       return { ...tp, committed: offset };
     });
     for (const sink of positional) {
@@ -542,7 +584,7 @@ export class Worker {
     if (this.#timer) clearInterval(this.#timer);
     const timeout = this.#o.shutdownTimeoutMs ?? 20_000;
     const drain = async () => {
-      await this.#inBatch;
+      await Promise.all(this.#inBatch);
       if (!this.#failure && !this.#o.transactional) await this.#flushCycle();
       await this.#consumer.disconnect();
     };

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { steps } from '../../../pipelines/steps/registry.ts';
 import { catalogue } from '../../../pipelines/topology/diagnostics.ts';
-import { generatedFiles } from '../../../pipelines/topology/generate.ts';
+import { generatedFiles, readmeWithReference } from '../../../pipelines/topology/generate.ts';
 import { sinks } from '../../../pipelines/topology/sinks/registry.ts';
 import { TOPOLOGIES } from './helpers.ts';
 
@@ -11,6 +11,12 @@ describe('generated files', () => {
   const files = generatedFiles();
   it.each(Object.keys(files))('topologies/%s is current (run `npx pipelines generate`)', (name) => {
     expect(readFileSync(`${TOPOLOGIES}/${name}`, 'utf8')).toBe(files[name]);
+  });
+
+  it('the README carries the same reference (run `npx pipelines generate`)', () => {
+    const readme = readFileSync(`${TOPOLOGIES}/../README.md`, 'utf8');
+    expect(readme).toBe(readmeWithReference(readme, files['REFERENCE.md']));
+    expect(readme).toContain('## Writing a topology');
   });
 
   it('the JSON Schema knows every step kind and sink kind, and rejects unknown keys', () => {

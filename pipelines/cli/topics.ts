@@ -1,0 +1,39 @@
+// `pipelines topics apply <file...>`: creates or grows the topics the topologies declare (spec.topics).
+import { connectionsFrom } from '../kafka/connection.ts';
+import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
+import { loadPlan } from '../topology/load.ts';
+import { option, positional, usage } from './args.ts';
+
+const HELP =
+  'topics apply <topology.yaml...> [--dry-run] [--max-replicas N] [--brokers host:port]\n' +
+  '  --max-replicas caps replicas and min.insync.replicas to a small cluster (1 for the local stack)';
+
+export async function topics(args: string[]): Promise<number> {
+  const [action, ...files] = positional(args, ['max-replicas', 'brokers']);
+  if (action !== 'apply' || files.length === 0) throw usage(HELP);
+  const maxReplicas = option(args, 'max-replicas');
+  const specs = new Map<string, TopicSpec>();
+  for (const file of files) {
+    const plan = await loadPlan(file);
+    for (const [name, t] of Object.entries(plan.topology.spec.topics)) {
+      specs.set(name, {
+        name,
+        partitions: t.partitions,
+        replicas: t.replicas,
+        cleanup: t.cleanup,
+        ...(typeof t.retention === 'number' ? { retentionMs: t.retention } : {}),
+        ...(t.retention === 'infinite' ? { retentionMs: -1 } : {}),
+        ...(t.minInSync !== undefined ? { minInSync: t.minInSync } : {}),
+      });
+    }
+  }
+  const conn = connectionsFrom(process.env, { brokers: option(args, 'brokers') });
+  const dryRun = args.includes('--dry-run');
+  const changes = await applyTopics(conn.kafka, [...specs.values()], {
+    dryRun,
+    ...(maxReplicas ? { maxReplicas: Number(maxReplicas) } : {}),
+  });
+  for (const c of changes) process.stdout.write(`${c.action.padEnd(15)} ${c.topic}: ${c.detail}\n`);
+  if (dryRun) process.stdout.write('(dry run: nothing changed)\n');
+  return changes.some((c) => c.action === 'conflict') ? 1 : 0;
+}
