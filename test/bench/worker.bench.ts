@@ -1,0 +1,125 @@
+// Worker throughput on the real stack: decode → filter/map → encode → produce (topologies/order-forward.yaml)
+// beside a bare consumer of the same client that only counts, on the same pre-produced topic, in the same run.
+// Each run is its own process (peak RSS is per process), alternating bare and worker, fresh consumer groups.
+//   node test/bench/worker.bench.ts [orders=100000] [rounds=3]
+// Prints per-run rates and peak RSS, then medians with min..max and the ratio worker/bare.
+import { spawnSync } from 'node:child_process';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
+import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
+import { launchWorker } from '../../pipelines/runtime/launch.ts';
+import { createTopics, produceOrders, testTopics } from '../integration/harness.ts';
+
+interface RunResult {
+  records: number;
+  ms: number;
+  rate: number;
+  maxRssMb: number;
+}
+
+const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
+
+/** Counts records from the first batch to the last; resolves when `total` have been seen. */
+function counter(total: number) {
+  let seen = 0;
+  let first = 0;
+  let resolve!: (r: { records: number; ms: number }) => void;
+  const done = new Promise<{ records: number; ms: number }>((r) => {
+    resolve = r;
+  });
+  return {
+    done,
+    add(n: number) {
+      if (seen === 0) first = performance.now();
+      seen += n;
+      if (seen >= total) resolve({ records: seen, ms: performance.now() - first });
+    },
+  };
+}
+
+async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>) {
+  const c = counter(total);
+  const conn = connectionsFrom(process.env).kafka;
+  if (mode === 'bare') {
+    const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+    const consumer = kafka.consumer({
+      'group.id': `bench-bare-${Date.now()}`,
+      'auto.offset.reset': 'earliest',
+      'enable.auto.commit': false,
+      'js.consumer.max.batch.size': 5000,
+      'queued.max.messages.kbytes': 16384,
+    } as never);
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic] });
+    void consumer.run({ eachBatch: async ({ batch }) => c.add(batch.messages.length) });
+    const r = await c.done;
+    await consumer.disconnect();
+    return r;
+  }
+  Object.assign(process.env, env);
+  const running = await launchWorker({
+    file: 'topologies/order-forward.yaml',
+    flags: { group: `bench-worker-${Date.now()}` },
+    log: quiet,
+    observe: false,
+    onBatch: (e) => c.add(e.records),
+  });
+  const r = await c.done;
+  await running.stop();
+  return r;
+}
+
+async function main() {
+  const [, , first, ...rest] = process.argv;
+  if (first === '--child') {
+    const [mode, topic, total, envJson] = rest;
+    const r = await child(mode as 'bare' | 'worker', topic!, Number(total), JSON.parse(envJson!));
+    const out: RunResult = { ...r, rate: (r.records / r.ms) * 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    process.exit(0);
+  }
+  const orders = Number(first ?? 100_000);
+  const rounds = Number(rest[0] ?? 3);
+  const topics = testTopics('bench');
+  const env = { ...topics, TOTALS_TOPIC: `${topics.ORDERS_TOPIC}.totals` };
+  await createTopics(topics);
+  const total = await produceOrders(topics, orderLifecycleStream(orders, { seed: 5 }));
+  console.log(`topic ${topics.ORDERS_TOPIC}: ${total} events (${orders} order lifecycles), 3 partitions`);
+  const results: Record<'bare' | 'worker', RunResult[]> = { bare: [], worker: [] };
+  for (let i = 0; i < rounds; i++) {
+    for (const mode of ['bare', 'worker'] as const) {
+      const p = spawnSync(
+        process.execPath,
+        [process.argv[1]!, '--child', mode, topics.ORDERS_TOPIC, String(total), JSON.stringify(env)],
+        {
+          encoding: 'utf8',
+          env: process.env,
+        },
+      );
+      const line = p.stdout.trim().split('\n').pop() ?? '';
+      if (p.status !== 0 || !line.startsWith('{')) throw new Error(`${mode} run failed: ${p.stderr}`);
+      const r = JSON.parse(line) as RunResult;
+      results[mode].push(r);
+      console.log(
+        `${mode.padEnd(6)} ${Math.round(r.rate).toLocaleString('en')} events/s  (${r.records} in ${Math.round(r.ms)} ms)  peak RSS ${Math.round(r.maxRssMb)} MB`,
+      );
+    }
+  }
+  const stats = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
+  };
+  const fmt = (x: { median: number; min: number; max: number }, unit: string) =>
+    `${Math.round(x.median).toLocaleString('en')} ${unit} [${Math.round(x.min).toLocaleString('en')}..${Math.round(x.max).toLocaleString('en')}]`;
+  const bare = stats(results.bare.map((r) => r.rate));
+  const worker = stats(results.worker.map((r) => r.rate));
+  console.log(
+    `\nbare consumer: ${fmt(bare, 'events/s')}, peak RSS ${fmt(stats(results.bare.map((r) => r.maxRssMb)), 'MB')}`,
+  );
+  console.log(
+    `worker:        ${fmt(worker, 'events/s')}, peak RSS ${fmt(stats(results.worker.map((r) => r.maxRssMb)), 'MB')}`,
+  );
+  console.log(`ratio worker/bare (medians): ${(worker.median / bare.median).toFixed(2)}`);
+}
+
+await main();
