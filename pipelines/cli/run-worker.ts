@@ -23,9 +23,11 @@ export async function runWorker(args: string[]): Promise<number> {
     group: option(args, 'group'),
   };
   const metricsAt = option(args, 'metrics');
-  const observe = args.includes('--no-metrics')
-    ? (false as const)
-    : observeAddressFromEnv(metricsAt ? { PIPELINES_METRICS_ADDRESS: metricsAt } : process.env);
+  // The later of --metrics and --no-metrics wins (a wrapper's default can be overridden).
+  const observe =
+    args.lastIndexOf('--no-metrics') > args.lastIndexOf('--metrics')
+      ? (false as const)
+      : observeAddressFromEnv(metricsAt ? { PIPELINES_METRICS_ADDRESS: metricsAt } : process.env);
   // Signals are handled from the start: one during start-up stops the worker as soon as it is up.
   let running: RunningWorker | undefined;
   let requested: string | undefined;

@@ -430,9 +430,8 @@ const detail = dashboard({
         series('Insert errors / s by code', 'cps', [
           { expr: `sum by (sink, reason) (${rate(n.clickhouseInsertErrors.name, T)})`, legend: '{{sink}} {{reason}}' },
         ]),
-        series('Bytes in flight and inserted / s', 'bytes', [
+        series('Rows in flight', 'short', [
           { expr: `sum by (sink) (${n.clickhouseInFlight.name}${T})`, legend: '{{sink}} in flight' },
-          { expr: `sum by (sink) (${rate(n.clickhouseBytes.name, T)})`, legend: '{{sink}} inserted/s' },
         ]),
       ],
     },

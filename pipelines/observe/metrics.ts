@@ -110,14 +110,14 @@ export const METRICS = {
     'histogram',
     'pipelines_end_to_end_latency_seconds',
     ['topology', 'sink'],
-    'Per record: from its event time to the acknowledgement of the sink that made it durable.',
+    'Per source record: from its Kafka timestamp (producer create time) to the acknowledgement of the sink that made its batch durable.',
     LATENCY_SECONDS,
   ),
   lateEvents: spec(
     'counter',
     'pipelines_late_events_total',
     ['topology', 'step'],
-    'Events older than the watermark of a windowed step (written as late partials or dead-lettered).',
+    'Records too late for their window (behind the watermark by more than the allowed lateness) that a windowed step dead-lettered (error class LateEvent); with onLate: drop they are not counted.',
   ),
   deadLetters: spec(
     'counter',
@@ -150,17 +150,11 @@ export const METRICS = {
     ['topology', 'sink'],
     'Rows inserted into ClickHouse (acknowledged inserts).',
   ),
-  clickhouseBytes: spec(
-    'counter',
-    'pipelines_clickhouse_inserted_bytes_total',
-    ['topology', 'sink'],
-    'Request body bytes of acknowledged ClickHouse inserts.',
-  ),
   clickhouseInsertDuration: spec(
     'histogram',
     'pipelines_clickhouse_insert_duration_seconds',
     ['topology', 'sink'],
-    'Time of one ClickHouse insert request (one attempt).',
+    'Time of one ClickHouse insert request (one attempt), the offsets-log inserts of the sink included.',
     IO_SECONDS,
   ),
   clickhouseInsertErrors: spec(
@@ -171,9 +165,9 @@ export const METRICS = {
   ),
   clickhouseInFlight: spec(
     'gauge',
-    'pipelines_clickhouse_in_flight_bytes',
+    'pipelines_clickhouse_in_flight_rows',
     ['topology', 'sink'],
-    'Bytes of ClickHouse insert requests sent and not yet answered.',
+    'Rows of ClickHouse insert requests sent and not yet answered.',
   ),
   tableRows: spec(
     'gauge',
@@ -241,17 +235,23 @@ export interface PipelineEvents extends WorkerEvents {
     lastTimestamp?: number;
     /** The batch's outputs by sink id (the processor's result): records out per sink. */
     outputs?: Readonly<Record<string, { readonly length: number }>>;
+    /** Kafka timestamps (ms) of the batch's records: end-to-end latency once a sink acknowledges them. */
+    timestamps?: ArrayLike<number>;
   }): void;
-  /** Partition end seen between batches (e.g. from queryWatermarkOffsets): lag while nothing is fetched. */
-  watermark(e: { topic: string; partition: number; highWatermark: string }): void;
+  /**
+   * Partition end seen between batches (polled): lag while nothing is fetched. `position` is the group's next
+   * offset, used while this worker has processed nothing of the partition yet.
+   */
+  watermark(e: { topic: string; partition: number; highWatermark: string; position?: number }): void;
   /** One step over one batch. */
   stepped(e: { step: string; ms: number; recordsIn: number; recordsOut: number }): void;
   late(e: { step: string; records: number }): void;
-  /** A sink acknowledged rows: event times (ms) of the records they came from, observed at once. */
-  acknowledged(e: { sink: string; eventTimes: ArrayLike<number>; ackMs?: number }): void;
-  insertStarted(e: { sink: string; bytes: number }): void;
-  inserted(e: { sink: string; rows: number; bytes: number; ms: number }): void;
-  insertFailed(e: { sink: string; bytes: number; ms: number; code: string }): void;
+  /** A sink made a partition durable up to `next`: the records of the batches before it get their latency. */
+  acknowledged(e: { sink: string; topic: string; partition: number; next: string }): void;
+  /** One ClickHouse insert request (one attempt); `rows` are the sink's rows (0 for its offsets log). */
+  insertStarted(e: { sink: string; rows: number }): void;
+  inserted(e: { sink: string; rows: number; ms: number }): void;
+  insertFailed(e: { sink: string; rows: number; ms: number; code: string }): void;
   /** A lookup table's size and how far it is from its topic's end. */
   table(e: { topic: string; rows: number; behind: number }): void;
 }
@@ -274,9 +274,13 @@ interface PartitionState {
   labels: { topology: string; topic: string; partition: string };
   inc: (n: number) => void;
   lastOffset: number;
+  /** The partition's end as last known (from a batch or a watermark poll); -1 unknown. */
+  highWatermark: number;
   lag: number;
   lastTimestamp: number | undefined;
   out: Map<string, (n: number) => void>;
+  /** Per sink: batches waiting for its acknowledgement (last offset, record timestamps), and the last ack. */
+  pending: Map<string, { batches: Array<{ last: number; times: ArrayLike<number> }>; acked: number }>;
 }
 
 /**
@@ -337,7 +341,6 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     flush: histogram(M.sinkFlushDuration),
     sinkUp: gauge(M.sinkUp),
     chRows: counter(M.clickhouseRows),
-    chBytes: counter(M.clickhouseBytes),
     chInsert: histogram(M.clickhouseInsertDuration),
     chErrors: counter(M.clickhouseInsertErrors),
     chInFlight: gauge(M.clickhouseInFlight),
@@ -362,8 +365,8 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     const sinksDown = new Map<string, string>();
     const tables = new Map<string, { behind: number; caughtUp: boolean }>();
     const inFlight = new Map<string, number>();
-    const addInFlight = (id: string, bytes: number) => {
-      const v = Math.max(0, (inFlight.get(id) ?? 0) + bytes);
+    const addInFlight = (id: string, rows: number) => {
+      const v = Math.max(0, (inFlight.get(id) ?? 0) + rows);
       inFlight.set(id, v);
       m.chInFlight.set({ topology, sink: id }, v);
     };
@@ -377,7 +380,16 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
       if (!s) {
         const labels = { topology, topic, partition: String(p) };
         const child = m.recordsIn.labels(labels);
-        s = { labels, inc: (n) => child.inc(n), lastOffset: -1, lag: 0, lastTimestamp: undefined, out: new Map() };
+        s = {
+          labels,
+          inc: (n) => child.inc(n),
+          lastOffset: Number.NEGATIVE_INFINITY,
+          highWatermark: -1,
+          lag: 0,
+          lastTimestamp: undefined,
+          out: new Map(),
+          pending: new Map(),
+        };
         partitions.set(key, s);
       }
       return s;
@@ -396,8 +408,23 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
       if (up) sinksDown.delete(id);
       else sinksDown.set(id, why ?? 'failing');
     };
+    /** A batch's record timestamps wait for the sink's acknowledgement (observed at once if it came first). */
+    const pend = (s: PartitionState, id: string, times: ArrayLike<number>) => {
+      let p = s.pending.get(id);
+      if (!p) {
+        p = { batches: [], acked: -1 };
+        s.pending.set(id, p);
+      }
+      if (s.lastOffset < p.acked) {
+        const ack = now();
+        sink(id).e2e.observeMany(times, (ts) => (ack - ts) / 1000);
+      } else p.batches.push({ last: s.lastOffset, times });
+    };
     const setLag = (s: PartitionState, highWatermark: number) => {
-      s.lag = s.lastOffset < 0 ? 0 : Math.max(0, highWatermark - s.lastOffset - 1);
+      // The client answers -1001 when it does not know the end yet: keep the last known one.
+      if (highWatermark >= 0) s.highWatermark = Math.max(s.highWatermark, highWatermark);
+      const unknown = s.lastOffset === Number.NEGATIVE_INFINITY || s.highWatermark < 0;
+      s.lag = unknown ? 0 : Math.max(0, s.highWatermark - s.lastOffset - 1);
       m.lagRecords.set(s.labels, s.lag);
     };
 
@@ -414,6 +441,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         if (e.outputs) {
           for (const [id, rows] of Object.entries(e.outputs)) {
             if (rows.length === 0) continue;
+            if (e.timestamps) pend(s, id, e.timestamps);
             let inc = s.out.get(id);
             if (!inc) {
               const child = m.recordsOut.labels({ ...s.labels, sink: id });
@@ -425,10 +453,17 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         }
       },
       watermark(e) {
-        setLag(partition(e.topic, e.partition), Number(e.highWatermark));
+        // Only partitions this worker holds: the lag of the others is their owner's.
+        const s = partitions.get(`${e.topic}\u0000${e.partition}`);
+        if (!s) return;
+        if (s.lastOffset === Number.NEGATIVE_INFINITY && e.position !== undefined && e.position >= 0) {
+          s.lastOffset = e.position - 1;
+        }
+        setLag(s, Number(e.highWatermark));
       },
       deadLetter(e) {
         m.deadLetters.inc({ topology, step: e.step, reason: e.errorClass || 'Error' }, e.records ?? 1);
+        if (e.errorClass === 'LateEvent') m.late.inc({ topology, step: e.step }, e.records ?? 1);
       },
       flushed(e) {
         sink(e.sink).flush.observe(e.ms / 1000);
@@ -486,23 +521,35 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         m.late.inc({ topology, step: e.step }, e.records);
       },
       acknowledged(e) {
-        const ack = e.ackMs ?? now();
-        sink(e.sink).e2e.observeMany(e.eventTimes, (ts) => (ack - ts) / 1000);
+        const s = partitions.get(`${e.topic}\u0000${e.partition}`);
+        if (!s) return;
+        let p = s.pending.get(e.sink);
+        if (!p) {
+          p = { batches: [], acked: -1 };
+          s.pending.set(e.sink, p);
+        }
+        const next = Number(e.next);
+        p.acked = Math.max(p.acked, next);
+        if (p.batches.length === 0 || p.batches[0]!.last >= next) return;
+        const ack = now();
+        const h = sink(e.sink).e2e;
+        while (p.batches.length > 0 && p.batches[0]!.last < next) {
+          h.observeMany(p.batches.shift()!.times, (ts) => (ack - ts) / 1000);
+        }
       },
       insertStarted(e) {
-        addInFlight(e.sink, e.bytes);
+        addInFlight(e.sink, e.rows);
       },
       inserted(e) {
         const l = { topology, sink: e.sink };
-        addInFlight(e.sink, -e.bytes);
-        m.chRows.inc(l, e.rows);
-        m.chBytes.inc(l, e.bytes);
+        addInFlight(e.sink, -e.rows);
+        if (e.rows > 0) m.chRows.inc(l, e.rows);
         sink(e.sink).insert.observe(e.ms / 1000);
         setSinkUp(e.sink, true);
       },
       insertFailed(e) {
         const l = { topology, sink: e.sink };
-        addInFlight(e.sink, -e.bytes);
+        addInFlight(e.sink, -e.rows);
         m.chErrors.inc({ ...l, reason: e.code });
         sink(e.sink).insert.observe(e.ms / 1000);
         setSinkUp(e.sink, false, e.code);

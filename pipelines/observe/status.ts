@@ -170,7 +170,14 @@ export async function readStatus(o: StatusOptions = {}): Promise<WorkerStatus> {
     try {
       return await f(`${url}${path}`, { signal: AbortSignal.timeout(o.timeoutMs ?? 3000) });
     } catch (err) {
-      throw Object.assign(new Error(`no worker answers at ${url} (${(err as Error).message})`), { userFacing: true });
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      const why = e.cause?.code ?? e.cause?.message ?? e.message;
+      throw Object.assign(
+        new Error(
+          `no worker answers at ${url} (${why}): is \`pipelines run\` up there, with --metrics on that address?`,
+        ),
+        { userFacing: true },
+      );
     }
   };
   const scrape = async () => parseExposition(await (await get('/metrics')).text());

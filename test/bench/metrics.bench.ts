@@ -65,13 +65,14 @@ function loop(e: PipelineEvents, scrape: () => Promise<string> | undefined): Pro
         lastOffset: String(offset - 1),
         lastTimestamp: now - 300,
         outputs,
+        timestamps: eventTimes,
       });
       // Every record's latency at acknowledgement, for each sink it reached.
-      for (const s of SINKS) e.acknowledged({ sink: s, eventTimes, ackMs: now });
+      for (const s of SINKS) e.acknowledged({ sink: s, topic: 'orders', partition, next: String(offset) });
       if (b % BATCHES_PER_SECOND === 0) {
         for (const s of SINKS) {
-          e.insertStarted({ sink: s, bytes: 800_000 });
-          e.inserted({ sink: s, rows: 150_000, bytes: 800_000, ms: 80 });
+          e.insertStarted({ sink: s, rows: 150_000 });
+          e.inserted({ sink: s, rows: 150_000, ms: 80 });
           e.flushed?.({ sink: s, ms: 85 });
         }
         e.committed?.({ partitions: 4, ms: 6 });
@@ -91,6 +92,7 @@ const fmt = (xs: number[], unit: (x: number) => number, digits: number) =>
 
 const metrics = createMetrics();
 const on = metrics.topology('bench');
+on.rebalance?.({ kind: 'assign', partitions: [0, 1, 2, 3].map((partition) => ({ topic: 'orders', partition })) });
 const scrapeOn = () => metrics.registry.metrics();
 
 // prom-client's Histogram, one observe per record: the alternative the FastHistogram replaces.
@@ -105,9 +107,10 @@ const plain = new Histogram({
 const plainChild = plain.labels({ topology: 'bench', sink: 'order_summary' });
 const perRecordPlain: PipelineEvents = {
   ...off,
-  acknowledged: (e) => {
-    const ack = e.ackMs ?? Date.now();
-    for (let i = 0; i < e.eventTimes.length; i++) plainChild.observe((ack - e.eventTimes[i]!) / 1000);
+  batch: (e) => {
+    const ack = Date.now();
+    const times = e.timestamps ?? [];
+    for (let i = 0; i < times.length; i++) plainChild.observe((ack - times[i]!) / 1000);
   },
 };
 

@@ -136,11 +136,30 @@ describe('events feed the metrics', () => {
     expect(value(s, 'pipelines_consumer_paused')).toBe(1);
   });
 
-  test('end-to-end latency: one observation per record, from event time to the ack', async () => {
+  test('end-to-end latency: one observation per record, from its Kafka timestamp to the ack', async () => {
     const { metrics, t } = make();
-    t.acknowledged({ sink: 'order_summary', eventTimes: new Float64Array([T0 - 50, T0 - 700, T0 - 7000]), ackMs: T0 });
-    const s = await scrape(metrics.registry);
+    t.rebalance?.({ kind: 'assign', partitions: [{ topic: 'orders', partition: 0 }] });
+    const batch = (last: number, times: number[], outputs: Record<string, unknown[]>) =>
+      t.batch({
+        topic: 'orders',
+        partition: 0,
+        records: times.length,
+        highWatermark: String(last + 1),
+        lastOffset: String(last),
+        lastTimestamp: times[times.length - 1]!,
+        outputs,
+        timestamps: new Float64Array(times),
+      });
+    batch(1, [T0 - 50, T0 - 700], { order_summary: [{}] });
+    batch(2, [T0 - 7000], { order_summary: [{}], other: [] });
+    // Nothing until the sink acknowledges; an ack that covers the first batch only observes its records.
+    t.acknowledged({ sink: 'order_summary', topic: 'orders', partition: 0, next: '2' });
+    let s = await scrape(metrics.registry);
     const l = { sink: 'order_summary' };
+    expect(value(s, 'pipelines_end_to_end_latency_seconds_count', l)).toBe(2);
+    t.acknowledged({ sink: 'order_summary', topic: 'orders', partition: 0, next: '3' });
+    t.acknowledged({ sink: 'order_summary', topic: 'orders', partition: 0, next: '3' }); // repeated: nothing more
+    s = await scrape(metrics.registry);
     expect(value(s, 'pipelines_end_to_end_latency_seconds_count', l)).toBe(3);
     expect(value(s, 'pipelines_end_to_end_latency_seconds_sum', l)).toBeCloseTo(7.75);
     expect(value(s, 'pipelines_end_to_end_latency_seconds_bucket', { ...l, le: '0.05' })).toBe(1);
@@ -149,18 +168,47 @@ describe('events feed the metrics', () => {
     expect(value(s, 'pipelines_end_to_end_latency_seconds_bucket', { ...l, le: '+Inf' })).toBe(3);
   });
 
-  test('ClickHouse inserts: rows, bytes, latency, errors by code, bytes in flight', async () => {
+  test('an acknowledgement that comes before its batch is reported (transactions) observes it at once', async () => {
     const { metrics, t } = make();
-    t.insertStarted({ sink: 'rev', bytes: 1000 });
-    t.insertStarted({ sink: 'rev', bytes: 500 });
+    t.rebalance?.({ kind: 'assign', partitions: [{ topic: 'orders', partition: 0 }] });
+    t.acknowledged({ sink: 'out', topic: 'orders', partition: 0, next: '5' });
+    t.batch({
+      topic: 'orders',
+      partition: 0,
+      records: 2,
+      highWatermark: '5',
+      lastOffset: '4',
+      lastTimestamp: T0 - 100,
+      outputs: { out: [{}] },
+      timestamps: [T0 - 200, T0 - 100],
+    });
+    const s = await scrape(metrics.registry);
+    expect(value(s, 'pipelines_end_to_end_latency_seconds_count', { sink: 'out' })).toBe(2);
+    expect(value(s, 'pipelines_end_to_end_latency_seconds_sum', { sink: 'out' })).toBeCloseTo(0.3);
+  });
+
+  test('late events are the dead letters of class LateEvent; watermarks of partitions not held are ignored', async () => {
+    const { metrics, t } = make();
+    t.deadLetter?.({ step: 'revenue', errorClass: 'LateEvent' });
+    t.deadLetter?.({ step: 'decode', errorClass: 'DecodeError' });
+    t.watermark({ topic: 'orders', partition: 7, highWatermark: '1000' });
+    const s = await scrape(metrics.registry);
+    expect(value(s, 'pipelines_late_events_total', { step: 'revenue' })).toBe(1);
+    expect(s.some((x) => x.name === 'pipelines_late_events_total' && x.labels.step === 'decode')).toBe(false);
+    expect(s.some((x) => x.name === 'pipelines_consumer_lag_records')).toBe(false);
+  });
+
+  test('ClickHouse inserts: rows, latency, errors by code, rows in flight', async () => {
+    const { metrics, t } = make();
+    t.insertStarted({ sink: 'rev', rows: 1000 });
+    t.insertStarted({ sink: 'rev', rows: 500 });
     let s = await scrape(metrics.registry);
-    expect(value(s, 'pipelines_clickhouse_in_flight_bytes', { sink: 'rev' })).toBe(1500);
-    t.inserted({ sink: 'rev', rows: 10, bytes: 1000, ms: 30 });
-    t.insertFailed({ sink: 'rev', bytes: 500, ms: 5000, code: 'CH_TIMEOUT' });
+    expect(value(s, 'pipelines_clickhouse_in_flight_rows', { sink: 'rev' })).toBe(1500);
+    t.inserted({ sink: 'rev', rows: 1000, ms: 30 });
+    t.insertFailed({ sink: 'rev', rows: 500, ms: 5000, code: 'CH_TIMEOUT' });
     s = await scrape(metrics.registry);
-    expect(value(s, 'pipelines_clickhouse_in_flight_bytes', { sink: 'rev' })).toBe(0);
-    expect(value(s, 'pipelines_clickhouse_rows_total', { sink: 'rev' })).toBe(10);
-    expect(value(s, 'pipelines_clickhouse_inserted_bytes_total', { sink: 'rev' })).toBe(1000);
+    expect(value(s, 'pipelines_clickhouse_in_flight_rows', { sink: 'rev' })).toBe(0);
+    expect(value(s, 'pipelines_clickhouse_rows_total', { sink: 'rev' })).toBe(1000);
     expect(value(s, 'pipelines_clickhouse_insert_duration_seconds_count', { sink: 'rev' })).toBe(2);
     expect(value(s, 'pipelines_clickhouse_insert_errors_total', { sink: 'rev', reason: 'CH_TIMEOUT' })).toBe(1);
     expect(value(s, 'pipelines_sink_up', { sink: 'rev' })).toBe(0);
@@ -171,7 +219,7 @@ describe('events feed the metrics', () => {
     expect(metrics.readiness().reasons).toEqual(['orders: no partitions assigned']);
     t.rebalance?.({ kind: 'assign', partitions: [{ topic: 'orders', partition: 0 }] });
     t.table({ topic: 'customers', rows: 10, behind: 90 });
-    t.insertFailed({ sink: 'rev', bytes: 0, ms: 1, code: 'CH_UNREACHABLE' });
+    t.insertFailed({ sink: 'rev', rows: 0, ms: 1, code: 'CH_UNREACHABLE' });
     expect(metrics.readiness()).toEqual({
       ready: false,
       reasons: [
@@ -185,7 +233,7 @@ describe('events feed the metrics', () => {
     expect(value(s, 'pipelines_table_catchup_records', { topic: 'customers' })).toBe(90);
     expect(value(s, 'pipelines_table_caught_up', { topic: 'customers' })).toBe(0);
     t.table({ topic: 'customers', rows: 100, behind: 0 });
-    t.inserted({ sink: 'rev', rows: 1, bytes: 10, ms: 1 });
+    t.inserted({ sink: 'rev', rows: 1, ms: 1 });
     // Caught up once is caught up: a table that falls a little behind later stays ready.
     t.table({ topic: 'customers', rows: 101, behind: 3 });
     expect(metrics.readiness()).toEqual({ ready: true, reasons: [] });

@@ -2,8 +2,9 @@
 // exactly-once writer (offsets log + insert tokens), acknowledgements by partition offset to the worker.
 import type { Ack, ReplayRange, Sink, SourceRange } from '../sink.ts';
 import type { ClickHouse } from './connection.ts';
-import { ensureTable, type TableSpec } from './ddl.ts';
+import type { TableSpec } from './ddl.ts';
 import { ensureOffsetsTable, readCommittedOffsets } from './offsets.ts';
+import { applyTablePlan, planTable } from './schema.ts';
 import { rowEncoder } from './table.ts';
 import { SinkWriter, type SinkWriterOptions } from './writer.ts';
 
@@ -14,6 +15,10 @@ export interface ClickHouseSinkOptions {
   table: TableSpec;
   /** Allows column type changes and drops when the table exists (destructive). */
   allowDestructive?: boolean;
+  /** The table name in insert tokens when the rows go to another table (a rebuild); default the table. */
+  tokenName?: string;
+  /** The key of this sink in `_pipelines_offsets`; default the id (a rebuild keeps its own). */
+  logSink?: string;
   writer?: Pick<SinkWriterOptions, 'maxRows' | 'maxDelayMs' | 'maxBufferedRows' | 'format' | 'retry'>;
 }
 
@@ -31,11 +36,13 @@ export class ClickHouseSink implements Sink {
     this.writer = new SinkWriter(o.ch, {
       topology: o.topology,
       sink: o.id,
+      ...(o.logSink ? { logSink: o.logSink } : {}),
       tables: [
         {
           table: o.table.table,
           columns: o.table.columns.map((c) => c.name),
           ...(o.table.database ? { database: o.table.database } : {}),
+          ...(o.tokenName ? { tokenName: o.tokenName } : {}),
         },
       ],
       ...o.writer,
@@ -43,10 +50,14 @@ export class ClickHouseSink implements Sink {
     });
   }
 
-  /** Creates or migrates the table and the offsets log (additive changes only, unless allowed). */
+  /**
+   * Creates or migrates the table and the offsets log: additive changes only, unless allowed; an engine or a
+   * key that differs is refused (CH_SCHEMA_CHANGE_REFUSED naming the table, and the column when there is one).
+   */
   async prepare(): Promise<void> {
     await ensureOffsetsTable(this.#o.ch, this.#o.table.database);
-    await ensureTable(this.#o.ch, this.#o.table, { allowDestructive: this.#o.allowDestructive ?? false });
+    const plan = await planTable(this.#o.ch, this.#o.table, { allowDestructive: this.#o.allowDestructive ?? false });
+    await applyTablePlan(this.#o.ch, plan);
   }
 
   append(rows: readonly unknown[], range: SourceRange): Promise<void> {
@@ -70,7 +81,12 @@ export class ClickHouseSink implements Sink {
   async assigned(
     partitions: ReadonlyArray<{ topic: string; partition: number; committed: string | undefined }>,
   ): Promise<ReplayRange[]> {
-    const recorded = await readCommittedOffsets(this.#o.ch, this.#o.topology, this.id, this.#o.table.database);
+    const recorded = await readCommittedOffsets(
+      this.#o.ch,
+      this.#o.topology,
+      this.#o.logSink ?? this.id,
+      this.#o.table.database,
+    );
     const byTp = new Map(recorded.map((r) => [`${r.topic}/${r.partition}`, r]));
     const replay: ReplayRange[] = [];
     for (const p of partitions) {

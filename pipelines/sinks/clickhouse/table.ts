@@ -61,9 +61,31 @@ export function tableSpecFor(config: ClickHouseSinkConfig, scope: Scope): TableS
 
 type Convert = (v: unknown) => unknown;
 
-/** Event times are epoch milliseconds everywhere in a topology; ClickHouse date types want their own units. */
+/** The value type under wrappers that do not change how a value is written: Nullable, LowCardinality, SimpleAggregateFunction. */
+export function valueType(type: string): string {
+  let t = type.trim();
+  for (;;) {
+    const wrapped = /^(?:Nullable|LowCardinality)\((.*)\)$/s.exec(t);
+    if (wrapped) {
+      t = wrapped[1]!.trim();
+      continue;
+    }
+    const simple = /^SimpleAggregateFunction\(\s*\w+\s*,(.*)\)$/s.exec(t);
+    if (simple) {
+      t = simple[1]!.trim();
+      continue;
+    }
+    return t;
+  }
+}
+
+/**
+ * Event times are epoch milliseconds everywhere in a topology; ClickHouse date types want their own units.
+ * Decimals are rounded to their scale here: ClickHouse truncates extra digits, so 12.3499999 (a float sum)
+ * would become 12.34.
+ */
 function converter(type: string): Convert | undefined {
-  const t = type.replace(/^(Nullable|LowCardinality)\((.*)\)$/, '$2');
+  const t = valueType(type);
   const dt64 = /^DateTime64\((\d)/.exec(t);
   if (dt64) {
     const scale = 10 ** (Number(dt64[1]) - 3);
@@ -72,6 +94,12 @@ function converter(type: string): Convert | undefined {
   if (/^DateTime\b/.test(t)) return (v) => (typeof v === 'number' ? Math.floor(v / 1000) : v);
   if (/^Date(32)?$/.test(t)) return (v) => (typeof v === 'number' ? Math.floor(v / 86_400_000) : v);
   if (/^(UInt|Int)\d+$/.test(t)) return (v) => (typeof v === 'number' ? Math.trunc(v) : v);
+  const decimal = /^Decimal(?:\(\s*\d+\s*,\s*(\d+)\s*\)|(32|64|128|256)\(\s*(\d+)\s*\))$/.exec(t);
+  if (decimal) {
+    const digits = Number(decimal[1] ?? decimal[3]);
+    const f = 10 ** digits;
+    return (v) => (typeof v === 'number' ? Math.round(v * f) / f : v);
+  }
   if (t === 'String') return (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : v);
   return undefined;
 }

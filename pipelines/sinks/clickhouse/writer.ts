@@ -86,11 +86,18 @@ export interface SinkTable {
   table: string;
   columns: readonly string[];
   database?: string;
+  /**
+   * The name insert tokens use (default `table`). A rebuild writes `t_<suffix>` under the tokens of `t`, so
+   * that once the tables are swapped the live sink's replay of a recorded range is recognised.
+   */
+  tokenName?: string;
 }
 
 export interface SinkWriterOptions {
   topology: string;
   sink: string;
+  /** The key of this writer's rows in `_pipelines_offsets` (default `sink`; a rebuild keeps its own). */
+  logSink?: string;
   tables: readonly SinkTable[];
   format?: InsertFormat;
   /** Flush when this many rows are buffered (all tables and partitions). Default 50,000. */
@@ -140,7 +147,8 @@ const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 export class SinkWriter {
   readonly stats: SinkWriterStats;
   readonly #ch: ClickHouse;
-  readonly #o: Required<Omit<SinkWriterOptions, 'onAck' | 'retry'>> & Pick<SinkWriterOptions, 'onAck' | 'retry'>;
+  readonly #o: Required<Omit<SinkWriterOptions, 'onAck' | 'retry' | 'logSink'>> &
+    Pick<SinkWriterOptions, 'onAck' | 'retry' | 'logSink'>;
   readonly #tables: Map<string, SinkTable>;
   /** Open buffers, one per partition, that new writes append to. */
   #buffers = new Map<string, PartitionBuffer>();
@@ -370,7 +378,7 @@ export class SinkWriter {
       last: b.last.toString(),
     }));
     if (this.#o.recordOffsets) {
-      await withRetry(() => recordRanges(this.#ch, this.#o.topology, this.#o.sink, ranges), retry, {
+      await withRetry(() => recordRanges(this.#ch, this.#o.topology, this.#o.logSink ?? this.#o.sink, ranges), retry, {
         table: '_pipelines_offsets',
         operation: 'insert',
       });
@@ -381,7 +389,7 @@ export class SinkWriter {
       for (const [table, rows] of b.rows) {
         const spec = this.#tables.get(table)!;
         const token = this.#o.tokens
-          ? dedupToken({ ...range, topology: this.#o.topology, sink: this.#o.sink, table })
+          ? dedupToken({ ...range, topology: this.#o.topology, sink: this.#o.sink, table: spec.tokenName ?? table })
           : undefined;
         await withRetry(
           () =>

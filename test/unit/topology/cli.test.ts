@@ -60,7 +60,7 @@ describe('pipelines CLI', () => {
     writeFileSync(join(dir, 'order-status.yaml'), readFileSync(`${TOPOLOGIES}/order-status.yaml`, 'utf8'));
     writeFileSync(
       join(dir, 'order-status.test.yaml'),
-      `topology: ./order-status.yaml\ncases:\n  - name: wrong on purpose\n    input: [{ value: ${JSON.stringify(placed())} }]\n    expect: { sinks: { 'clickhouse:order_status': [{ status: SHIPPED }] } }\n`,
+      `topology: ./order-status.yaml\ncases:\n  - name: wrong on purpose\n    input: [{ value: ${JSON.stringify(placed())} }]\n    expect: { sinks: { 'clickhouse:order_summary': [{ status: SHIPPED }] } }\n`,
     );
     const bad = cli('test', dir);
     expect(bad.code).toBe(1);
@@ -79,7 +79,7 @@ describe('pipelines CLI', () => {
     const r = cli('run', `${TOPOLOGIES}/order-status.yaml`, '--dry-run', '--input', input);
     expect(r.code).toBe(0);
     const lines = r.out.trim().split('\n');
-    expect(lines.filter((l) => l.startsWith('clickhouse:order_status\t'))).toHaveLength(2);
+    expect(lines.filter((l) => l.startsWith('clickhouse:order_summary\t'))).toHaveLength(2);
     expect(lines).toContainEqual(
       expect.stringMatching(/^kafka:orders.status\t\{"key":"o1","value":\{"orderId":"o1","status":"CANCELLED"/),
     );

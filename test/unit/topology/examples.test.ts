@@ -40,7 +40,7 @@ describe('TopologyTestDriver on order-status', () => {
         value: { eventId: 'e2', eventType: 'OrderCancelled', timestamp: 61_000, data: { orderId: 'o1', reason: 'r' } },
       },
     ]);
-    expect(d.output('clickhouse:order_status').map((r) => (r as { status: string }).status)).toEqual([
+    expect(d.output('clickhouse:order_summary').map((r) => (r as { status: string }).status)).toEqual([
       'PLACED',
       'CANCELLED',
     ]);
