@@ -380,6 +380,8 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
       if (!s) {
         const labels = { topology, topic, partition: String(p) };
         const child = m.recordsIn.labels(labels);
+        // Exported from assignment on, at 0: a partition stuck before its first batch shows no progress.
+        child.inc(0);
         s = {
           labels,
           inc: (n) => child.inc(n),
