@@ -124,6 +124,8 @@ export class Worker {
   readonly #consumer: KafkaJS.Consumer;
   /** Per partition and sink, a range the sink already holds (records before it are skipped for that sink). */
   readonly #replays = new Map<string, Map<string, ReplayRange>>();
+  /** Per partition, the offset after the last record processed: a batch handed out again is not processed twice. */
+  readonly #next = new Map<string, bigint>();
   #assigned: Array<{ topic: string; partition: number }> = [];
   #stopping = false;
   #flushing: Promise<void> | undefined;
@@ -206,9 +208,12 @@ export class Worker {
 
   async #handleBatch({ batch }: KafkaJS.EachBatchPayload): Promise<void> {
     const o = this.#o;
-    const msgs = batch.messages;
-    if (msgs.length === 0) return;
     const { topic, partition } = batch;
+    // pause() during a batch makes the client hand the same records out again after resume(): skip them.
+    const next = this.#next.get(tpKey(topic, partition));
+    const msgs = next === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= next);
+    if (msgs.length === 0) return;
+    this.#next.set(tpKey(topic, partition), BigInt(msgs[msgs.length - 1]!.offset) + 1n);
     await this.#withRetry('registry', () => o.decoder.prepare(msgs.map((m) => m.value)));
     const outputs: Record<string, unknown[]> = {};
     for (const segment of this.#segments(topic, partition, msgs)) {
@@ -539,6 +544,7 @@ export class Worker {
     this.#tracker.forget(partitions);
     for (const tp of partitions) {
       this.#replays.delete(tpKey(tp.topic, tp.partition));
+      this.#next.delete(tpKey(tp.topic, tp.partition));
       this.#o.processor.releasePartition?.(tp.partition);
       for (const sink of this.#allSinks()) sink.forget?.(tp.topic, tp.partition);
     }
