@@ -1,8 +1,10 @@
 // The literal list of subcommands: adding one means adding a line here.
+import { clickhouse } from './clickhouse.ts';
 import { demo } from './demo.ts';
 import { dlq } from './dlq.ts';
 import { generate } from './generate.ts';
 import { graph } from './graph.ts';
+import { replay } from './replay.ts';
 import { run } from './run.ts';
 import { statusCommand } from './status.ts';
 import { test } from './test.ts';
@@ -27,5 +29,7 @@ export const commands: Record<string, Command> = {
     summary: 'create or grow the topics topologies declare (apply [--dry-run] [--max-replicas N])',
     run: topics,
   },
+  clickhouse,
+  replay,
   generate: { summary: 'regenerate the editor JSON Schemas and topologies/REFERENCE.md', run: generate },
 };

@@ -37,6 +37,11 @@ export interface LaunchOptions {
   allowDestructive?: boolean;
   /** Called on every batch besides the metrics (progress displays, benchmarks). */
   onBatch?: (e: { partition: number; records: number; lastOffset: string }) => void;
+  /**
+   * Rebuild mode (`pipelines replay`): ClickHouse sinks only, writing renamed tables under the insert tokens of
+   * the live ones and their own offsets-log key; dead letters go to `deadLetters` (the live run sent them).
+   */
+  rebuild?: { table: (name: string) => string; logSink: (sinkId: string) => string; deadLetters: Sink };
 }
 
 export interface RunningWorker {
@@ -78,14 +83,16 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     const kafkaSinks: KafkaSink[] = [];
     const sinks: Sink[] = [];
     let producer: KafkaJS.Producer | undefined;
-    const transactional = plan.sinks.some((s) => s.kind === 'kafka' && s.writer.exactlyOnce === true);
-    if (transactional && plan.sinks.some((s) => s.kind !== 'kafka')) {
+    const planSinks = o.rebuild ? plan.sinks.filter((s) => s.kind === 'clickhouse') : plan.sinks;
+    const transactional = planSinks.some((s) => s.kind === 'kafka' && s.writer.exactlyOnce === true);
+    if (transactional && planSinks.some((s) => s.kind !== 'kafka')) {
       throw userError(
         `${plan.name}: exactlyOnce needs every sink to be Kafka (a transaction cannot span ClickHouse); ` +
           'ClickHouse sinks are exactly-once on their own',
       );
     }
-    const needProducer = plan.sinks.some((s) => s.kind === 'kafka') || spec.errors.deadLetter !== undefined;
+    const needProducer =
+      planSinks.some((s) => s.kind === 'kafka') || (!o.rebuild && spec.errors.deadLetter !== undefined);
     if (needProducer) {
       producer = kafka.producer({
         'linger.ms': 5,
@@ -101,7 +108,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       cleanups.push(() => p.disconnect());
     }
     let ch: ClickHouse | undefined;
-    for (const s of plan.sinks) {
+    for (const s of planSinks) {
       if (s.kind === 'kafka') {
         const w = s.writer as unknown as {
           topic: string;
@@ -143,13 +150,15 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
           o.log.info({ clickhouse: opened.description }, 'ClickHouse');
         }
         const scope = plan.checked.sinks.find((c) => c.id === s.id)?.scope as Scope;
-        const table = tableSpecFor(s.config as unknown as ClickHouseSinkConfig, scope);
+        const live = tableSpecFor(s.config as unknown as ClickHouseSinkConfig, scope);
+        const table = o.rebuild ? { ...live, table: o.rebuild.table(live.table) } : live;
         chTables.set(table.table, s.id);
         const sink = new ClickHouseSink({
           id: s.id,
           topology: plan.name,
           ch,
           table,
+          ...(o.rebuild ? { tokenName: live.table, logSink: o.rebuild.logSink(s.id) } : {}),
           allowDestructive: o.allowDestructive ?? false,
           writer: {
             ...(o.tuning?.clickhouseMaxRows ? { maxRows: o.tuning.clickhouseMaxRows } : {}),
@@ -165,14 +174,16 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
         throw userError(`sink ${s.id}: kind '${s.kind}' has no runtime`);
       }
     }
-    const deadLetters = spec.errors.deadLetter
-      ? new KafkaSink({
-          id: 'dead-letters',
-          topic: spec.errors.deadLetter,
-          producer: producer!,
-          encode: (m) => m as never,
-        })
-      : undefined;
+    const deadLetters = o.rebuild
+      ? (o.rebuild.deadLetters as KafkaSink)
+      : spec.errors.deadLetter
+        ? new KafkaSink({
+            id: 'dead-letters',
+            topic: spec.errors.deadLetter,
+            producer: producer!,
+            encode: (m) => m as never,
+          })
+        : undefined;
 
     // Up before the tables load: /readyz says what it waits for meanwhile.
     let server: ObserveServer | undefined;

@@ -123,7 +123,7 @@ export async function loadRawEvents(ch: ClickHouse, events: readonly OrderEvent[
 
 async function rows(ch: ClickHouse, query: string): Promise<string[]> {
   // Every value as text: Decimal sums, Enum names and times compare exactly.
-  const rs = await ch.client.query({ query, format: 'TSV' });
+  const rs = await ch.client.query({ query, format: 'TabSeparated' });
   const text = await rs.text();
   return text.split('\n').filter((l) => l.length > 0);
 }

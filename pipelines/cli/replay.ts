@@ -1,0 +1,267 @@
+// `pipelines replay <file> --into <suffix> [--swap]`: rebuilds a topology's ClickHouse projections from the
+// earliest offsets into new tables (<table>_<suffix>), with its own consumer group, showing progress (a bar on a
+// terminal, log lines otherwise); --swap then exchanges each live table with its rebuild and hands the rebuild's
+// position to the live sink, so that the live worker carries on from there without a gap or a double count.
+import { parseArgs } from 'node:util';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
+import { createLogger } from '../observe/log.ts';
+import { launchWorker } from '../runtime/launch.ts';
+import { type ClickHouse, clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { qualifiedName, quoteString } from '../sinks/clickhouse/ddl.ts';
+import { OFFSETS_TABLE } from '../sinks/clickhouse/offsets.ts';
+import { type SinkTableSpec, topologyTables } from '../sinks/clickhouse/schema.ts';
+import type { Ack, SourceRange } from '../sinks/sink.ts';
+import { loadPlan } from '../topology/load.ts';
+import { userError } from './args.ts';
+import type { Command } from './commands.ts';
+
+const usage = `usage: pipelines replay <topology.yaml> --into <suffix> [--swap] [--group <live group>]
+  rebuilds every ClickHouse table of the topology as <table>_<suffix> from the earliest offsets;
+  --swap (live worker stopped) exchanges each table with its rebuild once it has caught up`;
+
+/** The key of a rebuild's rows in the offsets log, beside the live sink's. */
+export const rebuildLogSink = (sinkId: string, suffix: string) => `${sinkId}@rebuild:${suffix}`;
+
+/** Dead letters during a rebuild: the live run already sent them; counted, acknowledged, not sent again. */
+class CountedDeadLetters {
+  readonly id = 'dead-letters';
+  readonly buffered = 0;
+  count = 0;
+  onAck: (ack: Ack) => void = () => {};
+  append(rows: readonly unknown[], range: SourceRange): void {
+    this.count += rows.length;
+    this.onAck({ topic: range.topic, partition: range.partition, next: (BigInt(range.last) + 1n).toString() });
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** Offsets done of end offsets, rate and ETA, from the batches the worker reports. */
+export class ReplayProgress {
+  readonly #low = new Map<number, bigint>();
+  readonly #end = new Map<number, bigint>();
+  readonly #at = new Map<number, bigint>();
+  readonly #started: number;
+  readonly #now: () => number;
+  constructor(ends: ReadonlyArray<{ partition: number; low: bigint; high: bigint }>, now = Date.now) {
+    for (const e of ends) {
+      this.#low.set(e.partition, e.low);
+      this.#end.set(e.partition, e.high);
+      this.#at.set(e.partition, e.low);
+    }
+    this.#now = now;
+    this.#started = now();
+  }
+  batch(partition: number, lastOffset: string): void {
+    const end = this.#end.get(partition);
+    if (end === undefined) return;
+    const at = BigInt(lastOffset) + 1n;
+    this.#at.set(partition, at > end ? end : at);
+  }
+  get total(): number {
+    let n = 0n;
+    for (const [p, end] of this.#end) n += end - this.#low.get(p)!;
+    return Number(n);
+  }
+  get done(): number {
+    let n = 0n;
+    for (const [p, at] of this.#at) n += at - this.#low.get(p)!;
+    return Number(n);
+  }
+  /** One line: a bar when `width` is given, then done/total, rate and ETA. */
+  line(width?: number): string {
+    const { done, total } = this;
+    const secs = Math.max((this.#now() - this.#started) / 1000, 0.001);
+    const rate = done / secs;
+    const left = total - done;
+    const eta = rate > 0 ? `${Math.ceil(left / rate)}s` : '?';
+    const frac = total === 0 ? 1 : done / total;
+    const bar = width ? `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '.')}] ` : '';
+    return `${bar}${(frac * 100).toFixed(1)}% ${done}/${total} offsets, ${Math.round(rate)}/s, ETA ${eta}`;
+  }
+}
+
+function admin(conn: KafkaConnection): KafkaJS.Admin {
+  return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never).admin();
+}
+
+async function withAdmin<T>(conn: KafkaConnection, fn: (a: KafkaJS.Admin) => Promise<T>): Promise<T> {
+  const a = admin(conn);
+  await a.connect();
+  try {
+    return await fn(a);
+  } finally {
+    await a.disconnect();
+  }
+}
+
+async function groupMembers(conn: KafkaConnection, group: string): Promise<number> {
+  return withAdmin(conn, async (a) => {
+    const d = await a.describeGroups([group]);
+    return d.groups[0]?.members.length ?? 0;
+  });
+}
+
+async function committedOffsets(conn: KafkaConnection, group: string, topic: string) {
+  return withAdmin(conn, async (a) => {
+    const [c] = await a.fetchOffsets({ groupId: group, topics: [topic] });
+    return new Map((c?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+  });
+}
+
+/**
+ * Swaps each live table with its rebuild (EXCHANGE TABLES is atomic per table; a missing live table is
+ * renamed into place) and moves the rebuild's offsets-log rows to the live sink: the live worker then skips
+ * what the rebuild wrote and replays its last range under the same insert tokens (dropped as duplicates).
+ */
+export async function swapTables(
+  ch: ClickHouse,
+  topology: string,
+  tables: readonly SinkTableSpec[],
+  suffix: string,
+): Promise<string[]> {
+  const done: string[] = [];
+  const log = OFFSETS_TABLE;
+  for (const t of tables) {
+    const db = t.spec.database;
+    const live = qualifiedName(t.logical, db);
+    const rebuilt = qualifiedName(t.spec.table, db);
+    const exists = await ch.client.query({
+      query: `SELECT count() AS n FROM system.tables WHERE database = ${db ? quoteString(db) : 'currentDatabase()'} AND name = ${quoteString(t.logical)}`,
+      format: 'JSONEachRow',
+    });
+    const n = (await exists.json<{ n: string | number }>())[0]?.n ?? 0;
+    await ch.client.command({
+      query: Number(n) > 0 ? `EXCHANGE TABLES ${live} AND ${rebuilt}` : `RENAME TABLE ${rebuilt} TO ${live}`,
+    });
+    const from = rebuildLogSink(t.sinkId, suffix);
+    const where = (sink: string) => `topology = ${quoteString(topology)} AND sink = ${quoteString(sink)}`;
+    const settings = { mutations_sync: '2', async_insert: 0, insert_deduplication_token: '' } as const;
+    await ch.client.command({ query: `DELETE FROM ${log} WHERE ${where(t.sinkId)}`, clickhouse_settings: settings });
+    await ch.client.command({
+      query: `INSERT INTO ${log} (topology, sink, topic, partition, first_offset, last_offset)
+        SELECT topology, ${quoteString(t.sinkId)}, topic, partition, argMax(first_offset, last_offset), max(last_offset)
+        FROM ${log} WHERE ${where(from)} GROUP BY topology, topic, partition`,
+      clickhouse_settings: settings,
+    });
+    await ch.client.command({ query: `DELETE FROM ${log} WHERE ${where(from)}`, clickhouse_settings: settings });
+    done.push(`${t.logical} <-> ${t.spec.table}`);
+  }
+  return done;
+}
+
+export const replay: Command = {
+  summary: 'rebuild the ClickHouse projections of a topology from the earliest offsets (--into, --swap)',
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        into: { type: 'string' },
+        swap: { type: 'boolean', default: false },
+        group: { type: 'string' },
+        brokers: { type: 'string' },
+        registry: { type: 'string' },
+      },
+    });
+    const [file] = positionals;
+    const suffix = values.into;
+    if (!file || !suffix) {
+      process.stderr.write(`${usage}\n`);
+      return 2;
+    }
+    if (!/^\w+$/.test(suffix)) throw userError(`--into '${suffix}': letters, digits and _ only (a table suffix)`);
+    const plan = await loadPlan(file, { env: process.env });
+    const spec = plan.topology.spec;
+    const tables = topologyTables(plan, (t) => `${t}_${suffix}`);
+    if (tables.length === 0) throw userError(`${file}: no ClickHouse sink to rebuild`);
+    const conn = connectionsFrom(process.env, { brokers: values.brokers, registry: values.registry }).kafka;
+    const liveGroup = values.group ?? spec.source.group;
+    const group = `${liveGroup}-rebuild-${suffix}`;
+    const log = createLogger('pipelines');
+    const out = process.stderr;
+    if (values.swap && (await groupMembers(conn, liveGroup)) > 0) {
+      throw userError(`--swap: the live group '${liveGroup}' has members; stop its workers first, then replay`);
+    }
+    const ends = await withAdmin(conn, (a) => a.fetchTopicOffsets(spec.source.topic));
+    const progress = new ReplayProgress(
+      ends.map((e) => ({ partition: e.partition, low: BigInt(e.low), high: BigInt(e.high) })),
+    );
+    out.write(
+      `rebuilding ${tables.map((t) => t.spec.table).join(', ')} from ${spec.source.topic} (group ${group}): ` +
+        `${progress.total} offsets\n`,
+    );
+    const deadLetters = new CountedDeadLetters();
+    const running = await launchWorker({
+      file,
+      flags: { ...(values.brokers ? { brokers: values.brokers } : {}), group },
+      log,
+      observe: false,
+      rebuild: {
+        table: (t) => `${t}_${suffix}`,
+        logSink: (id) => rebuildLogSink(id, suffix),
+        deadLetters: deadLetters as never,
+      },
+      onBatch: (e) => progress.batch(e.partition, e.lastOffset),
+    });
+    const tty = out.isTTY === true;
+    const show = setInterval(
+      () => {
+        if (tty) out.write(`\r\x1b[2K${progress.line(30)}`);
+        else log.info({ done: progress.done, total: progress.total, progress: progress.line() }, 'replay progress');
+      },
+      tty ? 250 : 5000,
+    );
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      void running.stop();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      // Done when the rebuild group has committed up to the end offsets seen at start.
+      const target = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
+      await Promise.race([
+        running.worker.finished,
+        (async () => {
+          for (;;) {
+            await new Promise((r) => setTimeout(r, 500));
+            if (stopping) return;
+            const at = await committedOffsets(conn, group, spec.source.topic).catch(() => new Map<number, bigint>());
+            if ([...target].every(([p, end]) => end === 0n || (at.get(p) ?? -1n) >= end)) return;
+          }
+        })(),
+      ]);
+      const interrupted = stopping;
+      stopping = true;
+      await running.stop();
+      if (interrupted) {
+        out.write(`\ninterrupted: run the same command again to resume the rebuild\n`);
+        return 130;
+      }
+      if (tty) out.write(`\r\x1b[2K${progress.line(30)}\n`);
+      out.write(
+        `rebuilt ${tables.length} table(s)${deadLetters.count ? `; ${deadLetters.count} record(s) would be dead letters (not sent again)` : ''}\n`,
+      );
+      if (!values.swap) return 0;
+      if ((await groupMembers(conn, liveGroup)) > 0) {
+        throw userError(`--swap: the live group '${liveGroup}' has members again; not swapping`);
+      }
+      const ch = openClickHouse(clickHouseConfigFromEnv(process.env));
+      try {
+        for (const line of await swapTables(ch, plan.name, tables, suffix)) out.write(`swapped ${line}\n`);
+      } finally {
+        await ch.close();
+      }
+      return 0;
+    } finally {
+      clearInterval(show);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      log.flush();
+    }
+  },
+};
