@@ -15,6 +15,8 @@ interface RunResult {
   records: number;
   ms: number;
   rate: number;
+  /** Process CPU (user + system, every thread) per record over the same span, in µs. */
+  cpuUs: number;
 }
 
 const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
@@ -23,6 +25,7 @@ async function child(mode: Mode, file: string, total: number, env: Record<string
   Object.assign(process.env, env);
   let seen = 0;
   let first = 0;
+  let cpu0 = process.cpuUsage();
   let done!: (r: RunResult) => void;
   const finished = new Promise<RunResult>((r) => {
     done = r;
@@ -33,11 +36,15 @@ async function child(mode: Mode, file: string, total: number, env: Record<string
     log: quiet,
     observe: mode === 'on' ? { host: '127.0.0.1', port: 0 } : false,
     onBatch: (e) => {
-      if (seen === 0) first = performance.now();
+      if (seen === 0) {
+        first = performance.now();
+        cpu0 = process.cpuUsage();
+      }
       seen += e.records;
       if (seen >= total) {
         const ms = performance.now() - first;
-        done({ records: seen, ms, rate: (seen / ms) * 1000 });
+        const c = process.cpuUsage(cpu0);
+        done({ records: seen, ms, rate: (seen / ms) * 1000, cpuUs: (c.user + c.system) / seen });
       }
     },
   });
@@ -82,7 +89,7 @@ async function main() {
       const r = JSON.parse(line) as RunResult;
       results[mode].push(r);
       console.log(
-        `round ${i + 1} metrics ${mode.padEnd(3)} ${Math.round(r.rate).toLocaleString('en')} events/s (${r.records} in ${Math.round(r.ms)} ms)`,
+        `round ${i + 1} metrics ${mode.padEnd(3)} ${Math.round(r.rate).toLocaleString('en')} events/s (${r.records} in ${Math.round(r.ms)} ms), CPU ${r.cpuUs.toFixed(2)} µs/record`,
       );
     }
   }
@@ -96,7 +103,14 @@ async function main() {
   const off = stats(results.off.map((r) => r.rate));
   const paired = results.on.map((r, i) => (1 - r.rate / results.off[i]!.rate) * 100);
   const p = stats(paired);
-  console.log(`\nmetrics off: ${rate(off)}`);
+  const cpuOn = stats(results.on.map((r) => r.cpuUs));
+  const cpuOff = stats(results.off.map((r) => r.cpuUs));
+  const us = (x: { median: number; min: number; max: number }) =>
+    `${x.median.toFixed(2)} µs/record [${x.min.toFixed(2)}..${x.max.toFixed(2)}]`;
+  console.log(
+    `\nCPU per record: off ${us(cpuOff)}, on ${us(cpuOn)}: +${((cpuOn.median / cpuOff.median - 1) * 100).toFixed(1)}%`,
+  );
+  console.log(`metrics off: ${rate(off)}`);
   console.log(`metrics on:  ${rate(on)}`);
   console.log(
     `cost: ${((1 - on.median / off.median) * 100).toFixed(1)}% of throughput (medians); per round ${p.median.toFixed(1)}% [${p.min.toFixed(1)}..${p.max.toFixed(1)}]`,
