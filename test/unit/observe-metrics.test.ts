@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { DEFAULT_OBSERVE_PORT, observeAddressFromEnv, startObserveServer } from '../../pipelines/observe/http.ts';
-import { CATALOGUE, createMetrics, METRICS, RUNTIME_METRICS } from '../../pipelines/observe/metrics.ts';
+import { CATALOGUE, createMetrics, METRICS } from '../../pipelines/observe/metrics.ts';
 import { parseExposition, readStatus, renderStatus, statusLine } from '../../pipelines/observe/status.ts';
 
 const ALLOWED_LABELS = new Set(['topology', 'step', 'sink', 'topic', 'partition', 'reason']);
