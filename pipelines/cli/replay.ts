@@ -242,7 +242,7 @@ export const replay: Command = {
         out.write(`\ninterrupted: run the same command again to resume the rebuild\n`);
         return 130;
       }
-      if (tty) out.write(`\r\x1b[2K${progress.line(30)}\n`);
+      out.write(tty ? `\r\x1b[2K${progress.line(30)}\n` : `${progress.line()}\n`);
       out.write(
         `rebuilt ${tables.length} table(s)${deadLetters.count ? `; ${deadLetters.count} record(s) would be dead letters (not sent again)` : ''}\n`,
       );

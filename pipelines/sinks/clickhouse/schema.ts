@@ -86,7 +86,7 @@ export async function planTable(
   const wantKey = spec.orderBy?.length ? spec.orderBy.join(',') : '';
   if (spec.engine.kind !== 'Null' && bare(existing.sorting_key) !== bare(wantKey)) {
     refused.push({
-      reason: `ORDER BY (${existing.sorting_key}) -> (${spec.orderBy?.join(', ') ?? ''}) cannot change in place; ${hint}`,
+      reason: `ORDER BY (${existing.sorting_key.replace(/^\((.*)\)$/, '$1')}) -> (${spec.orderBy?.join(', ') ?? ''}) cannot change in place; ${hint}`,
     });
   }
   if (bare(existing.partition_key) !== bare(spec.partitionBy ?? '')) {
