@@ -1,7 +1,7 @@
 // `pipelines run <file>` on Kafka: starts the worker, stops it cleanly on SIGTERM/SIGINT (a second signal
 // exits at once), or by itself with --until-caught-up once it has processed everything the topic held at start.
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
+import { connectionsFrom } from '../kafka/connection.ts';
+import { endOffsets, groupCaughtUp } from '../kafka/offsets.ts';
 import { observeAddressFromEnv } from '../observe/http.ts';
 import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
@@ -66,7 +66,7 @@ export async function runWorker(args: string[]): Promise<number> {
         (async () => {
           // What the topic held when the worker came up; read again after a failure (broker away).
           ends ??= await endOffsets(conn, topic);
-          if (await caughtUp(conn, group, topic, ends)) void stop('caught up');
+          if (await groupCaughtUp(conn, group, topic, ends)) void stop('caught up');
         })()
           .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed, trying again'))
           .finally(() => {
@@ -93,41 +93,5 @@ export async function runWorker(args: string[]): Promise<number> {
     for (const t of timers) clearInterval(t);
     if (process.stdout.isTTY) process.stdout.write('\n');
     log.flush();
-  }
-}
-
-function admin(conn: KafkaConnection): KafkaJS.Admin {
-  return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never).admin();
-}
-
-/** The end offset of each partition that holds records, when the worker starts. */
-async function endOffsets(conn: KafkaConnection, topic: string): Promise<Map<number, bigint>> {
-  const a = admin(conn);
-  await a.connect();
-  try {
-    return new Map(
-      (await a.fetchTopicOffsets(topic))
-        .filter((p) => BigInt(p.high) > BigInt(p.low))
-        .map((p) => [p.partition, BigInt(p.high)]),
-    );
-  } finally {
-    await a.disconnect();
-  }
-}
-
-/**
- * The group (whichever member did the work) has committed every partition up to the end seen at start:
- * everything the topic held then is processed and durable in every sink.
- */
-async function caughtUp(conn: KafkaConnection, group: string, topic: string, ends: Map<number, bigint>) {
-  const a = admin(conn);
-  await a.connect();
-  try {
-    const [committed] = await a.fetchOffsets({ groupId: group, topics: [topic] });
-    const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    for (const [partition, end] of ends) if ((at.get(partition) ?? -1n) < end) return false;
-    return true;
-  } finally {
-    await a.disconnect();
   }
 }

@@ -5,6 +5,7 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
 import { type DeadLetterProvenance, type Headers, originalHeaders, readDeadLetter } from '../kafka/headers.ts';
+import { endOffsets } from '../kafka/offsets.ts';
 
 export interface DeadLetterView {
   partition: number;
@@ -20,23 +21,12 @@ function kafkaOf(conn: KafkaConnection): KafkaJS.Kafka {
   return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
 }
 
-/** End offsets per partition, so a read can stop at what the topic held when it started. */
-async function endOffsets(kafka: KafkaJS.Kafka, topic: string): Promise<Map<number, bigint>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 /**
  * Reads `topic` from `group`'s position (or the beginning) up to its current end, batch by batch.
  * `handle` runs for each batch; `commit` says whether the group's offsets advance.
  */
 async function readToEnd(
+  conn: KafkaConnection,
   kafka: KafkaJS.Kafka,
   topic: string,
   group: string,
@@ -44,7 +34,7 @@ async function readToEnd(
   handle: (partition: number, messages: KafkaJS.KafkaMessage[]) => Promise<void>,
   timeoutMs: number,
 ): Promise<void> {
-  const ends = await endOffsets(kafka, topic);
+  const ends = await endOffsets(conn, topic);
   const remaining = new Map([...ends].filter(([, high]) => high > 0n));
   if (remaining.size === 0) return;
   const consumer = kafka.consumer({
@@ -103,6 +93,7 @@ export async function inspectDeadLetters(
   // A throwaway group: inspecting moves nobody's offsets.
   const group = `pipelines-dlq-inspect-${process.pid}-${Date.now()}`;
   await readToEnd(
+    conn,
     kafka,
     topic,
     group,
@@ -157,6 +148,7 @@ export async function redriveDeadLetters(
   const result: RedriveResult = { redriven: 0, byTopic: {}, skipped: 0 };
   try {
     await readToEnd(
+      conn,
       kafka,
       topic,
       `pipelines-dlq-redrive-${topic}`,
