@@ -11,7 +11,12 @@ import { instrumentClickHouse } from '../observe/clickhouse.ts';
 import { type ObserveServer, startObserveServer } from '../observe/http.ts';
 import { createMetrics, type Metrics } from '../observe/metrics.ts';
 import { watchWatermarks } from '../observe/watermarks.ts';
-import { type ClickHouse, clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import {
+  type ClickHouse,
+  clickHouseConfigFromEnv,
+  clickHouseFlushFromEnv,
+  openClickHouse,
+} from '../sinks/clickhouse/connection.ts';
 import { ClickHouseSink } from '../sinks/clickhouse/sink.ts';
 import { type ClickHouseSinkConfig, tableSpecFor } from '../sinks/clickhouse/table.ts';
 import { KafkaSink } from '../sinks/kafka.ts';
@@ -161,6 +166,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
           ...(o.rebuild ? { tokenName: live.table, logSink: o.rebuild.logSink(s.id) } : {}),
           allowDestructive: o.allowDestructive ?? false,
           writer: {
+            ...clickHouseFlushFromEnv(env),
             ...(o.tuning?.clickhouseMaxRows ? { maxRows: o.tuning.clickhouseMaxRows } : {}),
             retry: {
               maxAttempts: Number.POSITIVE_INFINITY,

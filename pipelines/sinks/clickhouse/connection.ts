@@ -48,6 +48,22 @@ export function clickHouseConfigFromEnv(
   return { kind: 'embedded', path: resolve(cwd, env.PIPELINES_CLICKHOUSE_PATH || DEFAULT_EMBEDDED_PATH) };
 }
 
+/**
+ * The writer's flush thresholds from the environment: PIPELINES_CLICKHOUSE_FLUSH_ROWS (default 50,000 rows over
+ * all tables and partitions of a sink) and PIPELINES_CLICKHOUSE_FLUSH_MS (default 1,000 ms after the first row).
+ */
+export function clickHouseFlushFromEnv(env: NodeJS.ProcessEnv = process.env): {
+  maxRows?: number;
+  maxDelayMs?: number;
+} {
+  const out: { maxRows?: number; maxDelayMs?: number } = {};
+  const rows = Number(env.PIPELINES_CLICKHOUSE_FLUSH_ROWS);
+  const ms = Number(env.PIPELINES_CLICKHOUSE_FLUSH_MS);
+  if (Number.isInteger(rows) && rows > 0) out.maxRows = rows;
+  if (Number.isFinite(ms) && ms > 0) out.maxDelayMs = ms;
+  return out;
+}
+
 /** A description safe for logs: the URL without credentials, or the embedded path. */
 export function describeClickHouse(config: ClickHouseConfig): string {
   if (config.kind === 'embedded') return `embedded chdb at ${config.path}`;
