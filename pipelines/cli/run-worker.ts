@@ -89,6 +89,13 @@ export async function runWorker(args: string[]): Promise<number> {
     await running.worker.finished;
     await stopping;
     return 0;
+  } catch (err) {
+    // The worker stopped on an error it could not get past: the log has the details, the terminal one line.
+    const e = err as Error;
+    log.error({ err: e.message, stack: e.stack }, 'worker stopped on an error');
+    process.stderr.write(`pipelines run: the worker stopped: ${e.message}\n`);
+    await stopping;
+    return 1;
   } finally {
     for (const t of timers) clearInterval(t);
     if (process.stdout.isTTY) process.stdout.write('\n');

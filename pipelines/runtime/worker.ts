@@ -131,6 +131,8 @@ export class Worker {
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #paused = false;
+  /** The transaction in progress (exactly-once mode): the next one starts when it is done. */
+  #transactions: Promise<void> = Promise.resolve();
   /** Batches being handled (one per partition at most). */
   readonly #inBatch = new Set<Promise<void>>();
   #failure: Error | undefined;
@@ -414,7 +416,33 @@ export class Worker {
     const sends = [...t.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])]
       .map((s) => ({ topic: s.topic, messages: s.drain() }))
       .filter((s) => s.messages.length > 0);
-    const started = performance.now();
+    // One transaction at a time on the one producer: batches of other partitions wait for their turn.
+    const previous = this.#transactions;
+    let release!: () => void;
+    this.#transactions = new Promise((r) => {
+      release = r;
+    });
+    await previous;
+    try {
+      const started = performance.now();
+      await this.#runTransaction(range, sends);
+      const ev = this.#o.events;
+      ev?.committed?.({ partitions: 1, ms: performance.now() - started });
+      const next = (BigInt(range.last) + 1n).toString();
+      for (const sink of t.sinks) {
+        if (outputs[sink.id])
+          ev?.acknowledged?.({ sink: sink.id, topic: range.topic, partition: range.partition, next });
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async #runTransaction(
+    range: { topic: string; partition: number; last: string },
+    sends: Array<{ topic: string; messages: KafkaMessage[] }>,
+  ): Promise<void> {
+    const t = this.#o.transactional!;
     await this.#withRetry('transaction', async () => {
       const tx = await t.producer.transaction();
       try {
@@ -434,11 +462,6 @@ export class Worker {
         throw err;
       }
     });
-    const ev = this.#o.events;
-    ev?.committed?.({ partitions: 1, ms: performance.now() - started });
-    const next = (BigInt(range.last) + 1n).toString();
-    for (const sink of t.sinks)
-      if (outputs[sink.id]) ev?.acknowledged?.({ sink: sink.id, topic: range.topic, partition: range.partition, next });
   }
 
   #overLimit(): boolean {
