@@ -2,7 +2,7 @@
 // topology run as a worker that is SIGKILLed at random moments (at least five times), restarted, and finally run
 // until caught up. Then every read model, read as the README documents it, must equal SQL over the raw events
 // loaded into the same embedded ClickHouse: no missing row, nothing counted twice.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
@@ -28,8 +28,18 @@ const EVENTS = Number(process.env.READ_MODELS_EVENTS ?? 200_000);
 const KILLS = 5;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Records up to the end of the last recorded range, summed over partitions, from a restarted worker's log. */
+function clickHousePosition(log: string): number {
+  const next = new Map<number, number>();
+  for (const line of log.split('\n')) {
+    if (!line.includes('replaying a range the sink may hold')) continue;
+    const r = JSON.parse(line) as { partition: number; last: string };
+    next.set(r.partition, Math.max(next.get(r.partition) ?? 0, Number(r.last) + 1));
+  }
+  return [...next.values()].reduce((a, b) => a + b, 0);
+}
+
 async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): Promise<boolean> {
-  const { existsSync, readFileSync } = await import('node:fs');
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (existsSync(w.log) && readFileSync(w.log, 'utf8').includes(text)) return true;
@@ -39,15 +49,11 @@ async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): P
   throw new Error(`worker log ${w.log} never said '${text}'`);
 }
 
+let admin: KafkaJS.Admin;
+
+/** What the group has committed over all partitions: records whose outputs are durable in every sink. */
 async function committed(group: string, topic: string): Promise<bigint> {
-  const { conn } = stack();
-  const admin = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never).admin();
-  await admin.connect();
   const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-  await admin.disconnect();
   return (c?.partitions ?? []).reduce((n, p) => n + (BigInt(p.offset) > 0n ? BigInt(p.offset) : 0n), 0n);
 }
 
@@ -56,6 +62,12 @@ let events: OrderEvent[];
 let topics: ReturnType<typeof testTopics>;
 
 beforeAll(async () => {
+  const { conn } = stack();
+  admin = new KafkaJS.Kafka({
+    ...clientConfig(conn.kafka),
+    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
+  } as never).admin();
+  await admin.connect();
   dir = mkdtempSync(join(tmpdir(), 'pipelines-read-models-'));
   topics = testTopics('read-models');
   await createTopics(topics);
@@ -65,40 +77,56 @@ beforeAll(async () => {
   await produceOrders(topics, events);
 }, 300_000);
 
-afterAll(() => {
+afterAll(async () => {
+  await admin?.disconnect();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test(`${EVENTS} events: every read model equals SQL over the raw events after ${KILLS}+ kill -9 per topology`, async () => {
   expect(events.length).toBeGreaterThanOrEqual(EVENTS);
-  const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir };
+  // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
+  // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
+  const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir, PIPELINES_CLICKHOUSE_FLUSH_ROWS: '2000' };
   const report: string[] = [];
   // One worker process at a time on the data directory; the test opens it only after the last one exited.
   for (const file of Object.keys(TOPOLOGY_MODELS)) {
-    const progress: string[] = [];
-    let midRun = 0;
+    let reached = 0n;
     let group = '';
+    const logs: string[] = [];
     for (let kill = 0; kill < KILLS; kill++) {
       // A new consumer group for each restart: a group whose only member was killed -9 waits for the session
       // timeout (~30 s) before it can rebalance. The ClickHouse sinks do not need the group's offsets: they
       // skip what their offsets log says they hold and replay its last range exactly (the harder case).
       group = `read-models-${file.replace(/\W/g, '-')}-${Date.now()}-${kill}`;
       const w = spawnWorker(file, env, ['--group', group], `read-models-kill-${kill}`);
+      logs.push(w.log);
       if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
-      await sleep(300 + Math.random() * 2500);
+      // Past what the previous run had committed (the new group runs through what the sinks hold first), then a
+      // random 0.4-1.4 s more: the kill lands anywhere in a batch, a flush or a commit.
+      const deadline = Date.now() + 120_000;
+      while ((await committed(group, topics.ORDERS_TOPIC)) < reached) {
+        if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
+        if (Date.now() > deadline) throw new Error(`no progress to ${reached}, see ${w.log}`);
+        await sleep(20);
+      }
+      await sleep(400 + Math.random() * 1000);
       w.child.kill('SIGKILL');
       expect(await w.exited).toBe(null);
       const at = await committed(group, topics.ORDERS_TOPIC);
-      if (at < BigInt(events.length)) midRun++;
-      progress.push(String(at));
+      if (at > reached) reached = at;
     }
     // The last restart rejoins the group of the last killed worker (its committed offsets, after the session
     // timeout): the path a redeployed worker takes.
     const done = spawnWorker(file, env, ['--group', group, '--until-caught-up'], 'read-models-final');
+    logs.push(done.log);
     expect(await done.exited).toBe(0);
-    // The kills really came in mid-run: the group had not committed everything yet when they hit.
-    expect(midRun).toBe(KILLS);
-    report.push(`${file}: committed offsets at each kill: ${progress.join(', ')} of ${events.length}`);
+    // Where ClickHouse was at each kill, from the ranges the next run found in the offsets log: every kill came
+    // before the end, and not all at the same place.
+    const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
+    report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
+    console.log(report.at(-1));
+    expect(positions.filter((p) => p < events.length)).toHaveLength(KILLS);
+    expect(new Set(positions).size).toBeGreaterThan(1);
   }
   const ch = openClickHouse({ kind: 'embedded', path: dir });
   try {
