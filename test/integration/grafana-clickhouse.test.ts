@@ -2,7 +2,7 @@
 // tables they name, with a few orders in them: each must return rows for the dashboard's time range, and none
 // for a range without data (so the time filter really filters). A panel whose query returns nothing fails here.
 //
-// The read-model schemas assumed (the projections' owners fix the final ones; see grafana/README-section.md).
+// The read-model schemas assumed (the projections' owners fix the final ones; see README.md (Observability)).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

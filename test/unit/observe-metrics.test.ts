@@ -33,7 +33,7 @@ describe('catalogue', () => {
   });
 
   test('the README section lists the whole catalogue (name, type, labels)', () => {
-    const text = readFileSync(join(__dirname, '..', '..', 'grafana', 'README-section.md'), 'utf8');
+    const text = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
     for (const m of CATALOGUE) {
       const row = text.split('\n').find((l) => l.startsWith(`| \`${m.name}\``));
       expect({ name: m.name, row: row !== undefined }).toEqual({ name: m.name, row: true });
