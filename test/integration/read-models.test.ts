@@ -86,65 +86,68 @@ afterAll(async () => {
 // and the test then fails on its own schedule, not on a read model. Run it with PIPELINES_UNSTABLE_TESTS=1.
 const unstable = process.env.PIPELINES_UNSTABLE_TESTS ? test : test.skip;
 
-unstable(`${EVENTS} events: every read model equals SQL over the raw events after ${KILLS}+ kill -9 per topology`, async () => {
-  expect(events.length).toBeGreaterThanOrEqual(EVENTS);
-  // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
-  // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
-  const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir, PIPELINES_CLICKHOUSE_FLUSH_ROWS: '2000' };
-  const report: string[] = [];
-  // One worker process at a time on the data directory; the test opens it only after the last one exited.
-  for (const file of Object.keys(TOPOLOGY_MODELS)) {
-    let reached = 0n;
-    let group = '';
-    const logs: string[] = [];
-    for (let kill = 0; kill < KILLS; kill++) {
-      // A new consumer group for each restart: a group whose only member was killed -9 waits for the session
-      // timeout (~30 s) before it can rebalance. The ClickHouse sinks do not need the group's offsets: they
-      // skip what their offsets log says they hold and replay its last range exactly (the harder case).
-      group = `read-models-${file.replace(/\W/g, '-')}-${Date.now()}-${kill}`;
-      const w = spawnWorker(file, env, ['--group', group], `read-models-kill-${kill}`);
-      logs.push(w.log);
-      if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
-      // Past what the previous run had committed (the new group runs through what the sinks hold first), then a
-      // random 0.4-1.4 s more: the kill lands anywhere in a batch, a flush or a commit.
-      const deadline = Date.now() + 120_000;
-      while ((await committed(group, topics.ORDERS_TOPIC)) < reached) {
-        if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
-        if (Date.now() > deadline) throw new Error(`no progress to ${reached}, see ${w.log}`);
-        await sleep(20);
+unstable(
+  `${EVENTS} events: every read model equals SQL over the raw events after ${KILLS}+ kill -9 per topology`,
+  async () => {
+    expect(events.length).toBeGreaterThanOrEqual(EVENTS);
+    // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
+    // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
+    const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir, PIPELINES_CLICKHOUSE_FLUSH_ROWS: '2000' };
+    const report: string[] = [];
+    // One worker process at a time on the data directory; the test opens it only after the last one exited.
+    for (const file of Object.keys(TOPOLOGY_MODELS)) {
+      let reached = 0n;
+      let group = '';
+      const logs: string[] = [];
+      for (let kill = 0; kill < KILLS; kill++) {
+        // A new consumer group for each restart: a group whose only member was killed -9 waits for the session
+        // timeout (~30 s) before it can rebalance. The ClickHouse sinks do not need the group's offsets: they
+        // skip what their offsets log says they hold and replay its last range exactly (the harder case).
+        group = `read-models-${file.replace(/\W/g, '-')}-${Date.now()}-${kill}`;
+        const w = spawnWorker(file, env, ['--group', group], `read-models-kill-${kill}`);
+        logs.push(w.log);
+        if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
+        // Past what the previous run had committed (the new group runs through what the sinks hold first), then a
+        // random 0.4-1.4 s more: the kill lands anywhere in a batch, a flush or a commit.
+        const deadline = Date.now() + 120_000;
+        while ((await committed(group, topics.ORDERS_TOPIC)) < reached) {
+          if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
+          if (Date.now() > deadline) throw new Error(`no progress to ${reached}, see ${w.log}`);
+          await sleep(20);
+        }
+        await sleep(400 + Math.random() * 1000);
+        w.child.kill('SIGKILL');
+        expect(await w.exited).toBe(null);
+        const at = await committed(group, topics.ORDERS_TOPIC);
+        if (at > reached) reached = at;
       }
-      await sleep(400 + Math.random() * 1000);
-      w.child.kill('SIGKILL');
-      expect(await w.exited).toBe(null);
-      const at = await committed(group, topics.ORDERS_TOPIC);
-      if (at > reached) reached = at;
+      // The last restart rejoins the group of the last killed worker (its committed offsets, after the session
+      // timeout): the path a redeployed worker takes.
+      const done = spawnWorker(file, env, ['--group', group, '--until-caught-up'], 'read-models-final');
+      logs.push(done.log);
+      expect(await done.exited).toBe(0);
+      // Where ClickHouse was at each kill, from the ranges the next run found in the offsets log: every kill came
+      // before the end, and not all at the same place.
+      const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
+      report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
+      console.log(report.at(-1));
+      expect(positions.filter((p) => p < events.length)).toHaveLength(KILLS);
+      expect(new Set(positions).size).toBeGreaterThan(1);
     }
-    // The last restart rejoins the group of the last killed worker (its committed offsets, after the session
-    // timeout): the path a redeployed worker takes.
-    const done = spawnWorker(file, env, ['--group', group, '--until-caught-up'], 'read-models-final');
-    logs.push(done.log);
-    expect(await done.exited).toBe(0);
-    // Where ClickHouse was at each kill, from the ranges the next run found in the offsets log: every kill came
-    // before the end, and not all at the same place.
-    const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
-    report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
-    console.log(report.at(-1));
-    expect(positions.filter((p) => p < events.length)).toHaveLength(KILLS);
-    expect(new Set(positions).size).toBeGreaterThan(1);
-  }
-  const ch = openClickHouse({ kind: 'embedded', path: dir });
-  try {
-    await loadRawEvents(ch, events, customerSnapshots());
-    for (const models of Object.values(TOPOLOGY_MODELS)) {
-      for (const model of models) {
-        const c = await compareReadModel(ch, model);
-        report.push(`${model}: ${c.actualRows} rows (expected ${c.rows})`);
-        expect(c).toEqual({ model, rows: c.rows, actualRows: c.rows, unexpected: [], missing: [] });
-        expect(c.rows).toBeGreaterThan(0);
+    const ch = openClickHouse({ kind: 'embedded', path: dir });
+    try {
+      await loadRawEvents(ch, events, customerSnapshots());
+      for (const models of Object.values(TOPOLOGY_MODELS)) {
+        for (const model of models) {
+          const c = await compareReadModel(ch, model);
+          report.push(`${model}: ${c.actualRows} rows (expected ${c.rows})`);
+          expect(c).toEqual({ model, rows: c.rows, actualRows: c.rows, unexpected: [], missing: [] });
+          expect(c.rows).toBeGreaterThan(0);
+        }
       }
+    } finally {
+      await ch.close();
+      console.log(report.join('\n'));
     }
-  } finally {
-    await ch.close();
-    console.log(report.join('\n'));
-  }
-});
+  },
+);
