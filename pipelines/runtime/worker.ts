@@ -459,6 +459,15 @@ export class Worker {
         await tx.commit();
       } catch (err) {
         await tx.abort().catch(() => {});
+        // The group moved on (rebalance): the aborted outputs never show, and the partition's new owner
+        // processes these records again from the last committed offset. Nothing is lost or doubled.
+        if (/generation id is not valid|rebalance in progress|unknown member/i.test((err as Error).message)) {
+          this.#o.log.warn(
+            { err: (err as Error).message, partition: range.partition },
+            'transaction aborted by a rebalance',
+          );
+          return;
+        }
         throw err;
       }
     });
