@@ -439,7 +439,7 @@ export class Worker {
   }
 
   async #runTransaction(
-    range: { topic: string; partition: number; last: string },
+    range: { topic: string; partition: number; first: string; last: string },
     sends: Array<{ topic: string; messages: KafkaMessage[] }>,
   ): Promise<void> {
     const t = this.#o.transactional!;
@@ -466,6 +466,11 @@ export class Worker {
             { err: (err as Error).message, partition: range.partition },
             'transaction aborted by a rebalance',
           );
+          // If this member keeps the partition, it reads the aborted records again.
+          this.#next.set(tpKey(range.topic, range.partition), BigInt(range.first));
+          try {
+            this.#consumer.seek({ topic: range.topic, partition: range.partition, offset: range.first });
+          } catch {}
           return;
         }
         throw err;
