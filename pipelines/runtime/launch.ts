@@ -105,6 +105,10 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
         ...(transactional
           ? {
               'transactional.id': `pipelines-${plan.name}-${o.flags?.group ?? spec.source.group}-${hostname()}-${process.pid}`,
+              // A worker killed inside a transaction leaves it open, and read_committed readers of the output
+              // wait behind it until the broker aborts it: 10 s (as Kafka Streams) rather than librdkafka's 60 s.
+              'transaction.timeout.ms': 10_000,
+              'socket.timeout.ms': 10_000, // librdkafka requires it at most the transaction timeout
             }
           : { 'enable.idempotence': true }),
       } as never);

@@ -126,6 +126,9 @@ export class Worker {
   readonly #replays = new Map<string, Map<string, ReplayRange>>();
   /** Per partition, the offset after the last record processed: a batch handed out again is not processed twice. */
   readonly #next = new Map<string, bigint>();
+  /** Per partition, which assignment of it this is: work begun under an earlier one belongs to another member. */
+  readonly #holds = new Map<string, number>();
+  #assignments = 0;
   #assigned: Array<{ topic: string; partition: number }> = [];
   #stopping = false;
   #flushing: Promise<void> | undefined;
@@ -341,7 +344,7 @@ export class Worker {
     const range = { topic, partition, first: msgs[0]!.offset, last: msgs[msgs.length - 1]!.offset };
 
     if (o.transactional) {
-      await this.#commitTransaction(range, outputs, dead, all, msgs);
+      await this.#commitTransaction(range, outputs, dead, all, msgs, this.#holds.get(tpKey(topic, partition)));
       return outputs;
     }
     const used = this.#o.sinks.filter((s) => outputs[s.id]);
@@ -403,6 +406,7 @@ export class Worker {
     dead: DeadLetter[],
     all: InputRecord[],
     msgs: KafkaJS.KafkaMessage[],
+    hold: number | undefined,
   ): Promise<void> {
     const t = this.#o.transactional!;
     for (const sink of t.sinks) if (outputs[sink.id]) sink.append(outputs[sink.id]!, range);
@@ -425,7 +429,7 @@ export class Worker {
     await previous;
     try {
       const started = performance.now();
-      await this.#runTransaction(range, sends);
+      if (!(await this.#runTransaction(range, sends, hold))) return;
       const ev = this.#o.events;
       ev?.committed?.({ partitions: 1, ms: performance.now() - started });
       const next = (BigInt(range.last) + 1n).toString();
@@ -438,44 +442,57 @@ export class Worker {
     }
   }
 
+  /**
+   * One transaction for a batch: outputs and the source offsets. False when a rebalance took the partition away
+   * meanwhile: the transaction is aborted and the partition's new owner reads those records again.
+   */
   async #runTransaction(
     range: { topic: string; partition: number; first: string; last: string },
     sends: Array<{ topic: string; messages: KafkaMessage[] }>,
-  ): Promise<void> {
+    hold: number | undefined,
+  ): Promise<boolean> {
     const t = this.#o.transactional!;
-    await this.#withRetry('transaction', async () => {
-      const tx = await t.producer.transaction();
+    const key = tpKey(range.topic, range.partition);
+    for (let attempt = 1; ; attempt++) {
       try {
-        for (const s of sends) await tx.send(s);
-        await tx.sendOffsets({
-          consumer: this.#consumer,
-          topics: [
-            {
-              topic: range.topic,
-              partitions: [{ partition: range.partition, offset: (BigInt(range.last) + 1n).toString() }],
-            },
-          ],
-        });
-        await tx.commit();
-      } catch (err) {
-        await tx.abort().catch(() => {});
-        // The group moved on (rebalance): the aborted outputs never show, and the partition's new owner
-        // processes these records again from the last committed offset. Nothing is lost or doubled.
-        if (/generation id is not valid|rebalance in progress|unknown member/i.test((err as Error).message)) {
-          this.#o.log.warn(
-            { err: (err as Error).message, partition: range.partition },
-            'transaction aborted by a rebalance',
-          );
-          // If this member keeps the partition, it reads the aborted records again.
-          this.#next.set(tpKey(range.topic, range.partition), BigInt(range.first));
+        await this.#withRetry('transaction', async () => {
+          const tx = await t.producer.transaction();
           try {
-            this.#consumer.seek({ topic: range.topic, partition: range.partition, offset: range.first });
-          } catch {}
-          return;
-        }
-        throw err;
+            for (const s of sends) await tx.send(s);
+            await tx.sendOffsets({
+              consumer: this.#consumer,
+              topics: [
+                {
+                  topic: range.topic,
+                  partitions: [{ partition: range.partition, offset: (BigInt(range.last) + 1n).toString() }],
+                },
+              ],
+            });
+            await tx.commit();
+          } catch (err) {
+            await tx.abort().catch(() => {});
+            throw err;
+          }
+        });
+        return true;
+      } catch (err) {
+        // The group's generation moved on (a rebalance) between fetch and commit.
+        if (!/generation id is not valid|rebalance in progress|unknown member/i.test((err as Error).message)) throw err;
+        const kept = hold !== undefined && this.#holds.get(key) === hold;
+        this.#o.log.warn(
+          { err: (err as Error).message, partition: range.partition, attempt, kept },
+          kept ? 'transaction refused during a rebalance: trying again' : 'transaction aborted: the partition moved',
+        );
+        // Never seek here: a seek on a partition no longer ours would be applied at a later assignment, behind
+        // what its other owner committed. While the partition stays ours, the same batch is tried again once the
+        // rebalance is through; once it left, its new owner reads from the last committed offset.
+        if (!kept || this.#stopping) return false;
+        if (attempt >= 20) throw err;
+        this.#o.events?.retry?.({ what: 'transaction', attempt, error: err as Error });
+        await new Promise((r) => setTimeout(r, backoffDelay(this.#o.retry, attempt)));
+        if (this.#holds.get(key) !== hold) return false;
       }
-    });
+    }
   }
 
   #overLimit(): boolean {
@@ -568,6 +585,7 @@ export class Worker {
       }
       const known = new Set(this.#assigned.map((tp) => tpKey(tp.topic, tp.partition)));
       this.#assigned.push(...partitions.filter((tp) => !known.has(tpKey(tp.topic, tp.partition))));
+      for (const tp of partitions) this.#holds.set(tpKey(tp.topic, tp.partition), ++this.#assignments);
       this.#o.events?.rebalance?.({ kind: 'assign', partitions });
       this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions assigned');
       return;
@@ -582,6 +600,7 @@ export class Worker {
     for (const tp of partitions) {
       this.#replays.delete(tpKey(tp.topic, tp.partition));
       this.#next.delete(tpKey(tp.topic, tp.partition));
+      this.#holds.delete(tpKey(tp.topic, tp.partition));
       this.#o.processor.releasePartition?.(tp.partition);
       for (const sink of this.#allSinks()) sink.forget?.(tp.topic, tp.partition);
     }

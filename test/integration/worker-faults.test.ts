@@ -42,7 +42,8 @@ async function setup(name: string, orders: number) {
 }
 
 async function outputLines(topics: TestTopics, expect: number) {
-  const out = await readTopic(topics.ENRICHED_TOPIC, { expect, idleMs: 15_000 });
+  // A killed worker's open transaction holds read_committed readers back until the broker aborts it (10 s timeout).
+  const out = await readTopic(topics.ENRICHED_TOPIC, { expect, idleMs: 30_000 });
   return countBy(out, (r) => {
     const v = r.value as { orderId: string; line: number };
     return `${v.orderId}/${v.line}`;
