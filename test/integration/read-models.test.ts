@@ -3,10 +3,9 @@
 // until caught up. Then every read model, read as the README documents it, must equal SQL over the raw events
 // loaded into the same embedded ClickHouse: no missing row, nothing counted twice.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { customerSnapshots, type OrderEvent, orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
 import {
@@ -14,7 +13,6 @@ import {
   produceOrders,
   produceSnapshots,
   spawnWorker,
-  stack,
   stopWorkers,
   testTopics,
   type WorkerProcess,
@@ -49,12 +47,25 @@ async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): P
   throw new Error(`worker log ${w.log} never said '${text}'`);
 }
 
-let admin: KafkaJS.Admin;
+/** Records the worker has read so far (0 until its metrics endpoint answers). */
+async function recordsIn(port: number): Promise<number> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+    .then((r) => r.text())
+    .catch(() => '');
+  let n = 0;
+  for (const m of text.matchAll(/^pipelines_records_in_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+  return n;
+}
 
-/** What the group has committed over all partitions: records whose outputs are durable in every sink. */
-async function committed(group: string, topic: string): Promise<bigint> {
-  const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-  return (c?.partitions ?? []).reduce((n, p) => n + (BigInt(p.offset) > 0n ? BigInt(p.offset) : 0n), 0n);
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 let dir: string;
@@ -62,12 +73,6 @@ let events: OrderEvent[];
 let topics: ReturnType<typeof testTopics>;
 
 beforeAll(async () => {
-  const { conn } = stack();
-  admin = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never).admin();
-  await admin.connect();
   dir = mkdtempSync(join(tmpdir(), 'pipelines-read-models-'));
   topics = testTopics('read-models');
   await createTopics(topics);
@@ -78,76 +83,75 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await admin?.disconnect();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-// Known unstable: the kill schedule sometimes puts every kill at one position (or lets the worker finish first),
-// and the test then fails on its own schedule, not on a read model. Run it with PIPELINES_UNSTABLE_TESTS=1.
-const unstable = process.env.PIPELINES_UNSTABLE_TESTS ? test : test.skip;
-
-unstable(
-  `${EVENTS} events: every read model equals SQL over the raw events after ${KILLS}+ kill -9 per topology`,
-  async () => {
-    expect(events.length).toBeGreaterThanOrEqual(EVENTS);
-    // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
-    // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
-    const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir, PIPELINES_CLICKHOUSE_FLUSH_ROWS: '2000' };
-    const report: string[] = [];
-    // One worker process at a time on the data directory; the test opens it only after the last one exited.
-    for (const file of Object.keys(TOPOLOGY_MODELS)) {
-      let reached = 0n;
-      let group = '';
-      const logs: string[] = [];
-      for (let kill = 0; kill < KILLS; kill++) {
-        // A new consumer group for each restart: a group whose only member was killed -9 waits for the session
-        // timeout (~30 s) before it can rebalance. The ClickHouse sinks do not need the group's offsets: they
-        // skip what their offsets log says they hold and replay its last range exactly (the harder case).
-        group = `read-models-${file.replace(/\W/g, '-')}-${Date.now()}-${kill}`;
-        const w = spawnWorker(file, env, ['--group', group], `read-models-kill-${kill}`);
-        logs.push(w.log);
-        if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
-        // Past what the previous run had committed (the new group runs through what the sinks hold first), then a
-        // random 0.4-1.4 s more: the kill lands anywhere in a batch, a flush or a commit.
-        const deadline = Date.now() + 120_000;
-        while ((await committed(group, topics.ORDERS_TOPIC)) < reached) {
-          if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
-          if (Date.now() > deadline) throw new Error(`no progress to ${reached}, see ${w.log}`);
-          await sleep(20);
-        }
-        await sleep(400 + Math.random() * 1000);
-        w.child.kill('SIGKILL');
-        expect(await w.exited).toBe(null);
-        const at = await committed(group, topics.ORDERS_TOPIC);
-        if (at > reached) reached = at;
+test(`${EVENTS} events: every read model equals SQL over the raw events after ${KILLS}+ kill -9 per topology`, async () => {
+  expect(events.length).toBeGreaterThanOrEqual(EVENTS);
+  // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
+  // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
+  const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir, PIPELINES_CLICKHOUSE_FLUSH_ROWS: '2000' };
+  const report: string[] = [];
+  // One worker process at a time on the data directory; the test opens it only after the last one exited.
+  for (const file of Object.keys(TOPOLOGY_MODELS)) {
+    let group = '';
+    const logs: string[] = [];
+    for (let kill = 0; kill < KILLS; kill++) {
+      // A new consumer group for each restart: a group whose only member was killed -9 waits for the session
+      // timeout (~30 s) before it can rebalance. The ClickHouse sinks do not need the group's offsets: they
+      // skip what their offsets log says they hold and replay its last range exactly (the harder case).
+      group = `read-models-${file.replace(/\W/g, '-')}-${Date.now()}-${kill}`;
+      const port = await freePort();
+      const w = spawnWorker(
+        file,
+        env,
+        ['--group', group, '--metrics', `127.0.0.1:${port}`],
+        `read-models-kill-${kill}`,
+      );
+      logs.push(w.log);
+      if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
+      // Kills spread over the run: the k-th lands once the worker has read about k/(KILLS+1) of the input (its
+      // own records-in counter, which moves per batch; committed offsets move per flush, in jumps that can pass
+      // the end), jittered by a quarter of that step, then a random 0-150 ms more: it hits a batch, a flush or
+      // a commit anywhere, before the end.
+      const step = events.length / (KILLS + 1);
+      const target = Math.floor(step * (kill + 1) + (Math.random() - 0.5) * (step / 2));
+      const deadline = Date.now() + 180_000;
+      while ((await recordsIn(port)) < target) {
+        if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
+        if (Date.now() > deadline) throw new Error(`no progress to ${target}, see ${w.log}`);
+        await sleep(10);
       }
-      // The last restart rejoins the group of the last killed worker (its committed offsets, after the session
-      // timeout): the path a redeployed worker takes.
-      const done = spawnWorker(file, env, ['--group', group, '--until-caught-up'], 'read-models-final');
-      logs.push(done.log);
-      expect(await done.exited).toBe(0);
-      // Where ClickHouse was at each kill, from the ranges the next run found in the offsets log: every kill came
-      // before the end, and not all at the same place.
-      const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
-      report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
-      console.log(report.at(-1));
-      expect(positions.filter((p) => p < events.length)).toHaveLength(KILLS);
-      expect(new Set(positions).size).toBeGreaterThan(1);
+      await sleep(Math.random() * 150);
+      w.child.kill('SIGKILL');
+      expect(await w.exited).toBe(null);
     }
-    const ch = openClickHouse({ kind: 'embedded', path: dir });
-    try {
-      await loadRawEvents(ch, events, customerSnapshots());
-      for (const models of Object.values(TOPOLOGY_MODELS)) {
-        for (const model of models) {
-          const c = await compareReadModel(ch, model);
-          report.push(`${model}: ${c.actualRows} rows (expected ${c.rows})`);
-          expect(c).toEqual({ model, rows: c.rows, actualRows: c.rows, unexpected: [], missing: [] });
-          expect(c.rows).toBeGreaterThan(0);
-        }
+    // The last restart rejoins the group of the last killed worker (its committed offsets, after the session
+    // timeout): the path a redeployed worker takes.
+    const done = spawnWorker(file, env, ['--group', group, '--until-caught-up'], 'read-models-final');
+    logs.push(done.log);
+    expect(await done.exited).toBe(0);
+    // Where ClickHouse was at each kill, from the ranges the next run found in the offsets log: every kill came
+    // before the end, and not all at the same place.
+    const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
+    report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
+    console.log(report.at(-1));
+    expect(positions.filter((p) => p < events.length)).toHaveLength(KILLS);
+    expect(new Set(positions).size).toBeGreaterThan(1);
+  }
+  const ch = openClickHouse({ kind: 'embedded', path: dir });
+  try {
+    await loadRawEvents(ch, events, customerSnapshots());
+    for (const models of Object.values(TOPOLOGY_MODELS)) {
+      for (const model of models) {
+        const c = await compareReadModel(ch, model);
+        report.push(`${model}: ${c.actualRows} rows (expected ${c.rows})`);
+        expect(c).toEqual({ model, rows: c.rows, actualRows: c.rows, unexpected: [], missing: [] });
+        expect(c.rows).toBeGreaterThan(0);
       }
-    } finally {
-      await ch.close();
-      console.log(report.join('\n'));
     }
-  },
-);
+  } finally {
+    await ch.close();
+    console.log(report.join('\n'));
+  }
+});
