@@ -21,3 +21,5 @@ try {
   );
   process.exitCode = 1;
 }
+// A client handle left open (a broker that never answers a disconnect) must not keep a finished command alive.
+setTimeout(() => process.exit(), 10_000).unref();

@@ -1,7 +1,7 @@
 // `pipelines run <file>` on Kafka: starts the worker, stops it cleanly on SIGTERM/SIGINT (a second signal
 // exits at once), or by itself with --until-caught-up once it has processed everything the topic held at start.
 import { connectionsFrom } from '../kafka/connection.ts';
-import { endOffsets, groupCaughtUp } from '../kafka/offsets.ts';
+import { caughtUp, endOffsets } from '../kafka/offsets.ts';
 import { observeAddressFromEnv } from '../observe/http.ts';
 import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
@@ -55,7 +55,6 @@ export async function runWorker(args: string[]): Promise<number> {
   const timers: NodeJS.Timeout[] = [];
   if (args.includes('--until-caught-up')) {
     const conn = connectionsFrom(process.env, flags).kafka;
-    const group = flags.group ?? running.plan.topology.spec.source.group;
     const topic = running.plan.topology.spec.source.topic;
     let ends: Map<number, bigint> | undefined;
     let checking = false;
@@ -66,7 +65,13 @@ export async function runWorker(args: string[]): Promise<number> {
         (async () => {
           // What the topic held when the worker came up; read again after a failure (broker away).
           ends ??= await endOffsets(conn, topic);
-          if (await groupCaughtUp(conn, group, topic, ends)) void stop('caught up');
+          // Through the worker's own consumer: an admin client's offset fetch crashes librdkafka 2.15 (SIGSEGV,
+          // a null group handle on NOT_COORDINATOR) while the group coordinator moves, e.g. a broker restart.
+          const at = await running!.worker.consumer.committed(
+            [...ends.keys()].map((partition) => ({ topic, partition })),
+          );
+          const committed = new Map(at.map((c) => [c.partition, BigInt(c.offset ?? -1)]));
+          if (caughtUp(committed, ends)) void stop('caught up');
         })()
           .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed, trying again'))
           .finally(() => {
@@ -94,7 +99,8 @@ export async function runWorker(args: string[]): Promise<number> {
     const e = err as Error;
     log.error({ err: e.message, stack: e.stack }, 'worker stopped on an error');
     process.stderr.write(`pipelines run: the worker stopped: ${e.message}\n`);
-    await stopping;
+    // The worker is down; its tables, producer and metrics server are released too, or they keep the process up.
+    await (stopping ?? running.stop()).catch(() => {});
     return 1;
   } finally {
     for (const t of timers) clearInterval(t);

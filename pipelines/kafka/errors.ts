@@ -9,9 +9,21 @@ const TRANSIENT = new Set([
   'KafkaJSGroupCoordinatorNotAvailableError',
 ]);
 
+/** librdkafka codes that mean "the broker was away for a while", not "the data is wrong". */
+const TRANSIENT_CODES = new Set([
+  -192, // ERR__MSG_TIMED_OUT: not delivered within message.timeout.ms (sent again; in a transaction, aborted first)
+  -195, // ERR__TRANSPORT
+  -185, // ERR__TIMED_OUT
+  -187, // ERR__ALL_BROKERS_DOWN
+  14, // COORDINATOR_LOAD_IN_PROGRESS
+  15, // COORDINATOR_NOT_AVAILABLE
+  16, // NOT_COORDINATOR (the coordinator moved, e.g. a broker restarted)
+]);
+
 export function isTransientKafkaError(err: unknown): boolean {
   const e = err as { name?: string; retriable?: boolean; abortable?: boolean; fatal?: boolean; code?: number };
   if (!e || e.fatal) return false;
   if (e.retriable || e.abortable) return true;
+  if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) return true;
   return TRANSIENT.has(e.name ?? '');
 }

@@ -6,11 +6,12 @@ import { clientConfig, type KafkaConnection } from './connection.ts';
 export async function withAdmin<T>(conn: KafkaConnection, fn: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
   const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
   const admin = kafka.admin();
-  await admin.connect();
   try {
+    await admin.connect();
     return await fn(admin);
   } finally {
-    await admin.disconnect();
+    // Also when connect failed (broker away): a client left half-open crashed the process later (SIGSEGV).
+    await admin.disconnect().catch(() => {});
   }
 }
 
@@ -33,13 +34,7 @@ export async function committedOffsets(
 }
 
 /** Every partition in `ends` is committed up to its end: all of it is processed and durable in every sink. */
-export async function groupCaughtUp(
-  conn: KafkaConnection,
-  group: string,
-  topic: string,
-  ends: ReadonlyMap<number, bigint>,
-): Promise<boolean> {
-  const at = await committedOffsets(conn, group, topic);
-  for (const [partition, end] of ends) if ((at.get(partition) ?? -1n) < end) return false;
+export function caughtUp(committed: ReadonlyMap<number, bigint>, ends: ReadonlyMap<number, bigint>): boolean {
+  for (const [partition, end] of ends) if ((committed.get(partition) ?? -1n) < end) return false;
   return true;
 }

@@ -88,6 +88,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     const kafkaSinks: KafkaSink[] = [];
     const sinks: Sink[] = [];
     let producer: KafkaJS.Producer | undefined;
+    let renewProducer: (() => Promise<KafkaJS.Producer>) | undefined;
     const planSinks = o.rebuild ? plan.sinks.filter((s) => s.kind === 'clickhouse') : plan.sinks;
     const transactional = planSinks.some((s) => s.kind === 'kafka' && s.writer.exactlyOnce === true);
     if (transactional && planSinks.some((s) => s.kind !== 'kafka')) {
@@ -99,7 +100,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     const needProducer =
       planSinks.some((s) => s.kind === 'kafka') || (!o.rebuild && spec.errors.deadLetter !== undefined);
     if (needProducer) {
-      producer = kafka.producer({
+      const config = {
         'linger.ms': 5,
         'compression.type': 'lz4',
         ...(transactional
@@ -111,10 +112,17 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
               'socket.timeout.ms': 10_000, // librdkafka requires it at most the transaction timeout
             }
           : { 'enable.idempotence': true }),
-      } as never);
+      };
+      producer = kafka.producer(config as never);
       await producer.connect();
-      const p = producer;
-      cleanups.push(() => p.disconnect());
+      // A fenced transactional producer cannot connect again: the worker asks for a new one (same id, new epoch).
+      renewProducer = async () => {
+        const next = kafka.producer(config as never);
+        await next.connect();
+        producer = next;
+        return next;
+      };
+      cleanups.push(() => producer!.disconnect());
     }
     let ch: ClickHouse | undefined;
     for (const s of planSinks) {
@@ -246,7 +254,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       processor: plan,
       sinks,
       ...(deadLetters ? { deadLetters } : {}),
-      ...(transactional ? { transactional: { producer: producer!, sinks: kafkaSinks } } : {}),
+      ...(transactional ? { transactional: { producer: producer!, sinks: kafkaSinks, renew: renewProducer! } } : {}),
       retry: {
         ...defaultRetry,
         initialMs: spec.errors.retry.backoff.min,

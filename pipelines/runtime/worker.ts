@@ -6,7 +6,7 @@
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { isTransientKafkaError } from '../kafka/errors.ts';
 import { deadLetterHeaders, type Headers } from '../kafka/headers.ts';
-import type { KafkaMessage, KafkaSink } from '../sinks/kafka.ts';
+import { type KafkaMessage, type KafkaSink, sendable } from '../sinks/kafka.ts';
 import type { ReplayRange, Sink } from '../sinks/sink.ts';
 import type { DeadLetter, SourceRecord } from '../topology/plan.ts';
 import { CommitTracker } from './commits.ts';
@@ -85,7 +85,7 @@ export interface WorkerOptions {
   /** The dead-letter sink; without one a bad record stops the worker (nothing is dropped silently). */
   deadLetters?: KafkaSink;
   /** Exactly-once Kafka-to-Kafka: every output and the offsets go in one transaction per batch. */
-  transactional?: { producer: KafkaJS.Producer; sinks: KafkaSink[] };
+  transactional?: { producer: KafkaJS.Producer; sinks: KafkaSink[]; renew(): Promise<KafkaJS.Producer> };
   retry: RetryPolicy;
   flushIntervalMs?: number;
   /** Buffered rows across sinks above which the consumer pauses until a flush brings them down. */
@@ -118,6 +118,12 @@ function rawMessages(records: InputRecord[], msgs: KafkaJS.KafkaMessage[]): Map<
   return m;
 }
 
+/** The producer's epoch is stale (ERR__FENCED, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH). */
+function isFenced(err: unknown): boolean {
+  const e = err as { code?: number; message?: string };
+  return e.code === -144 || e.code === 90 || e.code === 47 || /fenced by a newer instance/i.test(e.message ?? '');
+}
+
 export class Worker {
   readonly #o: WorkerOptions;
   readonly #tracker = new CommitTracker();
@@ -136,6 +142,8 @@ export class Worker {
   #paused = false;
   /** The transaction in progress (exactly-once mode): the next one starts when it is done. */
   #transactions: Promise<void> = Promise.resolve();
+  /** The transactional producer failed beyond an abort: the next attempt starts with a new one. */
+  #renewProducer = false;
   /** Batches being handled (one per partition at most). */
   readonly #inBatch = new Set<Promise<void>>();
   #failure: Error | undefined;
@@ -456,9 +464,15 @@ export class Worker {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#withRetry('transaction', async () => {
+          if (this.#renewProducer) {
+            t.producer = await t.renew().catch((e: Error) => {
+              throw Object.assign(new Error(`new transactional producer: ${e.message}`), { retriable: true });
+            });
+            this.#renewProducer = false;
+          }
           const tx = await t.producer.transaction();
           try {
-            for (const s of sends) await tx.send(s);
+            for (const s of sends) await tx.send({ topic: s.topic, messages: sendable(s.messages) });
             await tx.sendOffsets({
               consumer: this.#consumer,
               topics: [
@@ -470,7 +484,20 @@ export class Worker {
             });
             await tx.commit();
           } catch (err) {
-            await tx.abort().catch(() => {});
+            const aborted = await tx.abort().then(
+              () => true,
+              () => false,
+            );
+            if (!aborted || isFenced(err)) {
+              // The producer cannot go on: the abort failed (broker away), or the transaction outlived
+              // transaction.timeout.ms and the coordinator bumped the epoch. The id is this process's own, so no
+              // other instance took over: a new producer with the same id (new epoch) tries the batch again, and
+              // the aborted outputs never show.
+              this.#o.log.warn({ err: (err as Error).message, aborted }, 'transactional producer re-initialised');
+              await t.producer.disconnect().catch(() => {});
+              this.#renewProducer = true;
+              throw Object.assign(new Error(`producer re-initialised: ${(err as Error).message}`), { retriable: true });
+            }
             throw err;
           }
         });

@@ -21,6 +21,14 @@ export interface KafkaSinkOptions {
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
+/**
+ * What to hand to the client's send: it rewrites each message's headers in place (into its own format), and
+ * a retry must be able to send the originals again.
+ */
+export function sendable(messages: readonly KafkaMessage[]): KafkaMessage[] {
+  return messages.map((m) => (m.headers ? { key: m.key, value: m.value, headers: { ...m.headers } } : m));
+}
+
 export class KafkaSink implements Sink {
   readonly id: string;
   readonly topic: string;
@@ -59,7 +67,7 @@ export class KafkaSink implements Sink {
     this.#messages = [];
     this.#upTo = new Map();
     try {
-      await this.#producer.send({ topic: this.topic, messages });
+      await this.#producer.send({ topic: this.topic, messages: sendable(messages) });
     } catch (err) {
       this.#messages = messages.concat(this.#messages);
       for (const [k, v] of upTo) if (!this.#upTo.has(k)) this.#upTo.set(k, v);

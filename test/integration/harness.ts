@@ -114,7 +114,8 @@ export function spawnWorker(
   child.stderr!.pipe(out, { end: false });
   running.add(child);
   const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
+    child.on('exit', (code, signal) => {
+      if (signal) out.write(`\n[harness] worker ended by ${signal}\n`);
       running.delete(child);
       resolve(code);
     }),
