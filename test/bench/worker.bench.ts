@@ -1,11 +1,8 @@
 // Worker throughput on the real stack: decode → filter/map → encode → produce (topologies/order-forward.yaml)
 // beside a bare consumer of the same client that only counts, on the same pre-produced topic, in the same run.
-// Each run is its own process (peak RSS is per process), alternating the modes, fresh consumer groups:
-//   bare     a consumer that only counts
-//   worker   the worker without metrics (--no-metrics)
-//   metrics  the worker with its metrics and /metrics endpoint (the cost of observability)
+// Each run is its own process (peak RSS is per process), alternating bare and worker, fresh consumer groups.
 //   node test/bench/worker.bench.ts [orders=100000] [rounds=3]
-// Prints per-run rates and peak RSS, then medians with min..max and the ratios against bare and worker.
+// Prints per-run rates and peak RSS, then medians with min..max and the ratio worker/bare.
 import { spawnSync } from 'node:child_process';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
@@ -40,10 +37,7 @@ function counter(total: number) {
   };
 }
 
-type Mode = 'bare' | 'worker' | 'metrics';
-const MODES: Mode[] = ['bare', 'worker', 'metrics'];
-
-async function child(mode: Mode, topic: string, total: number, env: Record<string, string>) {
+async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>) {
   const c = counter(total);
   const conn = connectionsFrom(process.env).kafka;
   if (mode === 'bare') {
@@ -67,7 +61,7 @@ async function child(mode: Mode, topic: string, total: number, env: Record<strin
     file: 'topologies/order-forward.yaml',
     flags: { group: `bench-worker-${Date.now()}` },
     log: quiet,
-    observe: mode === 'metrics' ? { host: '127.0.0.1', port: 0 } : false,
+    observe: false,
     onBatch: (e) => c.add(e.records),
   });
   const r = await c.done;
@@ -79,7 +73,7 @@ async function main() {
   const [, , first, ...rest] = process.argv;
   if (first === '--child') {
     const [mode, topic, total, envJson] = rest;
-    const r = await child(mode as Mode, topic!, Number(total), JSON.parse(envJson!));
+    const r = await child(mode as 'bare' | 'worker', topic!, Number(total), JSON.parse(envJson!));
     const out: RunResult = { ...r, rate: (r.records / r.ms) * 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     process.exit(0);
@@ -91,9 +85,9 @@ async function main() {
   await createTopics(topics);
   const total = await produceOrders(topics, orderLifecycleStream(orders, { seed: 5 }));
   console.log(`topic ${topics.ORDERS_TOPIC}: ${total} events (${orders} order lifecycles), 3 partitions`);
-  const results: Record<Mode, RunResult[]> = { bare: [], worker: [], metrics: [] };
+  const results: Record<'bare' | 'worker', RunResult[]> = { bare: [], worker: [] };
   for (let i = 0; i < rounds; i++) {
-    for (const mode of MODES) {
+    for (const mode of ['bare', 'worker'] as const) {
       const p = spawnSync(
         process.execPath,
         [process.argv[1]!, '--child', mode, topics.ORDERS_TOPIC, String(total), JSON.stringify(env)],
@@ -117,18 +111,15 @@ async function main() {
   };
   const fmt = (x: { median: number; min: number; max: number }, unit: string) =>
     `${Math.round(x.median).toLocaleString('en')} ${unit} [${Math.round(x.min).toLocaleString('en')}..${Math.round(x.max).toLocaleString('en')}]`;
-  const rates = Object.fromEntries(MODES.map((m) => [m, stats(results[m].map((r) => r.rate))])) as Record<
-    Mode,
-    ReturnType<typeof stats>
-  >;
-  console.log('');
-  for (const m of MODES) {
-    console.log(
-      `${m.padEnd(8)} ${fmt(rates[m], 'events/s')}, peak RSS ${fmt(stats(results[m].map((r) => r.maxRssMb)), 'MB')}`,
-    );
-  }
-  console.log(`ratio worker/bare (medians): ${(rates.worker.median / rates.bare.median).toFixed(2)}`);
-  console.log(`ratio metrics/worker (medians): ${(rates.metrics.median / rates.worker.median).toFixed(3)}`);
+  const bare = stats(results.bare.map((r) => r.rate));
+  const worker = stats(results.worker.map((r) => r.rate));
+  console.log(
+    `\nbare consumer: ${fmt(bare, 'events/s')}, peak RSS ${fmt(stats(results.bare.map((r) => r.maxRssMb)), 'MB')}`,
+  );
+  console.log(
+    `worker:        ${fmt(worker, 'events/s')}, peak RSS ${fmt(stats(results.worker.map((r) => r.maxRssMb)), 'MB')}`,
+  );
+  console.log(`ratio worker/bare (medians): ${(worker.median / bare.median).toFixed(2)}`);
 }
 
 await main();
