@@ -47,6 +47,19 @@ test('pipelines clickhouse plan/apply on the example topologies (a child process
   expect(help.stderr).toMatch(/\n {2}clickhouse +plan or apply[\s\S]*\n {2}replay +rebuild/);
 });
 
+test('a ClickHouse server that does not answer: one line naming what failed, exit 1, no stack', () => {
+  const r = spawnSync(
+    process.execPath,
+    ['pipelines/cli/main.ts', 'clickhouse', 'plan', 'topologies/order-analytics.yaml'],
+    {
+      env: { ...process.env, PIPELINES_CLICKHOUSE_URL: 'http://127.0.0.1:1' },
+      encoding: 'utf8',
+    },
+  );
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/^pipelines clickhouse: ClickHouse unavailable .*ECONNREFUSED 127\.0\.0\.1:1\n$/);
+});
+
 test('migrations: add freely, refuse destructive changes unless allowed, refuse engine and key changes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pipelines-ch-schema-'));
   const ch = openClickHouse({ kind: 'embedded', path: dir });

@@ -31,6 +31,8 @@ export interface ClickHouseSinkErrorDetails {
 
 export class ClickHouseSinkError extends Error {
   override readonly name = 'ClickHouseSinkError';
+  /** Its message names the table, the column and what ClickHouse said: the CLI shows it without a stack. */
+  readonly userFacing = true;
   readonly code: ClickHouseSinkErrorCode;
   readonly retriable: boolean;
   readonly table: string | undefined;
