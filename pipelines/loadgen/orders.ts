@@ -79,7 +79,7 @@ export interface OrderStreamOptions {
   products?: number;
 }
 
-const customerId = (i: number) => `C${String(i).padStart(5, '0')}`;
+export const customerId = (i: number) => `C${String(i).padStart(5, '0')}`;
 const productId = (i: number) => `P${String(i).padStart(4, '0')}`;
 
 export function* orderPlacedStream(count: number, options: OrderStreamOptions = {}): Generator<OrderPlaced> {
