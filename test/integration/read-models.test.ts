@@ -23,7 +23,10 @@ jest.setTimeout(900_000);
 afterEach(stopWorkers);
 
 const EVENTS = Number(process.env.READ_MODELS_EVENTS ?? 200_000);
-const KILLS = 5;
+// Six kills, of which at least five must land before the end: the worker's counter is read over HTTP and the
+// embedded engine's inserts hold its event loop, so a reading can lag a flush behind and a kill come late.
+const KILLS = 6;
+const MIN_KILLS_IN_RUN = 5;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Records up to the end of the last recorded range, summed over partitions, from a restarted worker's log. */
@@ -86,7 +89,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test(`${EVENTS} events: every read model equals SQL over the raw events after ${KILLS}+ kill -9 per topology`, async () => {
+test(`${EVENTS} events: every read model equals SQL over the raw events after ${MIN_KILLS_IN_RUN}+ kill -9 per topology`, async () => {
   expect(events.length).toBeGreaterThanOrEqual(EVENTS);
   // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
   // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
@@ -110,11 +113,11 @@ test(`${EVENTS} events: every read model equals SQL over the raw events after ${
       );
       logs.push(w.log);
       if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
-      // Kills spread over the run: the k-th lands once the worker has read about k/(KILLS+1) of the input (its
+      // Kills spread over the run: the k-th lands once the worker has read about k/(KILLS+2) of the input (its
       // own records-in counter, which moves per batch; committed offsets move per flush, in jumps that can pass
       // the end), jittered by a quarter of that step, then a random 0-150 ms more: it hits a batch, a flush or
       // a commit anywhere, before the end.
-      const step = events.length / (KILLS + 1);
+      const step = events.length / (KILLS + 2);
       const target = Math.floor(step * (kill + 1) + (Math.random() - 0.5) * (step / 2));
       const deadline = Date.now() + 180_000;
       while ((await recordsIn(port)) < target) {
@@ -136,7 +139,7 @@ test(`${EVENTS} events: every read model equals SQL over the raw events after ${
     const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
     report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
     console.log(report.at(-1));
-    expect(positions.filter((p) => p < events.length)).toHaveLength(KILLS);
+    expect(positions.filter((p) => p < events.length).length).toBeGreaterThanOrEqual(MIN_KILLS_IN_RUN);
     expect(new Set(positions).size).toBeGreaterThan(1);
   }
   const ch = openClickHouse({ kind: 'embedded', path: dir });
