@@ -455,7 +455,7 @@ export class Worker {
    * meanwhile: the transaction is aborted and the partition's new owner reads those records again.
    */
   async #runTransaction(
-    range: { topic: string; partition: number; first: string; last: string },
+    range: { topic: string; partition: number; last: string },
     sends: Array<{ topic: string; messages: KafkaMessage[] }>,
     hold: number | undefined,
   ): Promise<boolean> {
