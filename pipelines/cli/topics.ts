@@ -1,6 +1,8 @@
-// `pipelines topics apply <file...>`: creates or grows the topics the topologies declare (spec.topics).
+// `pipelines topics apply <file...>`: creates or grows the topics the topologies declare (spec.topics), and the
+// state changelog of those with stateful steps.
 import { connectionsFrom } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
+import { changelogTopicSpec } from '../state/changelog.ts';
 import { loadPlan } from '../topology/load.ts';
 import { option, positional, usage } from './args.ts';
 
@@ -25,6 +27,11 @@ export async function topics(args: string[]): Promise<number> {
         ...(t.retention === 'infinite' ? { retentionMs: -1 } : {}),
         ...(t.minInSync !== undefined ? { minInSync: t.minInSync } : {}),
       });
+    }
+    // The state changelog of fold, aggregate and dedupe steps (the worker creates it too when missing).
+    if (plan.hasState && plan.topology.spec.state.changelog) {
+      const spec = changelogTopicSpec(plan.topology, 1);
+      specs.set(spec.name, spec);
     }
   }
   const conn = connectionsFrom(process.env, { brokers: option(args, 'brokers') });

@@ -21,12 +21,13 @@ import { ClickHouseSink } from '../sinks/clickhouse/sink.ts';
 import { type ClickHouseSinkConfig, tableSpecFor } from '../sinks/clickhouse/table.ts';
 import { KafkaSink } from '../sinks/kafka.ts';
 import type { Sink } from '../sinks/sink.ts';
+import { changelogTopic, changelogTopicSpec, StateChangelog } from '../state/changelog.ts';
 import { TableLoader } from '../state/tables.ts';
 import { loadPlan } from '../topology/load.ts';
 import type { Plan } from '../topology/plan.ts';
 import type { Scope } from '../topology/types.ts';
 import { defaultRetry } from './retry.ts';
-import { type Decoder, Worker, type WorkerLog } from './worker.ts';
+import { type Decoder, Worker, type WorkerLog, type WorkerOptions } from './worker.ts';
 
 export interface LaunchOptions {
   file: string;
@@ -97,8 +98,10 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
           'ClickHouse sinks are exactly-once on their own',
       );
     }
+    // A rebuild starts from the earliest offsets with empty state: it neither reads nor writes the changelog.
+    const stateful = !o.rebuild && spec.state.changelog && plan.hasState;
     const needProducer =
-      planSinks.some((s) => s.kind === 'kafka') || (!o.rebuild && spec.errors.deadLetter !== undefined);
+      planSinks.some((s) => s.kind === 'kafka') || (!o.rebuild && spec.errors.deadLetter !== undefined) || stateful;
     if (needProducer) {
       const config = {
         'linger.ms': 5,
@@ -203,6 +206,32 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
           })
         : undefined;
 
+    let changelog: WorkerOptions['changelog'];
+    if (stateful) {
+      const group = o.flags?.group ?? spec.source.group;
+      const state = new StateChangelog(plan, {
+        connection: conns.kafka,
+        topic: changelogTopic(plan.topology, group),
+        log: o.log,
+      });
+      const source = await topicShape(kafka, spec.source.topic);
+      const topicSpec = changelogTopicSpec(plan.topology, source?.partitions ?? 1, group);
+      // As replicated as the source really is (a local single broker), never more than the topology says.
+      if (source) topicSpec.replicas = Math.min(topicSpec.replicas, source.replicas);
+      if (topicSpec.minInSync !== undefined) topicSpec.minInSync = Math.min(topicSpec.minInSync, topicSpec.replicas);
+      await state.ensureTopic(topicSpec);
+      changelog = {
+        sink: new KafkaSink({
+          id: 'state-changelog',
+          topic: state.topic,
+          producer: producer!,
+          encode: (m) => m as never,
+        }),
+        messages: (partition, last) => state.messages(partition, last),
+        restore: (partitions) => state.restore(partitions),
+      };
+    }
+
     // Up before the tables load: /readyz says what it waits for meanwhile.
     let server: ObserveServer | undefined;
     if (o.observe !== false) {
@@ -254,6 +283,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       processor: plan,
       sinks,
       ...(deadLetters ? { deadLetters } : {}),
+      ...(changelog ? { changelog } : {}),
       ...(transactional ? { transactional: { producer: producer!, sinks: kafkaSinks, renew: renewProducer! } } : {}),
       retry: {
         ...defaultRetry,
@@ -299,6 +329,24 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   } catch (err) {
     await closeAll();
     throw err;
+  }
+}
+
+/** Partitions and replication of an existing topic (undefined when it does not exist yet). */
+async function topicShape(
+  kafka: KafkaJS.Kafka,
+  topic: string,
+): Promise<{ partitions: number; replicas: number } | undefined> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => [])) as unknown as Array<{
+      partitions: Array<{ replicas: number[] }>;
+    }>;
+    if (!meta || meta.partitions.length === 0) return undefined;
+    return { partitions: meta.partitions.length, replicas: meta.partitions[0]?.replicas.length ?? 1 };
+  } finally {
+    await admin.disconnect();
   }
 }
 

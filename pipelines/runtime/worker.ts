@@ -84,6 +84,15 @@ export interface WorkerOptions {
   sinks: Sink[];
   /** The dead-letter sink; without one a bad record stops the worker (nothing is dropped silently). */
   deadLetters?: KafkaSink;
+  /**
+   * The state changelog (topologies with fold, aggregate or dedupe): a batch's state changes are sent after its
+   * outputs are durable (or in its transaction), and read back when a partition is assigned.
+   */
+  changelog?: {
+    sink: KafkaSink;
+    messages(partition: number, lastOffset: string): KafkaMessage[];
+    restore(partitions: number[]): Promise<Map<number, bigint>>;
+  };
   /** Exactly-once Kafka-to-Kafka: every output and the offsets go in one transaction per batch. */
   transactional?: { producer: KafkaJS.Producer; sinks: KafkaSink[]; renew(): Promise<KafkaJS.Producer> };
   retry: RetryPolicy;
@@ -132,6 +141,13 @@ export class Worker {
   readonly #replays = new Map<string, Map<string, ReplayRange>>();
   /** Per partition, the offset after the last record processed: a batch handed out again is not processed twice. */
   readonly #next = new Map<string, bigint>();
+  /** Per partition, the last offset whose effects the restored state already holds: those records are skipped. */
+  readonly #restored = new Map<string, bigint>();
+  /** State changes of processed batches, waiting for their outputs to be flushed (at-least-once mode). */
+  #pendingState: Array<{
+    range: { topic: string; partition: number; first: string; last: string };
+    messages: KafkaMessage[];
+  }> = [];
   /** Per partition, which assignment of it this is: work begun under an earlier one belongs to another member. */
   readonly #holds = new Map<string, number>();
   #assignments = 0;
@@ -155,7 +171,7 @@ export class Worker {
     this.finished = new Promise((resolve, reject) => {
       this.#done = (err) => (err ? reject(err) : resolve());
     });
-    for (const sink of this.#allSinks()) {
+    for (const sink of [...this.#allSinks(), ...(o.changelog ? [o.changelog.sink] : [])]) {
       sink.onAck = (a) => {
         this.#tracker.acknowledge(sink.id, a, a.next);
         o.events?.acknowledged?.({ sink: sink.id, topic: a.topic, partition: a.partition, next: a.next });
@@ -224,7 +240,22 @@ export class Worker {
     const { topic, partition } = batch;
     // pause() during a batch makes the client hand the same records out again after resume(): skip them.
     const next = this.#next.get(tpKey(topic, partition));
-    const msgs = next === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= next);
+    let msgs = next === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= next);
+    const restored = this.#restored.get(tpKey(topic, partition));
+    if (restored !== undefined && msgs.length > 0) {
+      // The state read back already holds these records' effects, and their outputs were durable before it.
+      const last = msgs[msgs.length - 1]!.offset;
+      msgs = msgs.filter((m) => BigInt(m.offset) > restored);
+      if (BigInt(last) >= restored) this.#restored.delete(tpKey(topic, partition));
+      if (msgs.length === 0) {
+        this.#next.set(tpKey(topic, partition), BigInt(last) + 1n);
+        if (!o.transactional) {
+          this.#tracker.track({ topic, partition }, last, []);
+          this.#commitReady().catch((e) => this.#fail(e));
+        }
+        return;
+      }
+    }
     if (msgs.length === 0) return;
     this.#next.set(tpKey(topic, partition), BigInt(msgs[msgs.length - 1]!.offset) + 1n);
     await this.#withRetry('registry', () => o.decoder.prepare(msgs.map((m) => m.value)));
@@ -350,9 +381,10 @@ export class Worker {
       if (!skip.has(id) && rows.length > 0) outputs[id] = rows;
     for (const d of dead) o.events?.deadLetter?.({ step: d.stepId, errorClass: d.errorClass });
     const range = { topic, partition, first: msgs[0]!.offset, last: msgs[msgs.length - 1]!.offset };
+    const state = o.changelog?.messages(partition, range.last);
 
     if (o.transactional) {
-      await this.#commitTransaction(range, outputs, dead, all, msgs, this.#holds.get(tpKey(topic, partition)));
+      await this.#commitTransaction(range, outputs, dead, all, msgs, this.#holds.get(tpKey(topic, partition)), state);
       return outputs;
     }
     const used = this.#o.sinks.filter((s) => outputs[s.id]);
@@ -360,8 +392,9 @@ export class Worker {
     this.#tracker.track(
       { topic, partition },
       range.last,
-      [...used, ...(dlq ? [dlq] : [])].map((s) => s.id),
+      [...used, ...(dlq ? [dlq] : []), ...(state ? [o.changelog!.sink] : [])].map((s) => s.id),
     );
+    if (state) this.#pendingState.push({ range, messages: state });
     for (const sink of used) await sink.append(outputs[sink.id]!, range);
     if (dlq) {
       const raw = rawMessages(all, msgs);
@@ -415,6 +448,7 @@ export class Worker {
     all: InputRecord[],
     msgs: KafkaJS.KafkaMessage[],
     hold: number | undefined,
+    state: KafkaMessage[] | undefined,
   ): Promise<void> {
     const t = this.#o.transactional!;
     for (const sink of t.sinks) if (outputs[sink.id]) sink.append(outputs[sink.id]!, range);
@@ -428,6 +462,7 @@ export class Worker {
     const sends = [...t.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])]
       .map((s) => ({ topic: s.topic, messages: s.drain() }))
       .filter((s) => s.messages.length > 0);
+    if (state) sends.push({ topic: this.#o.changelog!.sink.topic, messages: state });
     // One transaction at a time on the one producer: batches of other partitions wait for their turn.
     const previous = this.#transactions;
     let release!: () => void;
@@ -533,6 +568,10 @@ export class Worker {
   #flushCycle(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
+      // State changes are sent only once the outputs of their batches are durable: those taken now belong to
+      // batches whose outputs are in the buffers this cycle flushes.
+      const state = this.#pendingState;
+      this.#pendingState = [];
       try {
         await Promise.all(
           this.#allSinks().map(async (sink) => {
@@ -541,7 +580,17 @@ export class Worker {
             await this.#withRetry(`sink ${sink.id}`, () => sink.flush());
             this.#o.events?.flushed?.({ sink: sink.id, ms: performance.now() - started });
           }),
-        );
+        ).catch((err) => {
+          this.#pendingState = state.concat(this.#pendingState);
+          throw err;
+        });
+        const changelog = this.#o.changelog;
+        if (changelog && state.length > 0) {
+          for (const s of state) changelog.sink.append(s.messages, s.range);
+          const started = performance.now();
+          await this.#withRetry('state changelog', () => changelog.sink.flush());
+          this.#o.events?.flushed?.({ sink: changelog.sink.id, ms: performance.now() - started });
+        }
         await this.#commitReady();
         if (this.#paused && !this.#overLimit()) this.#setPaused(false);
       } finally {
@@ -625,6 +674,8 @@ export class Worker {
     }
     this.#tracker.forget(partitions);
     for (const tp of partitions) {
+      this.#restored.delete(tpKey(tp.topic, tp.partition));
+      this.#o.changelog?.sink.forget(tp.topic, tp.partition);
       this.#replays.delete(tpKey(tp.topic, tp.partition));
       this.#next.delete(tpKey(tp.topic, tp.partition));
       this.#holds.delete(tpKey(tp.topic, tp.partition));
@@ -632,12 +683,24 @@ export class Worker {
       for (const sink of this.#allSinks()) sink.forget?.(tp.topic, tp.partition);
     }
     const gone = new Set(partitions.map((tp) => tpKey(tp.topic, tp.partition)));
+    // State of a revoked partition not sent by now must never be: its next owner writes newer state.
+    this.#pendingState = this.#pendingState.filter((s) => !gone.has(tpKey(s.range.topic, s.range.partition)));
     this.#assigned = this.#assigned.filter((tp) => !gone.has(tpKey(tp.topic, tp.partition)));
     this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions revoked');
   }
 
   /** Sinks that keep their own positions say which ranges to skip and replay for the new partitions. */
   async #prepareAssigned(partitions: Array<{ topic: string; partition: number }>): Promise<void> {
+    const changelog = this.#o.changelog;
+    if (changelog && partitions.length > 0) {
+      const applied = await this.#withRetry('state restore', () =>
+        changelog.restore(partitions.map((tp) => tp.partition)),
+      );
+      for (const tp of partitions) {
+        const offset = applied.get(tp.partition);
+        if (offset !== undefined) this.#restored.set(tpKey(tp.topic, tp.partition), offset);
+      }
+    }
     const positional = this.#o.sinks.filter((s) => s.assigned);
     if (positional.length === 0 || partitions.length === 0) return;
     const committed = await this.#consumer.committed(partitions);

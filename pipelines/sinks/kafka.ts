@@ -7,6 +7,8 @@ export interface KafkaMessage {
   key: Buffer | string | null;
   value: Buffer | null;
   headers?: Record<string, string | Buffer>;
+  /** A partition chosen by the caller (the state changelog); by default the key decides. */
+  partition?: number;
 }
 
 export interface KafkaSinkOptions {
@@ -26,7 +28,7 @@ const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
  * a retry must be able to send the originals again.
  */
 export function sendable(messages: readonly KafkaMessage[]): KafkaMessage[] {
-  return messages.map((m) => (m.headers ? { key: m.key, value: m.value, headers: { ...m.headers } } : m));
+  return messages.map((m) => (m.headers ? { ...m, headers: { ...m.headers } } : m));
 }
 
 export class KafkaSink implements Sink {

@@ -24,11 +24,13 @@ export const dedupe = defineStep({
   create(c, ctx) {
     const key = ctx.compile(c.key);
     let seen = new Map<string, number>();
+    let changed: Map<string, number | null> | undefined;
     return {
       process(vars, rc, out) {
         const k = String(key.evaluate(vars));
         if (seen.has(k)) return;
         seen.set(k, rc.time);
+        changed?.set(k, rc.time);
         out.emit(vars, rc);
       },
       advance(t) {
@@ -37,11 +39,27 @@ export const dedupe = defineStep({
         for (const [k, at] of seen) {
           if (at >= cutoff) break;
           seen.delete(k);
+          // A key seen and forgotten within one batch never reaches the changelog.
+          if (changed?.get(k) !== undefined) changed.delete(k);
+          else changed?.set(k, null);
         }
       },
       snapshot: () => Object.fromEntries(seen),
       restore(s) {
         seen = new Map(Object.entries(s as Record<string, number>));
+      },
+      changes() {
+        if (!changed) {
+          changed = new Map();
+          return [];
+        }
+        const out = [...changed];
+        changed.clear();
+        return out;
+      },
+      load(k, v) {
+        if (v === null) seen.delete(k);
+        else seen.set(k, v as number);
       },
     };
   },

@@ -92,6 +92,7 @@ export const fold = defineStep({
       Object.entries(c.on).map(([type, h]) => [type, Object.entries(h).map(([f, e]) => [f, ctx.compile(e)] as const)]),
     );
     let states = new Map<string, Vars>();
+    let changed: Set<string> | undefined;
     return {
       process(vars, rc, out) {
         const type = String(by.evaluate(vars));
@@ -107,11 +108,26 @@ export const fold = defineStep({
         const next: Vars = { ...prev };
         for (const [f, e] of handler) next[f] = e.evaluate(vars);
         states.set(k, next);
+        changed?.add(k);
         out.emit({ ...next }, rc);
       },
       snapshot: () => Object.fromEntries(states),
       restore(s) {
         states = new Map(Object.entries(s as Record<string, Vars>));
+      },
+      changes() {
+        if (!changed) {
+          changed = new Set();
+          return [];
+        }
+        const out: Array<[string, unknown]> = [];
+        for (const k of changed) out.push([k, states.get(k) ?? null]);
+        changed.clear();
+        return out;
+      },
+      load(k, v) {
+        if (v === null) states.delete(k);
+        else states.set(k, v as Vars);
       },
     };
   },

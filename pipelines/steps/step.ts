@@ -49,6 +49,13 @@ export interface Processor {
   /** The step's state, as plain data (for snapshots and the test driver). */
   snapshot?(): unknown;
   restore?(state: unknown): void;
+  /**
+   * State entries changed since the last call, as [key, plain value] (null: the key is gone), for the state
+   * changelog. The first call starts the tracking (and returns nothing): a plan without a changelog pays nothing.
+   */
+  changes?(): Array<[string, unknown]>;
+  /** Loads one entry read back from the changelog (null: delete), before any record. */
+  load?(key: string, value: unknown): void;
   /** Records held back (waiting for a table row): the worker must not commit past them. */
   held?(): Iterable<SourceRecord>;
 }

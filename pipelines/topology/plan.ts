@@ -278,6 +278,54 @@ export class Plan {
       if (n.processor.restore && state.steps[n.id] !== undefined) n.processor.restore(state.steps[n.id]);
   }
 
+  /** True when a step keeps state that a changelog should hold (fold, aggregate, dedupe). */
+  get hasState(): boolean {
+    return this.#nodes.some((n) => n.processor.changes !== undefined);
+  }
+
+  /** Starts tracking state changes for `drainChanges` (the worker's changelog). */
+  trackChanges(): void {
+    for (const n of this.#nodes) n.processor.changes?.();
+  }
+
+  /** State entries changed since the last call, keyed `<step id>|<key>`; null values are deletions. */
+  drainChanges(): Array<[string, unknown]> {
+    const out: Array<[string, unknown]> = [];
+    for (const n of this.#nodes) {
+      if (!n.processor.changes) continue;
+      for (const [k, v] of n.processor.changes()) out.push([`${n.id}|${k}`, v]);
+    }
+    return out;
+  }
+
+  /** Loads entries read back from the changelog; entries of steps no longer in the topology are ignored. */
+  loadState(entries: Iterable<[string, unknown]>): { loaded: number; ignored: number } {
+    const byId = new Map(this.#nodes.map((n) => [n.id, n.processor]));
+    let loaded = 0;
+    let ignored = 0;
+    for (const [key, value] of entries) {
+      const bar = key.indexOf('|');
+      const processor = bar > 0 ? byId.get(key.slice(0, bar)) : undefined;
+      if (!processor?.load) {
+        ignored++;
+        continue;
+      }
+      processor.load(key.slice(bar + 1), value);
+      loaded++;
+    }
+    return { loaded, ignored };
+  }
+
+  /** Largest event time seen on a source partition (for the changelog), and its restore. */
+  partitionTime(partition: number): number | undefined {
+    return this.#partitionMax.get(partition);
+  }
+
+  restorePartitionTime(partition: number, time: number): void {
+    const max = this.#partitionMax.get(partition);
+    if (max === undefined || time > max) this.#partitionMax.set(partition, time);
+  }
+
   /** Per `topic/partition`, the lowest offset still held by a step (the worker must not commit past it). */
   heldOffsets(): Record<string, number | bigint | string> {
     const out: Record<string, number | bigint | string> = {};

@@ -92,6 +92,27 @@ export const TopicSchema = z.strictObject({
   minInSync: z.number().int().min(1).optional().describe('min.insync.replicas'),
 });
 
+export const StateSchema = z
+  .strictObject({
+    changelog: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Keep the state of fold, aggregate and dedupe steps in a compacted changelog topic, read back when a ' +
+          'worker is given a partition (after a restart, a crash or a rebalance).',
+      ),
+    topic: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The changelog topic (default `<source.group>.state`); created by the worker and by `topics apply` ' +
+          '(compacted, as many partitions as the source).',
+      ),
+  })
+  .prefault({})
+  .describe('Where stateful steps keep their state when the topology runs on Kafka.');
+
 export const TopologySchema = z
   .strictObject({
     apiVersion: z.literal('pipelines/v1'),
@@ -108,6 +129,7 @@ export const TopologySchema = z
       sinks: z.array(SinkItem).min(1).describe('Where the results go.'),
       errors: ErrorsSchema,
       topics: z.record(z.string(), TopicSchema).default({}).describe('Topics this topology owns (created by deploy).'),
+      state: StateSchema,
     }),
   })
   .describe('A pipelines topology: one source topic, steps, sinks.');
@@ -117,3 +139,4 @@ export type TopologyInput = z.input<typeof TopologySchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
 export type TableConfig = z.output<typeof TableSchema>;
 export type ErrorsConfig = z.output<typeof ErrorsSchema>;
+export type StateConfig = z.output<typeof StateSchema>;

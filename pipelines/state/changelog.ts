@@ -1,0 +1,233 @@
+// The state changelog: what fold, aggregate and dedupe steps hold, kept in a compacted topic with as many
+// partitions as the source. After each batch of source partition p, the entries the batch changed go to
+// changelog partition p, followed by a marker (`@applied|p`: the batch's last offset and p's event time).
+// A worker given partition p reads changelog partition p back before its first record: the state as of the
+// last marker, and the records up to it are not applied again. Entries after the last marker come from a
+// flush cut short by a crash: they are ignored, since their records will be processed again.
+//
+// The worker sends a batch's entries only after every sink made that batch's output durable, so a marker
+// never runs ahead of the outputs (at least once); in exactly-once mode they go in the batch's transaction.
+import rdkafka from '@confluentinc/kafka-javascript';
+import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
+import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
+import type { WorkerLog } from '../runtime/worker.ts';
+import type { KafkaMessage } from '../sinks/kafka.ts';
+import type { Topology } from '../topology/schema.ts';
+
+export const MARKER = '@applied';
+/** Header with the entry's version: an aggregate window fed by several partitions has entries in each. */
+export const VERSION_HEADER = 'pipelines-state-version';
+
+export interface Marker {
+  /** Last source offset whose effects are in the entries before this marker. */
+  offset: string;
+  /** Largest event time seen on the partition (its watermark before out-of-orderness). */
+  time: number | null;
+}
+
+/** The plan as the changelog sees it. */
+export interface StatefulPlan {
+  trackChanges(): void;
+  drainChanges(): Array<[string, unknown]>;
+  loadState(entries: Iterable<[string, unknown]>): { loaded: number; ignored: number };
+  partitionTime(partition: number): number | undefined;
+  restorePartitionTime(partition: number, time: number): void;
+}
+
+/** The changelog topic of a topology run by a consumer group (state belongs to the group's offsets). */
+export function changelogTopic(t: Topology, group?: string): string {
+  return t.spec.state.topic ?? `${group ?? t.spec.source.group}.state`;
+}
+
+/** The changelog's topic spec: compacted, partitions, replicas and min in-sync as the source declares. */
+export function changelogTopicSpec(t: Topology, partitions: number, group?: string): TopicSpec {
+  const source = t.spec.topics[t.spec.source.topic];
+  return {
+    name: changelogTopic(t, group),
+    partitions: Math.max(partitions, source?.partitions ?? 1),
+    replicas: source?.replicas ?? 1,
+    cleanup: 'compact',
+    ...(source?.minInSync !== undefined ? { minInSync: source.minInSync } : {}),
+  };
+}
+
+// Values are JSON; the few non-JSON values an Avro event carries are tagged so that they come back as they were.
+export function encodeValue(v: unknown): Buffer {
+  return Buffer.from(
+    JSON.stringify(v, function (this: Record<string, unknown>, k, x) {
+      const raw = this[k];
+      if (typeof raw === 'bigint') return { $bigint: raw.toString() };
+      if (raw instanceof Date) return { $date: raw.getTime() };
+      if (raw instanceof Uint8Array) return { $bytes: Buffer.from(raw).toString('base64') };
+      if (typeof raw === 'number' && !Number.isFinite(raw)) return { $number: String(raw) };
+      return x;
+    }),
+  );
+}
+
+export function decodeValue(b: Buffer): unknown {
+  return JSON.parse(b.toString('utf8'), (_k, x) => {
+    if (x && typeof x === 'object' && !Array.isArray(x)) {
+      const keys = Object.keys(x);
+      if (keys.length === 1) {
+        if (keys[0] === '$bigint') return BigInt(x.$bigint);
+        if (keys[0] === '$date') return new Date(x.$date);
+        if (keys[0] === '$bytes') return Buffer.from(x.$bytes, 'base64');
+        if (keys[0] === '$number') return Number(x.$number);
+      }
+    }
+    return x;
+  });
+}
+
+export interface RestoreOptions {
+  connection: KafkaConnection;
+  topic: string;
+  log: WorkerLog;
+  /** How long reading back may take before the worker gives up (an open transaction can hold it up). */
+  timeoutMs?: number;
+}
+
+export class StateChangelog {
+  readonly topic: string;
+  readonly #plan: StatefulPlan;
+  readonly #o: RestoreOptions;
+  #last = 0;
+
+  constructor(plan: StatefulPlan, o: RestoreOptions) {
+    this.#plan = plan;
+    this.#o = o;
+    this.topic = o.topic;
+    plan.trackChanges();
+  }
+
+  /** Creates or grows the topic (compacted) so that it has a partition for each source partition. */
+  async ensureTopic(spec: TopicSpec): Promise<void> {
+    const [change] = await applyTopics(this.#o.connection, [spec]);
+    if (change?.action === 'conflict') {
+      throw Object.assign(new Error(`state changelog ${spec.name}: ${change.detail}`), { userFacing: true });
+    }
+    if (change?.action !== 'unchanged') this.#o.log.info({ topic: spec.name, ...change }, 'state changelog topic');
+  }
+
+  /** The batch's state changes and its marker, as messages for changelog partition `partition`. */
+  messages(partition: number, lastOffset: string): KafkaMessage[] {
+    // Versions only need to grow within a process and across restarts (wall clock, microsecond steps).
+    const v = Math.max(this.#last + 1, Date.now() * 1000);
+    this.#last = v;
+    const headers = { [VERSION_HEADER]: String(v) };
+    const out: KafkaMessage[] = [];
+    for (const [key, value] of this.#plan.drainChanges()) {
+      out.push({ key, value: value === null ? null : encodeValue(value), headers, partition });
+    }
+    const marker: Marker = { offset: lastOffset, time: this.#plan.partitionTime(partition) ?? null };
+    out.push({ key: `${MARKER}|${partition}`, value: encodeValue(marker), headers, partition });
+    return out;
+  }
+
+  /**
+   * Reads the changelog partitions back into the plan. Returns, per partition, the last source offset already
+   * applied (records up to it must be skipped).
+   */
+  async restore(partitions: number[]): Promise<Map<number, bigint>> {
+    const started = performance.now();
+    const read = await readChangelog(this.#o, partitions);
+    const best = new Map<string, { v: number; value: unknown }>();
+    for (const p of read) {
+      for (const e of p.entries) {
+        const have = best.get(e.key);
+        if (!have || e.v >= have.v) best.set(e.key, e);
+      }
+    }
+    const counts = this.#plan.loadState([...best].map(([k, e]) => [k, e.value]));
+    const applied = new Map<number, bigint>();
+    for (const p of read) {
+      if (!p.marker) continue;
+      applied.set(p.partition, BigInt(p.marker.offset));
+      if (p.marker.time !== null) this.#plan.restorePartitionTime(p.partition, p.marker.time);
+    }
+    this.#o.log.info(
+      {
+        topic: this.topic,
+        partitions,
+        entries: counts.loaded,
+        ignored: counts.ignored,
+        discarded: read.reduce((n, p) => n + p.discarded, 0),
+        applied: Object.fromEntries([...applied].map(([p, o]) => [p, o.toString()])),
+        ms: Math.round(performance.now() - started),
+      },
+      'state restored from the changelog',
+    );
+    return applied;
+  }
+}
+
+interface PartitionRead {
+  partition: number;
+  entries: Array<{ key: string; v: number; value: unknown }>;
+  marker: Marker | undefined;
+  /** Entries after the last marker (a flush cut short). */
+  discarded: number;
+}
+
+/** Reads changelog partitions from the start to their end (read_committed), with a private, commit-less group. */
+async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<PartitionRead[]> {
+  const reads = new Map<number, PartitionRead & { pending: PartitionRead['entries'] }>(
+    partitions.map((p) => [p, { partition: p, entries: [], pending: [], marker: undefined, discarded: 0 }]),
+  );
+  if (partitions.length === 0) return [];
+  const consumer = new rdkafka.KafkaConsumer(
+    {
+      ...clientConfig(o.connection),
+      'group.id': `pipelines-restore-${process.pid}-${Date.now()}`,
+      'enable.auto.commit': false,
+      'enable.partition.eof': true,
+      'isolation.level': 'read_committed',
+      'auto.offset.reset': 'earliest',
+    } as never,
+    {},
+  );
+  await new Promise<void>((resolve, reject) =>
+    consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())),
+  );
+  try {
+    const atEnd = new Set<number>();
+    consumer.on('partition.eof', (e) => atEnd.add(e.partition));
+    consumer.setDefaultConsumeTimeout(200);
+    consumer.assign(partitions.map((partition) => ({ topic: o.topic, partition, offset: -2 /* beginning */ })));
+    const deadline = Date.now() + (o.timeoutMs ?? 120_000);
+    // One more read after every partition reported its end: messages fetched before the event are taken too.
+    for (let extra = 0; extra < 2; ) {
+      if (atEnd.size === partitions.length) extra++;
+      if (Date.now() > deadline) {
+        throw Object.assign(
+          new Error(
+            `state changelog ${o.topic}: partitions ${partitions.filter((p) => !atEnd.has(p)).join(', ')} not ` +
+              `read to the end within ${Math.round((o.timeoutMs ?? 120_000) / 1000)} s (is a transaction left open?)`,
+          ),
+          { retriable: true },
+        );
+      }
+      const batch = await new Promise<rdkafka.Message[]>((resolve, reject) =>
+        consumer.consume(10_000, (err, messages) => (err ? reject(err) : resolve(messages))),
+      );
+      for (const m of batch) {
+        const r = reads.get(m.partition);
+        if (!r || !m.key) continue;
+        const key = m.key.toString();
+        if (key.startsWith(`${MARKER}|`)) {
+          if (m.value) r.marker = decodeValue(m.value) as Marker;
+          r.entries.push(...r.pending);
+          r.pending = [];
+          continue;
+        }
+        const header = (m.headers ?? []).find((h) => VERSION_HEADER in h)?.[VERSION_HEADER];
+        r.pending.push({ key, v: Number(header?.toString() ?? 0), value: m.value ? decodeValue(m.value) : null });
+      }
+    }
+    for (const r of reads.values()) r.discarded = r.pending.length;
+    return [...reads.values()];
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+}
