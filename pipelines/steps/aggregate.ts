@@ -4,11 +4,29 @@ import { z } from 'zod';
 import { duration, identifier } from '../topology/durations.ts';
 import type { CompiledExpression } from '../topology/expressions.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
-import { DOUBLE, DYN } from '../topology/types.ts';
+import { DOUBLE, DYN, describeType } from '../topology/types.ts';
+import {
+  init,
+  MEASURE,
+  MEASURE_MESSAGE,
+  type MeasureFn,
+  type MeasureKind,
+  measureFromJson,
+  measureToJson,
+  merge,
+  parseMeasure,
+  result,
+  SKETCHES,
+  step,
+} from './measures.ts';
 import { defineStep, type Output, type RecordContext, RejectedRecord, slug, type Vars } from './step.ts';
 
-const MEASURE = /^\s*(count|sum|min|max|avg|distinct)\s*\(([\s\S]*)\)\s*$/;
-type MeasureFn = 'count' | 'sum' | 'min' | 'max' | 'avg' | 'distinct';
+const PER_BATCH_HINT: Partial<Record<MeasureKind, string>> = {
+  approxDistinct: 'emit distinct(x) per batch (uniqExact in ClickHouse), or use emit: onClose',
+  topK: 'group by x and emit count() per batch (topK in ClickHouse), or use emit: onClose',
+  quantile: 'use emit: onClose, or compute quantiles in ClickHouse from the raw values',
+  quantiles: 'use emit: onClose, or compute quantiles in ClickHouse from the raw values',
+};
 
 const windowSchema = z
   .strictObject({
@@ -65,10 +83,7 @@ export const aggregate = defineStep({
         'Group fields: a list of variables or paths (the last segment names the field), or a map name: expression.',
       ),
     measures: z
-      .record(
-        identifier(),
-        z.string().regex(MEASURE, 'expected fn(expression), fn one of count, sum, min, max, avg, distinct'),
-      )
+      .record(identifier(), z.string().regex(MEASURE, MEASURE_MESSAGE))
       .describe('Output field: `fn(expression)`.'),
     emit: z
       .enum(['onClose', 'perBatch'])
@@ -116,8 +131,10 @@ export const aggregate = defineStep({
       ctx.report('window-invalid', 'session windows cannot emit partial rows per batch', ['emit'], 'use emit: onClose');
     }
     for (const [name, m] of Object.entries(c.measures)) {
-      const [, fn, arg] = MEASURE.exec(m) as unknown as [string, MeasureFn, string];
+      const { fn: f, arg, offset, problem } = parseMeasure(m)!;
+      const fn = f.kind;
       const at = ['measures', name];
+      if (problem !== undefined) ctx.report('measure-invalid', problem, at);
       if (fn === 'avg' && c.emit === 'perBatch') {
         ctx.report(
           'window-invalid',
@@ -126,15 +143,25 @@ export const aggregate = defineStep({
           'emit sum(x) and count(x), divide in ClickHouse',
         );
       }
+      if (SKETCHES.has(fn) && c.emit === 'perBatch') {
+        ctx.report('window-invalid', `${fn} is a sketch, not mergeable into partial rows`, at, PER_BATCH_HINT[fn]);
+      }
       if (arg.trim() === '' && fn !== 'count') {
         ctx.report('measure-invalid', `${fn}() needs an expression`, at);
         continue;
       }
-      const t: FieldType | undefined =
-        arg.trim() === '' ? undefined : ctx.expr(arg, at, { offset: m.indexOf('(') + 1 });
+      const t: FieldType | undefined = arg.trim() === '' ? undefined : ctx.expr(arg, at, { offset });
       if (fn === 'min' || fn === 'max') out[name] = t ?? DYN;
       else if (fn === 'distinct' && c.emit === 'perBatch') out[name] = { kind: 'list', items: t ?? DYN };
+      else if (fn === 'topK') {
+        // Nulls are not counted, so the values are not nullable.
+        const value = t ? { ...t, nullable: false } : DYN;
+        out[name] = { kind: 'list', items: { kind: 'record', name: 'TopK', fields: { value, count: DOUBLE } } };
+      } else if (fn === 'quantiles') out[name] = { kind: 'list', items: DOUBLE, nullable: true };
       else out[name] = DOUBLE;
+      if ((fn === 'quantile' || fn === 'quantiles') && t && t.kind !== 'double' && t.kind !== 'dyn') {
+        ctx.report('measure-invalid', `${fn} needs a number, not ${describeType(t)}`, at);
+      }
     }
     if (c.onLate === 'deadLetter' && !ctx.hasDeadLetter) {
       ctx.report(
@@ -150,7 +177,7 @@ export const aggregate = defineStep({
     const on = c.window.on !== undefined ? ctx.compile(c.window.on) : undefined;
     const groups = groupEntries(c.groupBy).map(([name, src]) => ({ name: name!, expr: ctx.compile(src) }));
     const measures = Object.entries(c.measures).map(([name, m]) => {
-      const [, fn, arg] = MEASURE.exec(m) as unknown as [string, MeasureFn, string];
+      const { fn, arg } = parseMeasure(m)!;
       return { name, fn, arg: arg.trim() === '' ? undefined : ctx.compile(arg) };
     });
     const w = c.window;
@@ -264,7 +291,7 @@ export const aggregate = defineStep({
           start: a.start,
           end: a.end,
           group: a.group,
-          measures: a.m.map((v) => (v instanceof Set ? [...v] : v)),
+          measures: a.m.map((v, i) => measureToJson(measures[i]!.fn, v)),
           emitted: a.emitted,
         })),
       }),
@@ -278,7 +305,7 @@ export const aggregate = defineStep({
         sessions = new Map();
         for (const x of snap.windows) {
           const gk = x.group.length === 1 ? String(x.group[0]) : x.group.map(String).join('\u0001');
-          const m = x.measures.map((v, i) => (measures[i]!.fn === 'distinct' ? new Set(v as unknown[]) : v));
+          const m = x.measures.map((v, i) => measureFromJson(measures[i]!.fn, v));
           const acc: Acc = {
             start: x.start,
             end: x.end,
@@ -327,73 +354,7 @@ function groupEntries(g: string[] | Record<string, string>): [string | undefined
   return Object.entries(g).map(([n, src]) => [n, src, ['groupBy', n]]);
 }
 
-function init(fn: MeasureFn): unknown {
-  switch (fn) {
-    case 'count':
-    case 'sum':
-      return 0;
-    case 'avg':
-      return [0, 0];
-    case 'distinct':
-      return new Set();
-    default:
-      return null;
-  }
-}
-
-function step(fn: MeasureFn, s: unknown, v: unknown, noArg: boolean): unknown {
-  switch (fn) {
-    case 'count':
-      return noArg || (v !== null && v !== undefined) ? (s as number) + 1 : s;
-    case 'sum':
-      return v === null || v === undefined ? s : (s as number) + Number(v);
-    case 'min':
-      return v === null || v === undefined ? s : s === null || (v as number) < (s as number) ? v : s;
-    case 'max':
-      return v === null || v === undefined ? s : s === null || (v as number) > (s as number) ? v : s;
-    case 'avg': {
-      if (v === null || v === undefined) return s;
-      const [sum, n] = s as [number, number];
-      return [sum + Number(v), n + 1];
-    }
-    case 'distinct':
-      if (v !== null && v !== undefined) (s as Set<unknown>).add(v);
-      return s;
-  }
-}
-
-function result(fn: MeasureFn, s: unknown, partial: boolean): unknown {
-  if (fn === 'avg') {
-    const [sum, n] = s as [number, number];
-    return n === 0 ? null : sum / n;
-  }
-  if (fn === 'distinct') return partial ? [...(s as Set<unknown>)] : (s as Set<unknown>).size;
-  return s;
-}
-
 function mergeAcc(a: Acc, b: Acc, measures: { fn: MeasureFn; arg?: CompiledExpression }[]): Acc {
-  const m = measures.map((x, i) => {
-    const p = a.m[i];
-    const q = b.m[i];
-    switch (x.fn) {
-      case 'count':
-      case 'sum':
-        return (p as number) + (q as number);
-      // Not Math.min/max: min and max also apply to strings.
-      case 'min':
-        // biome-ignore lint/complexity/useMathMinMax: strings too
-        return p === null ? q : q === null ? p : (q as number) < (p as number) ? q : p;
-      case 'max':
-        // biome-ignore lint/complexity/useMathMinMax: strings too
-        return p === null ? q : q === null ? p : (q as number) > (p as number) ? q : p;
-      case 'avg': {
-        const [s1, n1] = p as [number, number];
-        const [s2, n2] = q as [number, number];
-        return [s1 + s2, n1 + n2];
-      }
-      default:
-        return new Set([...(p as Set<unknown>), ...(q as Set<unknown>)]);
-    }
-  });
+  const m = measures.map((x, i) => merge(x.fn, a.m[i], b.m[i]));
   return { ...a, start: Math.min(a.start, b.start), end: Math.max(a.end, b.end), m, emitted: a.emitted || b.emitted };
 }
