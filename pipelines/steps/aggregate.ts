@@ -65,13 +65,20 @@ export const aggregate = defineStep({
   summary: 'Windowed aggregation on event time: group, measure, emit per window.',
   description:
     'Places each record in windows by event time (`window.on`), groups by `groupBy` and computes `measures` ' +
-    '(`count()`, `count(x)` (non-null), `sum(x)`, `min(x)`, `max(x)`, `avg(x)`, `distinct(x)`). ' +
+    '(`count()`, `count(x)` (non-null), `sum(x)`, `min(x)`, `max(x)`, `avg(x)`, `distinct(x)`; and three ' +
+    'bounded-memory sketches: `approxDistinct(x)`, the number of distinct values by HyperLogLog (precision 14, ' +
+    '0.81% standard error); `topK(x, k)`, the k (default 10, at most 1000) most frequent values as a list of ' +
+    '`{ value, count }`, largest first, by Space-Saving with 4k counters (counts exact while the window has at most ' +
+    '4k distinct values, else upper bounds too high by at most n/(4k)); `quantile(x, q)` with q a literal in (0, 1), ' +
+    'or `quantiles(x, [q1, q2, ...])` for a list, the nearest-rank quantiles of the numbers x by a KLL sketch ' +
+    '(k = 200: exact up to 200 values, else rank error within 1.65%). Nulls are skipped by all but `count()`. ' +
     'The watermark is the smallest, over the partitions seen, of the largest event time minus ' +
     '`source.maxOutOfOrderness`; it moves after each batch. With `emit: onClose` a window emits one row when ' +
     'the watermark passes its end, and an updated row for each batch of late records within ' +
     '`allowedLateness` (pair with a ReplacingMergeTree or a compacted topic). With `emit: perBatch` each batch ' +
     'emits mergeable partial rows (count, sum, min, max, and the distinct values as a list) for the windows it ' +
-    'touched (pair with SummingMergeTree / AggregatingMergeTree; ClickHouse finishes the windows). Records ' +
+    'touched (pair with SummingMergeTree / AggregatingMergeTree; ClickHouse finishes the windows); `avg` and the ' +
+    'sketches need `emit: onClose`. Records ' +
     'later than `allowedLateness` go to the dead letters (`onLate: deadLetter`) or are dropped. ' +
     'Output fields: the group fields, `windowStart`, `windowEnd` (epoch ms) and the measures.',
   config: z.strictObject({
@@ -84,7 +91,7 @@ export const aggregate = defineStep({
       ),
     measures: z
       .record(identifier(), z.string().regex(MEASURE, MEASURE_MESSAGE))
-      .describe('Output field: `fn(expression)`.'),
+      .describe('Output field: `fn(expression)`, or `topK(x, k)`, `quantile(x, q)`, `quantiles(x, [q, ...])`.'),
     emit: z
       .enum(['onClose', 'perBatch'])
       .default('onClose')
@@ -107,6 +114,16 @@ export const aggregate = defineStep({
       emit: 'perBatch',
     },
     { window: { session: '30m' }, groupBy: ['customerId'], measures: { orders: 'count()', spent: 'sum(amount)' } },
+    {
+      window: { tumbling: '1h', on: 'at' },
+      groupBy: ['region'],
+      measures: {
+        customers: 'approxDistinct(customerId)',
+        bestSellers: 'topK(productId, 5)',
+        p99Latency: 'quantile(latencyMs, 0.99)',
+        latency: 'quantiles(latencyMs, [0.5, 0.9, 0.99])',
+      },
+    },
   ],
   stateful: true,
   idHint: (c) => slug(groupNames(c.groupBy).join('-') || 'all'),
@@ -189,6 +206,9 @@ export const aggregate = defineStep({
     let watermark = Number.NEGATIVE_INFINITY;
     let accs = new Map<string, Acc>();
     let sessions = new Map<string, Acc[]>();
+    /** Keys of windows (`<start>|<group>`) or session lists (`session|<group>`) changed since `changes()`. */
+    let changed: Set<string> | undefined;
+    let watermarkChanged = false;
 
     const late = (rc: RecordContext, out: Output, t: number) => {
       if (c.onLate === 'deadLetter') {
@@ -212,13 +232,43 @@ export const aggregate = defineStep({
       m: measures.map((x) => init(x.fn)),
       dirty: false,
       emitted: false,
+      applied: {},
     });
-    const add = (acc: Acc, vals: unknown[], rc: RecordContext) => {
+    /** False when the window already holds this record (state read back from a changelog, record replayed). */
+    const add = (acc: Acc, vals: unknown[], rc: RecordContext): boolean => {
+      const p = rc.record.partition;
+      const offset = Number(rc.record.offset);
+      if (offset <= (acc.applied[p] ?? -1)) return false;
+      acc.applied[p] = offset;
       for (let i = 0; i < measures.length; i++)
         acc.m[i] = step(measures[i]!.fn, acc.m[i], vals[i], measures[i]!.arg === undefined);
       acc.dirty = true;
       acc.rc = rc;
+      return true;
     };
+    const toEntry = (a: Acc) => ({
+      start: a.start,
+      end: a.end,
+      group: a.group,
+      measures: a.m.map((v, i) => measureToJson(measures[i]!.fn, v)),
+      emitted: a.emitted,
+      dirty: a.dirty,
+      applied: a.applied,
+    });
+    const fromEntry = (x: ReturnType<typeof toEntry>): Acc => ({
+      start: x.start,
+      end: x.end,
+      group: x.group,
+      gk: x.group.length === 1 ? String(x.group[0]) : x.group.map(String).join('\u0001'),
+      m: x.measures.map((v, i) => measureFromJson(measures[i]!.fn, v)),
+      dirty: x.dirty ?? false,
+      emitted: x.emitted,
+      applied: x.applied ?? {},
+      rc: {
+        record: { topic: '', partition: -1, offset: -1, key: null, value: null, timestamp: x.end },
+        time: x.end,
+      },
+    });
     const row = (acc: Acc): Vars => {
       const r: Vars = {};
       for (let i = 0; i < groups.length; i++) r[groups[i]!.name] = acc.group[i];
@@ -242,13 +292,18 @@ export const aggregate = defineStep({
           const list = sessions.get(gk) ?? [];
           let acc = newAcc(t, t + gap, group, gk, rc);
           const keep: Acc[] = [];
+          let merged = 0;
           for (const s of list) {
-            if (s.start <= t + gap && t < s.end) acc = mergeAcc(acc, s, measures);
-            else keep.push(s);
+            if (s.start <= t + gap && t < s.end) {
+              acc = mergeAcc(acc, s, measures);
+              merged++;
+            } else keep.push(s);
           }
-          add(acc, vals, rc);
+          // A replayed record some session already holds changes nothing.
+          if (!add(acc, vals, rc) && merged <= 1) return;
           keep.push(acc);
           sessions.set(gk, keep);
+          changed?.add(`session|${gk}`);
           return;
         }
         const first = Math.floor(t / every) * every;
@@ -260,11 +315,14 @@ export const aggregate = defineStep({
             acc = newAcc(s, s + size, group, gk, rc);
             accs.set(key, acc);
           }
-          add(acc, vals, rc);
+          if (add(acc, vals, rc)) changed?.add(key);
         }
       },
       advance(time, out) {
-        watermark = Math.max(watermark, time.watermark);
+        if (time.watermark > watermark && Number.isFinite(time.watermark)) {
+          watermark = time.watermark;
+          watermarkChanged = true;
+        }
         const all: Acc[] = gap > 0 ? [...sessions.values()].flat() : [...accs.values()];
         const due = all
           .filter((a) => a.dirty && (perBatch || time.final || a.end <= watermark))
@@ -274,53 +332,69 @@ export const aggregate = defineStep({
           a.emitted = true;
           out.emit(row(a), { record: a.rc.record, time: a.end - 1 });
           if (perBatch) a.m = measures.map((x) => init(x.fn));
+          changed?.add(gap > 0 ? `session|${a.gk}` : `${a.start}|${a.gk}`);
         }
         // Forget windows that can no longer change.
         const done = (a: Acc) => time.final || (perBatch && !a.dirty) || a.end + lateness <= watermark;
         if (gap > 0) {
           for (const [k, list] of sessions) {
             const rest = list.filter((a) => !done(a) || a.dirty);
+            if (rest.length === list.length) continue;
             if (rest.length === 0) sessions.delete(k);
             else sessions.set(k, rest);
+            changed?.add(`session|${k}`);
           }
-        } else for (const [k, a] of accs) if (done(a) && !a.dirty) accs.delete(k);
+        } else {
+          for (const [k, a] of accs) {
+            if (!done(a) || a.dirty) continue;
+            accs.delete(k);
+            changed?.add(k);
+          }
+        }
+      },
+      changes() {
+        if (!changed) {
+          changed = new Set();
+          return [];
+        }
+        const out: Array<[string, unknown]> = [];
+        for (const k of changed) {
+          if (k.startsWith('session|')) {
+            const list = sessions.get(k.slice('session|'.length));
+            out.push([k, list ? list.map(toEntry) : null]);
+          } else {
+            const a = accs.get(k);
+            out.push([k, a ? toEntry(a) : null]);
+          }
+        }
+        changed.clear();
+        if (watermarkChanged) out.push(['@watermark', watermark]);
+        watermarkChanged = false;
+        return out;
+      },
+      load(k, v) {
+        if (k === '@watermark') {
+          if (typeof v === 'number' && v > watermark) watermark = v;
+        } else if (k.startsWith('session|')) {
+          const gk = k.slice('session|'.length);
+          if (v === null) sessions.delete(gk);
+          else sessions.set(gk, (v as ReturnType<typeof toEntry>[]).map(fromEntry));
+        } else if (v === null) accs.delete(k);
+        else accs.set(k, fromEntry(v as ReturnType<typeof toEntry>));
       },
       snapshot: () => ({
         watermark,
-        windows: [...accs.values(), ...[...sessions.values()].flat()].map((a) => ({
-          start: a.start,
-          end: a.end,
-          group: a.group,
-          measures: a.m.map((v, i) => measureToJson(measures[i]!.fn, v)),
-          emitted: a.emitted,
-        })),
+        windows: [...accs.values(), ...[...sessions.values()].flat()].map(toEntry),
       }),
       restore(s) {
-        const snap = s as {
-          watermark: number;
-          windows: { start: number; end: number; group: unknown[]; measures: unknown[]; emitted: boolean }[];
-        };
+        const snap = s as { watermark: number; windows: ReturnType<typeof toEntry>[] };
         watermark = snap.watermark;
         accs = new Map();
         sessions = new Map();
         for (const x of snap.windows) {
-          const gk = x.group.length === 1 ? String(x.group[0]) : x.group.map(String).join('\u0001');
-          const m = x.measures.map((v, i) => measureFromJson(measures[i]!.fn, v));
-          const acc: Acc = {
-            start: x.start,
-            end: x.end,
-            group: x.group,
-            gk,
-            m,
-            dirty: false,
-            emitted: x.emitted,
-            rc: {
-              record: { topic: '', partition: -1, offset: -1, key: null, value: null, timestamp: x.end },
-              time: x.end,
-            },
-          };
-          if (gap > 0) sessions.set(gk, [...(sessions.get(gk) ?? []), acc]);
-          else accs.set(`${x.start}|${gk}`, acc);
+          const acc = fromEntry(x);
+          if (gap > 0) sessions.set(acc.gk, [...(sessions.get(acc.gk) ?? []), acc]);
+          else accs.set(`${x.start}|${acc.gk}`, acc);
         }
       },
     };
@@ -335,6 +409,8 @@ interface Acc {
   m: unknown[];
   dirty: boolean;
   emitted: boolean;
+  /** Per source partition, the offset of the last record added: a replayed record is not added twice. */
+  applied: Record<number, number>;
   rc: RecordContext;
 }
 
@@ -356,5 +432,14 @@ function groupEntries(g: string[] | Record<string, string>): [string | undefined
 
 function mergeAcc(a: Acc, b: Acc, measures: { fn: MeasureFn; arg?: CompiledExpression }[]): Acc {
   const m = measures.map((x, i) => merge(x.fn, a.m[i], b.m[i]));
-  return { ...a, start: Math.min(a.start, b.start), end: Math.max(a.end, b.end), m, emitted: a.emitted || b.emitted };
+  const applied = { ...a.applied };
+  for (const [p, o] of Object.entries(b.applied)) applied[Number(p)] = Math.max(applied[Number(p)] ?? -1, o);
+  return {
+    ...a,
+    start: Math.min(a.start, b.start),
+    end: Math.max(a.end, b.end),
+    m,
+    emitted: a.emitted || b.emitted,
+    applied,
+  };
 }
