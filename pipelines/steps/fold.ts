@@ -4,7 +4,16 @@ import { didYouMean } from '../topology/diagnostics.ts';
 import { expression, identifier } from '../topology/durations.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
 import { DYN, mergeTypes, nullable } from '../topology/types.ts';
+import { declaredFields } from './module.ts';
 import { defineStep, RejectedRecord, slug, type Vars } from './step.ts';
+
+/** A fold written in TypeScript: the state before the event (null for a new key) and the variables in, the new
+ * state out (null leaves the state as it was and emits nothing). Synchronous and pure. */
+export type FoldFunction = (
+  state: Readonly<Vars> | null,
+  vars: Readonly<Vars>,
+  ctx: { readonly time: number; readonly record: { topic: string; partition: number } },
+) => Vars | null | undefined;
 
 export const fold = defineStep({
   kind: 'fold',
@@ -14,19 +23,43 @@ export const fold = defineStep({
     'fields from CEL expressions that see the variables at this step (with `event` typed as that event type) ' +
     'and `state`, the state before this event (fields from `initial`, others null). The record that leaves ' +
     'the step is the new state (all its fields), emitted after every handled event. Records of types without ' +
-    'a handler are skipped (`onUnknown: skip`) or dead-lettered. State: the map of keys to states.',
-  config: z.strictObject({
-    key: expression('the entity the state belongs to (converted to a string)'),
-    by: expression('the handler name for a record').default('event.eventType'),
-    initial: z
-      .record(identifier(), expression('an initial value'))
-      .optional()
-      .describe('Initial state fields (constant expressions); other fields start as null.'),
-    on: z
-      .record(z.string(), z.record(identifier(), expression('the new value of the state field')))
-      .describe('Handlers by event type (the short Avro record name): state field -> expression.'),
-    onUnknown: z.enum(['skip', 'deadLetter']).default('skip').describe('What to do with a record no handler matches.'),
-  }),
+    'a handler are skipped (`onUnknown: skip`) or dead-lettered. When expressions are not enough, `reduce` names ' +
+    'a synchronous TypeScript function beside the topology, `(state, vars, { time, record }) => newState`, instead ' +
+    'of `on` (state is null for a new key; returning null leaves it unchanged), with `output` declaring the state ' +
+    'fields for later steps. State: the map of keys to states.',
+  config: z
+    .strictObject({
+      key: expression('the entity the state belongs to (converted to a string)'),
+      by: expression('the handler name for a record').default('event.eventType'),
+      initial: z
+        .record(identifier(), expression('an initial value'))
+        .optional()
+        .describe('Initial state fields (constant expressions); other fields start as null.'),
+      on: z
+        .record(z.string(), z.record(identifier(), expression('the new value of the state field')))
+        .optional()
+        .describe('Handlers by event type (the short Avro record name): state field -> expression.'),
+      reduce: z
+        .strictObject({
+          path: z
+            .string()
+            .regex(/\.(ts|js|mjs)$/, 'expected a .ts, .js or .mjs file')
+            .describe('File, relative to the topology.'),
+          export: z.string().default('default').describe('Name of the exported function.'),
+          output: z
+            .record(z.string(), z.string())
+            .describe('The state fields the function returns, with types (as for the `module` step).'),
+        })
+        .optional()
+        .describe('Instead of `on`: a TypeScript function (state, vars, ctx) => new state.'),
+      onUnknown: z
+        .enum(['skip', 'deadLetter'])
+        .default('skip')
+        .describe('What to do with a record no handler matches.'),
+    })
+    .refine((c) => (c.on === undefined) !== (c.reduce === undefined), {
+      message: 'a fold has either `on` (handlers by event type) or `reduce` (a TypeScript function)',
+    }),
   examples: [
     {
       key: 'event.data.orderId',
@@ -36,23 +69,36 @@ export const fold = defineStep({
         OrderShipped: { status: "'SHIPPED'", carrier: 'event.data.carrier' },
       },
     },
+    {
+      key: 'event.data.customerId',
+      reduce: {
+        path: './modules/customer-totals.ts',
+        export: 'customerTotals',
+        output: { customerId: 'string', orders: 'double', spent: 'double', lastOrderAt: 'double' },
+      },
+    },
   ],
   stateful: true,
   idHint: (c) => slug(c.key.split('.').pop() ?? 'state'),
+  moduleFile: (c) => (c.reduce ? { path: c.reduce.path, export: c.reduce.export, at: ['reduce', 'path'] } : undefined),
   check(c, ctx) {
     ctx.expr(c.key, ['key']);
+    if (c.reduce) {
+      ctx.file(c.reduce.path, ['reduce', 'path']);
+      return declaredFields(c.reduce.output, ctx, ['reduce', 'output']);
+    }
     ctx.expr(c.by, ['by']);
     const fields: Record<string, FieldType> = {};
     for (const [f, e] of Object.entries(c.initial ?? {})) fields[f] = ctx.expr(e, ['initial', f], { scope: {} }) ?? DYN;
     // Handlers read `state`, whose types come from the handlers: check them with state fields as dyn.
     const names = new Set(Object.keys(fields));
-    for (const h of Object.values(c.on)) for (const f of Object.keys(h)) names.add(f);
+    for (const h of Object.values(c.on ?? {})) for (const f of Object.keys(h)) names.add(f);
     const loose: Scope = {
       ...ctx.scope,
       state: { kind: 'record', name: 'State', fields: Object.fromEntries([...names].map((n) => [n, DYN])) },
     };
     const setBy = new Map<string, number>();
-    for (const [type, handler] of Object.entries(c.on)) {
+    for (const [type, handler] of Object.entries(c.on ?? {})) {
       const ev = ctx.eventTypes.get(type);
       if (ctx.eventTypes.size > 0 && !ev) {
         ctx.report(
@@ -85,16 +131,31 @@ export const fold = defineStep({
     const by = ctx.compile(c.by);
     const initial: Vars = {};
     const names = new Set<string>();
-    for (const h of Object.values(c.on)) for (const f of Object.keys(h)) names.add(f);
+    for (const h of Object.values(c.on ?? {})) for (const f of Object.keys(h)) names.add(f);
     for (const n of names) initial[n] = null;
     for (const [f, e] of Object.entries(c.initial ?? {})) initial[f] = ctx.compile(e).evaluate({});
     const handlers = new Map(
-      Object.entries(c.on).map(([type, h]) => [type, Object.entries(h).map(([f, e]) => [f, ctx.compile(e)] as const)]),
+      Object.entries(c.on ?? {}).map(([type, h]) => [
+        type,
+        Object.entries(h).map(([f, e]) => [f, ctx.compile(e)] as const),
+      ]),
     );
     let states = new Map<string, Vars>();
     let changed: Set<string> | undefined;
+    const reduce = c.reduce ? (ctx.module as unknown as FoldFunction) : undefined;
     return {
       process(vars, rc, out) {
+        if (reduce) {
+          const k = String(key.evaluate(vars));
+          const next = reduce(states.get(k) ?? null, vars, rc) as unknown;
+          if (next === null || next === undefined) return;
+          if (typeof next !== 'object' || typeof (next as Promise<unknown>).then === 'function')
+            throw new Error('a fold function must return the new state (an object) synchronously, or null');
+          states.set(k, next as Vars);
+          changed?.add(k);
+          out.emit({ ...(next as Vars) }, rc);
+          return;
+        }
         const type = String(by.evaluate(vars));
         const handler = handlers.get(type);
         if (!handler) {

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { Scope } from '../topology/types.ts';
 import { parseTypeName } from '../topology/types.ts';
-import { defineStep, slug, type Vars } from './step.ts';
+import { type CheckContext, defineStep, type RelPath, slug, type Vars } from './step.ts';
 
 export type ModuleFunction = (
   vars: Readonly<Vars>,
@@ -40,22 +40,10 @@ export const moduleStep = defineStep({
         .pop()!
         .replace(/\.\w+$/, '')}-${c.export}`,
     ),
+  moduleFile: (c) => ({ path: c.path, export: c.export, at: ['path'] }),
   check(c, ctx) {
     ctx.file(c.path, ['path']);
-    if (!c.output) return ctx.scope;
-    const out: Scope = {};
-    for (const [f, t] of Object.entries(c.output)) {
-      const parsed = parseTypeName(t);
-      if (!parsed)
-        ctx.report(
-          'schema-invalid-value',
-          `unknown type '${t}'`,
-          ['output', f],
-          'string, double, bool, bytes, timestamp, dyn, list<T>, map<T>, T?',
-        );
-      out[f] = parsed ?? { kind: 'dyn' };
-    }
-    return out;
+    return c.output ? declaredFields(c.output, ctx, ['output']) : ctx.scope;
   },
   create(_c, ctx) {
     const fn = ctx.module as unknown as ModuleFunction;
@@ -70,3 +58,20 @@ export const moduleStep = defineStep({
     };
   },
 });
+
+/** The variables a module declares it returns (`output: { field: type }`), checked. */
+export function declaredFields(output: Record<string, string>, ctx: CheckContext, at: RelPath): Scope {
+  const out: Scope = {};
+  for (const [f, t] of Object.entries(output)) {
+    const parsed = parseTypeName(t);
+    if (!parsed)
+      ctx.report(
+        'schema-invalid-value',
+        `unknown type '${t}'`,
+        [...at, f],
+        'string, double, bool, bytes, timestamp, dyn, list<T>, map<T>, T?',
+      );
+    out[f] = parsed ?? { kind: 'dyn' };
+  }
+  return out;
+}

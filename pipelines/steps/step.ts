@@ -120,6 +120,8 @@ export interface StepSpec<S extends z.ZodType = z.ZodType> {
   stateful: boolean;
   /** A readable, config-derived part of the step id (the id is `<kind>-<hint>` unless given). */
   idHint(config: z.output<S>): string;
+  /** The TypeScript file the step runs, if any: loaded before the plan is built, handed over as `module`. */
+  moduleFile?(config: z.output<S>): { path: string; export: string; at: RelPath } | undefined;
   /** Type flow: check the config against the input variables; the variables after this step. */
   check(config: z.output<S>, ctx: CheckContext): Scope;
   create(config: z.output<S>, ctx: BuildContext): Processor;

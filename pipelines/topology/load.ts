@@ -11,15 +11,15 @@ export interface LoadResult {
   plan?: Plan;
 }
 
-/** Validates a topology file and, when it has no errors, compiles it (loading its `module` steps). */
+/** Validates a topology file and, when it has no errors, compiles it (loading the modules its steps run). */
 export async function loadTopology(file: string, opts: CompileOptions = {}): Promise<LoadResult> {
   const { diagnostics, checked, source } = checkFile(file, opts);
   if (!checked || hasErrors(diagnostics)) return { diagnostics, ...(checked ? { checked } : {}) };
   const modules = new Map<number, (...a: never[]) => unknown>();
   for (const [i, step] of checked.steps.entries()) {
-    if (step.kind !== 'module') continue;
-    const c = step.config as { path: string; export: string };
-    const at = [...step.path, 'module', 'path'];
+    const c = step.spec.moduleFile?.(step.config as never);
+    if (!c) continue;
+    const at = [...step.path, step.kind, ...c.at];
     const problem = (code: 'ref-module-not-found' | 'ref-module-not-function', message: string) =>
       diagnostics.push((source as SourceFile).diagnostic(code, message, at));
     try {

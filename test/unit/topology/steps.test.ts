@@ -1,9 +1,10 @@
 // Step kinds through the same spec → factory path as production (a topology file, loaded and compiled),
 // driven by the offline driver; and every example in every spec is a valid config.
-import { readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { steps } from '../../../pipelines/steps/registry.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
+import { loadTopology } from '../../../pipelines/topology/load.ts';
 import { sinks } from '../../../pipelines/topology/sinks/registry.ts';
 import { writeTopology } from './helpers.ts';
 
@@ -191,6 +192,41 @@ describe('fold', () => {
       { n: 0, id: 'a' },
     ]);
   });
+  it('reduce: a TypeScript function folds instead of handlers (null leaves the state unchanged)', async () => {
+    const file = writeTopology(
+      jsonTopology(
+        '    - id: f\n      fold: { key: event.c, reduce: { path: ./modules/totals.ts, export: totals, output: { n: double, spent: double } } }\n    - map: { n: n, spent: spent }',
+      ),
+    );
+    writeFileSync(
+      join(dirname(file), 'modules', 'totals.ts'),
+      'export const totals = (s, v) => (v.event.skip ? null : { n: (s?.n ?? 0) + 1, spent: (s?.spent ?? 0) + v.event.v });\n',
+    );
+    const d = await TopologyTestDriver.load(file, { env: {} });
+    d.pipe([
+      ev(1, { c: 'a', v: 2 }),
+      ev(2, { c: 'b', v: 5 }),
+      ev(3, { c: 'a', v: 3 }),
+      ev(4, { c: 'a', v: 9, skip: true }),
+    ]);
+    expect(d.output('clickhouse:out')).toEqual([
+      { n: 1, spent: 2 },
+      { n: 1, spent: 5 },
+      { n: 2, spent: 5 },
+    ]);
+    expect(d.state('f')).toEqual({ a: { n: 2, spent: 5 }, b: { n: 1, spent: 5 } });
+  });
+
+  it('a fold has either handlers or a reduce function', async () => {
+    const r = await loadTopology(
+      writeTopology(
+        jsonTopology("    - fold: { key: event.c, on: { x: { n: '1' } }, reduce: { path: ./m.ts, output: {} } }"),
+      ),
+      { env: {} },
+    );
+    expect(r.diagnostics.map((x) => x.message).join('\n')).toMatch(/either `on`.*or `reduce`/);
+  });
+
   it('state survives a snapshot and a restore into a new plan', async () => {
     const a = await driver(folding);
     a.pipe([ev(1, { id: 'a', type: 'add', v: 2 })]);
