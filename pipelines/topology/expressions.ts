@@ -291,7 +291,11 @@ export class ExpressionChecker {
       try {
         env.registerVariable(name, celType(t));
       } catch {
-        env.registerVariable(name, 'dyn');
+        try {
+          env.registerVariable(name, 'dyn');
+        } catch {
+          // A name CEL keeps for itself (`type`, `int`...): the field flows on to sinks, expressions cannot name it.
+        }
       }
     }
     const entry = { env, named };

@@ -1,9 +1,14 @@
-// Worker throughput on the real stack: decode → filter/map → encode → produce (topologies/order-forward.yaml)
-// beside a bare consumer of the same client that only counts, on the same pre-produced topic, in the same run.
+// Worker throughput on the real stack, beside a bare consumer of the same client that only counts, on the same
+// pre-produced topic, in the same run. Two workloads:
+//   forward: decode → filter/map → encode → produce (topologies/order-forward.yaml);
+//   windows: decode → aggregate per order in 1000 s tumbling windows (10k live keys: one order starts every
+//            100 ms) → emit on close to a Kafka topic, with the state changelog written every batch.
 // Each run is its own process (peak RSS is per process), alternating bare and worker, fresh consumer groups.
-//   node test/bench/worker.bench.ts [orders=100000] [rounds=3]
+//   node test/bench/worker.bench.ts [orders=100000] [rounds=3] [forward|windows]
 // Prints per-run rates and peak RSS, then medians with min..max and the ratio worker/bare.
 import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
@@ -37,7 +42,39 @@ function counter(total: number) {
   };
 }
 
-async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>) {
+const SCHEMAS = ['OrderPlaced-v2', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'];
+const WINDOWS = `apiVersion: pipelines/v1
+kind: Topology
+metadata: { name: bench-windows }
+spec:
+  source:
+    topic: \${ORDERS_TOPIC}
+    group: bench-windows
+    value: { format: avro, subjects: TopicRecordName, schemas: [${SCHEMAS.map((s) => `schemas/${s}.avsc`).join(', ')}] }
+    eventTime: event.timestamp
+    maxOutOfOrderness: 5s
+  steps:
+    - id: per-order
+      aggregate:
+        window: { tumbling: 1000s, allowedLateness: 1m }
+        groupBy: { orderId: event.data.orderId }
+        measures: { events: count(), first: min(event.timestamp), last: max(event.timestamp) }
+  sinks:
+    - kafka: { topic: "\${TOTALS_TOPIC}", key: orderId, value: { format: json } }
+  errors: { deadLetter: "\${DLQ_TOPIC}" }
+`;
+
+/** The topology file of a workload (the windows one is written beside copies of the schemas). */
+function topologyFile(workload: string): string {
+  if (workload === 'forward') return 'topologies/order-forward.yaml';
+  const dir = join(process.env.PIPELINES_STATE ?? '.local', 'bench-fixtures', 'windows');
+  mkdirSync(join(dir, 'schemas'), { recursive: true });
+  for (const s of SCHEMAS) cpSync(join('topologies', 'schemas', `${s}.avsc`), join(dir, 'schemas', `${s}.avsc`));
+  writeFileSync(join(dir, 'bench-windows.yaml'), WINDOWS);
+  return join(dir, 'bench-windows.yaml');
+}
+
+async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>, file: string) {
   const c = counter(total);
   const conn = connectionsFrom(process.env).kafka;
   if (mode === 'bare') {
@@ -58,7 +95,7 @@ async function child(mode: 'bare' | 'worker', topic: string, total: number, env:
   }
   Object.assign(process.env, env);
   const running = await launchWorker({
-    file: 'topologies/order-forward.yaml',
+    file,
     flags: { group: `bench-worker-${Date.now()}` },
     log: quiet,
     observe: false,
@@ -72,25 +109,26 @@ async function child(mode: 'bare' | 'worker', topic: string, total: number, env:
 async function main() {
   const [, , first, ...rest] = process.argv;
   if (first === '--child') {
-    const [mode, topic, total, envJson] = rest;
-    const r = await child(mode as 'bare' | 'worker', topic!, Number(total), JSON.parse(envJson!));
+    const [mode, topic, total, envJson, file] = rest;
+    const r = await child(mode as 'bare' | 'worker', topic!, Number(total), JSON.parse(envJson!), file!);
     const out: RunResult = { ...r, rate: (r.records / r.ms) * 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     process.exit(0);
   }
   const orders = Number(first ?? 100_000);
   const rounds = Number(rest[0] ?? 3);
+  const file = topologyFile(rest[1] ?? 'forward');
   const topics = testTopics('bench');
   const env = { ...topics, TOTALS_TOPIC: `${topics.ORDERS_TOPIC}.totals` };
   await createTopics(topics);
   const total = await produceOrders(topics, orderLifecycleStream(orders, { seed: 5 }));
-  console.log(`topic ${topics.ORDERS_TOPIC}: ${total} events (${orders} order lifecycles), 3 partitions`);
+  console.log(`topic ${topics.ORDERS_TOPIC}: ${total} events (${orders} order lifecycles), 3 partitions; ${file}`);
   const results: Record<'bare' | 'worker', RunResult[]> = { bare: [], worker: [] };
   for (let i = 0; i < rounds; i++) {
     for (const mode of ['bare', 'worker'] as const) {
       const p = spawnSync(
         process.execPath,
-        [process.argv[1]!, '--child', mode, topics.ORDERS_TOPIC, String(total), JSON.stringify(env)],
+        [process.argv[1]!, '--child', mode, topics.ORDERS_TOPIC, String(total), JSON.stringify(env), file],
         {
           encoding: 'utf8',
           env: process.env,

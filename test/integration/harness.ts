@@ -1,7 +1,7 @@
 // Helpers for tests that run real workers: unique topics per test, seeded data on the broker, workers as
 // child processes (so they can be killed -9), and reading a topic back.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, AvroDecoder, RegistryClient } from '../../pipelines/codec/index.ts';
@@ -183,4 +183,55 @@ export function countBy<T>(items: readonly T[], key: (t: T) => string): Map<stri
   const m = new Map<string, number>();
   for (const t of items) m.set(key(t), (m.get(key(t)) ?? 0) + 1);
   return m;
+}
+
+export async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(w.log) && readFileSync(w.log, 'utf8').includes(text)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`worker log ${w.log} never said '${text}'`);
+}
+
+/**
+ * Kills the worker with SIGKILL once its group has committed at least `fraction` of the topic's records: a kill
+ * in mid-stream whatever the machine's speed. Returns the records committed when it was sent.
+ */
+export async function killWhenCommitted(
+  w: WorkerProcess,
+  group: string,
+  topic: string,
+  total: number,
+  fraction: number,
+): Promise<number> {
+  const { conn } = stack();
+  const admin = new KafkaJS.Kafka({
+    ...clientConfig(conn.kafka),
+    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
+  } as never).admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] }).catch(() => []);
+      const committed = (c?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+      if (committed >= total * fraction) {
+        w.child.kill('SIGKILL');
+        return committed;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`group ${group} never committed ${fraction * 100}% of ${topic}`);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Entries read back, per 'state restored from the changelog' line of a worker's log. */
+export function restoredEntries(w: WorkerProcess): number[] {
+  return readFileSync(w.log, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('state restored from the changelog'))
+    .map((l) => Number(/"entries":(\d+)/.exec(l)?.[1] ?? -1));
 }

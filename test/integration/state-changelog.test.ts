@@ -2,25 +2,26 @@
 // restarted, its state read back from the changelog topic; the last status of every order must equal a fold
 // computed here, independently, from the events produced. A second group replaying the topic from the start
 // must end with the very same states (event sourcing: state rebuilt from events).
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type OrderEvent, orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import {
   createTopics,
+  killWhenCommitted,
   produceOrders,
   readTopic,
+  restoredEntries,
   spawnWorker,
   stopWorkers,
   testTopics,
-  type WorkerProcess,
+  waitForLog,
 } from './harness.ts';
 
 jest.setTimeout(300_000);
 afterEach(stopWorkers);
 
 const TOPOLOGY = 'topologies/order-status.yaml';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Status {
   orderId: string;
@@ -88,23 +89,6 @@ async function lastStates(topic: string): Promise<Map<string, Status>> {
   return m;
 }
 
-async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (existsSync(w.log) && readFileSync(w.log, 'utf8').includes(text)) return;
-    await sleep(100);
-  }
-  throw new Error(`worker log ${w.log} never said '${text}'`);
-}
-
-/** Entries restored, per 'state restored' line of a worker log. */
-function restoredEntries(w: WorkerProcess): number[] {
-  return readFileSync(w.log, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('state restored from the changelog'))
-    .map((l) => Number(/"entries":(\d+)/.exec(l)?.[1] ?? -1));
-}
-
 function diff(got: Map<string, Status>, want: Map<string, Status>) {
   const wrong = [...want].filter(([k, v]) => JSON.stringify(got.get(k)) !== JSON.stringify(v));
   return { missing: [...want.keys()].filter((k) => !got.has(k)).length, wrong: wrong.length, sample: wrong[0] };
@@ -113,7 +97,7 @@ function diff(got: Map<string, Status>, want: Map<string, Status>) {
 test('order-status: kill -9 twice, restart from the changelog, then a replay from the start: every state as expected', async () => {
   const topics = testTopics('state');
   await createTopics(topics);
-  const events = [...orderLifecycleStream(25_000, { seed: 7 })];
+  const events = [...orderLifecycleStream(100_000, { seed: 7 })];
   // Redelivered events (a producer retry upstream): the dedupe drops them, across restarts too.
   const redelivered = events.filter((_, i) => i % 97 === 0);
   await produceOrders(topics, [...events, ...redelivered]);
@@ -122,12 +106,16 @@ test('order-status: kill -9 twice, restart from the changelog, then a replay fro
   const group = `state-${Date.now()}`;
   const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir };
 
-  for (const round of [1, 2]) {
+  const total = events.length + redelivered.length;
+  for (const [round, fraction] of [
+    [1, 0.3],
+    [2, 0.6],
+  ] as const) {
     const w = spawnWorker(TOPOLOGY, env, ['--group', group], `state-kill-${round}`);
     await waitForLog(w, 'partitions assigned');
-    await sleep(1500 + Math.random() * 1500);
-    w.child.kill('SIGKILL');
+    const committed = await killWhenCommitted(w, group, topics.ORDERS_TOPIC, total, fraction);
     expect(await w.exited).toBe(null);
+    expect(committed).toBeLessThan(total);
     if (round === 2) expect(Math.max(...restoredEntries(w))).toBeGreaterThan(0);
   }
   const done = spawnWorker(TOPOLOGY, env, ['--group', group, '--until-caught-up'], 'state-final');

@@ -1,7 +1,7 @@
 // The worker under faults, on the real stack: kill -9 in mid-stream, SIGTERM while busy, a second member
 // joining then leaving, a broker restart. Outputs are counted by key against what the input holds.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { type OrderPlaced, orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
@@ -16,7 +16,7 @@ import {
   stopWorkers,
   type TestTopics,
   testTopics,
-  type WorkerProcess,
+  waitForLog,
 } from './harness.ts';
 
 jest.setTimeout(300_000);
@@ -48,15 +48,6 @@ async function outputLines(topics: TestTopics, expect: number) {
     const v = r.value as { orderId: string; line: number };
     return `${v.orderId}/${v.line}`;
   });
-}
-
-async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (existsSync(w.log) && readFileSync(w.log, 'utf8').includes(text)) return;
-    await sleep(100);
-  }
-  throw new Error(`worker log ${w.log} never said '${text}'`);
 }
 
 async function committedOffsets(group: string, topic: string): Promise<Map<number, bigint>> {

@@ -65,6 +65,14 @@ describe('filter and map', () => {
   });
 });
 
+describe('names CEL keeps for itself', () => {
+  it('a field named `type` flows to the sinks (expressions cannot name it)', async () => {
+    const d = await driver('    - map: { type: event.k, n: event.n }\n    - filter: n > 1');
+    d.pipe([ev(1, { k: 'a', n: 1 }), ev(2, { k: 'b', n: 2 })]);
+    expect(d.output('clickhouse:out')).toEqual([{ type: 'b', n: 2 }]);
+  });
+});
+
 describe('aggregate', () => {
   it('tumbling windows close on the watermark, with every measure', async () => {
     const d = await driver(
