@@ -34,6 +34,8 @@ export interface BatchProcessor {
   process(records: InputRecord[], now: number): StepResult;
   /** Per 'topic/partition', the oldest offset still held by a step: nothing at or past it is committed. */
   heldOffsets?(): Record<string, number | bigint | string>;
+  /** The partition was assigned (before its first batch). */
+  assignPartition?(partition: number, now: number): void;
   /** The partition was revoked: drop what is held for it. */
   releasePartition?(partition: number): void;
 }
@@ -661,7 +663,10 @@ export class Worker {
       }
       const known = new Set(this.#assigned.map((tp) => tpKey(tp.topic, tp.partition)));
       this.#assigned.push(...partitions.filter((tp) => !known.has(tpKey(tp.topic, tp.partition))));
-      for (const tp of partitions) this.#holds.set(tpKey(tp.topic, tp.partition), ++this.#assignments);
+      for (const tp of partitions) {
+        this.#holds.set(tpKey(tp.topic, tp.partition), ++this.#assignments);
+        this.#o.processor.assignPartition?.(tp.partition, (this.#o.now ?? Date.now)());
+      }
       this.#o.events?.rebalance?.({ kind: 'assign', partitions });
       this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions assigned');
       return;

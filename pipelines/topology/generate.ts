@@ -191,8 +191,10 @@ driver and \`pipelines test\` run the same code in memory).
   and its offset not committed, until the row arrives or \`waitTimeout\` passes, then \`onTimeout\`).
 - **Event time and watermarks**: \`source.eventTime\` gives a record's time (default: the Kafka timestamp). Each
   partition's watermark is its largest event time less \`source.maxOutOfOrderness\`; the topology's is the
-  smallest over the partitions that are not idle (no record for \`source.idleTimeout\` of wall clock), so a quiet
-  partition does not hold windows open for ever.
+  smallest over the partitions the worker owns, a partition without records yet counting as the very start of
+  time (so a partition fetched first cannot push the watermark past records the others have not delivered),
+  except partitions idle for \`source.idleTimeout\` of wall clock (default 1m), so a quiet partition does not
+  hold windows open for ever.
 - **Windows** (\`aggregate\`): tumbling, hopping or session, per group. A window closes when the watermark passes
   its end; records up to \`allowedLateness\` after that still update it (an updated row is emitted), later ones
   go to the dead letters as \`LateEvent\` (or are dropped with \`onLate: drop\`) and are counted in

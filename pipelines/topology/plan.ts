@@ -162,6 +162,8 @@ export class Plan {
   readonly #idleTimeout: number | undefined;
   readonly #partitionMax = new Map<number, number>();
   readonly #partitionSeen = new Map<number, number>();
+  /** Partitions this worker owns (told by the worker): one without records yet holds the watermark back. */
+  readonly #assigned = new Set<number>();
   readonly #knownCtors = new Set<unknown>([Object, undefined]);
   #watermark = Number.NEGATIVE_INFINITY;
   #result!: BatchResult;
@@ -255,8 +257,18 @@ export class Plan {
     return this.#advance(now, true);
   }
 
+  /**
+   * A source partition was assigned: until its first record (or until it is idle) it holds the watermark back, so
+   * that a partition fetched first cannot push the watermark past records the others have not delivered yet.
+   */
+  assignPartition(partition: number, now: number): void {
+    this.#assigned.add(partition);
+    if (!this.#partitionSeen.has(partition)) this.#partitionSeen.set(partition, now);
+  }
+
   /** Stop tracking a source partition (revoked in a rebalance), so that it no longer holds the watermark back. */
   releasePartition(partition: number): void {
+    this.#assigned.delete(partition);
     this.#partitionMax.delete(partition);
     this.#partitionSeen.delete(partition);
   }
@@ -352,6 +364,11 @@ export class Plan {
       if (idle) continue;
       any = true;
       wm = Math.min(wm, max - this.#maxOutOfOrder);
+    }
+    for (const p of this.#assigned) {
+      if (this.#partitionMax.has(p)) continue;
+      const idle = this.#idleTimeout !== undefined && now - (this.#partitionSeen.get(p) ?? now) >= this.#idleTimeout;
+      if (!idle) wm = Number.NEGATIVE_INFINITY;
     }
     if (!any) wm = Number.NEGATIVE_INFINITY;
     if (wm > this.#watermark) this.#watermark = wm;

@@ -50,8 +50,10 @@ export const SourceSchema = z
       .prefault('0s')
       .describe('How far behind the newest event time of a partition an event may be and still count as on time.'),
     idleTimeout: duration()
-      .optional()
-      .describe('A partition without records for this long (wall clock) stops holding the watermark back.'),
+      .prefault('1m')
+      .describe(
+        'A partition without records for this long (wall clock) stops holding the watermark back, until its next record.',
+      ),
     start: z.enum(['earliest', 'latest']).default('earliest').describe('Where a new consumer group starts.'),
   })
   .describe('The topic this topology consumes.');

@@ -136,6 +136,18 @@ describe('Plan', () => {
     expect(plan.watermark).toBe(5000);
   });
 
+  it('an assigned partition without records holds the watermark back until it is idle', async () => {
+    const plan = await loadPlan(writeTopology(topology({ source: '    idleTimeout: 30s\n' })), { env: {} });
+    plan.assignPartition(0, 0);
+    plan.assignPartition(1, 0);
+    plan.process([{ ...rec(placed(), 0, 0), timestamp: 5000 }], 20_000);
+    expect(plan.watermark).toBe(Number.NEGATIVE_INFINITY);
+    plan.tick(29_000);
+    expect(plan.watermark).toBe(Number.NEGATIVE_INFINITY);
+    plan.tick(31_000); // partition 1: assigned 31 s ago, nothing yet: idle
+    expect(plan.watermark).toBe(5000);
+  });
+
   it('loadPlan throws a user-facing TopologyError listing every problem', async () => {
     const file = writeTopology(topology({ steps: '    - filtr: "true"\n    - mapp: {}' }));
     await expect(loadPlan(file, { env: {} })).rejects.toThrow(TopologyError);
