@@ -239,6 +239,10 @@ export class Worker {
 
   async #handleBatch({ batch }: KafkaJS.EachBatchPayload): Promise<void> {
     const o = this.#o;
+    // A macrotask turn per batch: when the client hands out queued batches back to back (a backlog), everything
+    // else would wait for the end of it: the flush timer (so commits), /healthz and /metrics.
+    await new Promise((r) => setImmediate(r));
+    if (this.#stopping || this.#failure) return;
     const { topic, partition } = batch;
     // pause() during a batch makes the client hand the same records out again after resume(): skip them.
     const next = this.#next.get(tpKey(topic, partition));

@@ -2,6 +2,7 @@
 // child processes (so they can be killed -9), and reading a topic back.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, AvroDecoder, RegistryClient } from '../../pipelines/codec/index.ts';
@@ -194,37 +195,44 @@ export async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_
   throw new Error(`worker log ${w.log} never said '${text}'`);
 }
 
+/** Records a worker has read so far, from its metrics endpoint (0 until it answers). */
+export async function recordsIn(port: number): Promise<number> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+    .then((r) => r.text())
+    .catch(() => '');
+  let n = 0;
+  for (const m of text.matchAll(/^pipelines_records_in_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+  return n;
+}
+
+/** A TCP port free on loopback now (for a worker's metrics endpoint). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /**
- * Kills the worker with SIGKILL once its group has committed at least `fraction` of the topic's records: a kill
- * in mid-stream whatever the machine's speed. Returns the records committed when it was sent.
+ * Kills the worker with SIGKILL once it has read `target` records (its records-in counter moves per batch;
+ * committed offsets move per flush, in jumps that can pass the end). The worker must run with `--metrics` on
+ * `port`. Returns the count read when the signal was sent.
  */
-export async function killWhenCommitted(
-  w: WorkerProcess,
-  group: string,
-  topic: string,
-  total: number,
-  fraction: number,
-): Promise<number> {
-  const { conn } = stack();
-  const admin = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never).admin();
-  await admin.connect();
-  try {
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] }).catch(() => []);
-      const committed = (c?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-      if (committed >= total * fraction) {
-        w.child.kill('SIGKILL');
-        return committed;
-      }
-      await new Promise((r) => setTimeout(r, 50));
+export async function killWhenRead(w: WorkerProcess, port: number, target: number): Promise<number> {
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const n = await recordsIn(port);
+    if (n >= target) {
+      w.child.kill('SIGKILL');
+      return n;
     }
-    throw new Error(`group ${group} never committed ${fraction * 100}% of ${topic}`);
-  } finally {
-    await admin.disconnect();
+    if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
+    if (Date.now() > deadline) throw new Error(`no progress to ${target} records, see ${w.log}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

@@ -3,15 +3,16 @@
 // until caught up. Then every read model, read as the README documents it, must equal SQL over the raw events
 // loaded into the same embedded ClickHouse: no missing row, nothing counted twice.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { customerSnapshots, type OrderEvent, orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
 import {
   createTopics,
+  freePort,
   produceOrders,
   produceSnapshots,
+  recordsIn,
   spawnWorker,
   stopWorkers,
   testTopics,
@@ -48,27 +49,6 @@ async function waitForLog(w: WorkerProcess, text: string, timeoutMs = 60_000): P
     await sleep(50);
   }
   throw new Error(`worker log ${w.log} never said '${text}'`);
-}
-
-/** Records the worker has read so far (0 until its metrics endpoint answers). */
-async function recordsIn(port: number): Promise<number> {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`)
-    .then((r) => r.text())
-    .catch(() => '');
-  let n = 0;
-  for (const m of text.matchAll(/^pipelines_records_in_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
-  return n;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 let dir: string;
