@@ -53,3 +53,18 @@ export const placed = (over: Record<string, unknown> = {}, data: Record<string, 
   },
   ...over,
 });
+
+/** A topology on a JSON topic (no schemas: `event` is dynamic), with the given steps, to one ClickHouse sink. */
+export function jsonTopology(stepsYaml: string, extra = ''): string {
+  return `apiVersion: pipelines/v1
+kind: Topology
+metadata: { name: t }
+spec:
+  source: { topic: in, group: t, value: { format: json }, eventTime: event.t }
+  steps:
+${stepsYaml}
+  sinks:
+    - clickhouse: { table: out }
+  errors: { deadLetter: dlq }
+${extra}`;
+}

@@ -5,21 +5,7 @@
 import fc from 'fast-check';
 import { decodeValue, encodeValue } from '../../../pipelines/state/changelog.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
-import { writeTopology } from './helpers.ts';
-
-function jsonTopology(stepsYaml: string): string {
-  return `apiVersion: pipelines/v1
-kind: Topology
-metadata: { name: t }
-spec:
-  source: { topic: in, group: t, value: { format: json }, eventTime: event.t }
-  steps:
-${stepsYaml}
-  sinks:
-    - clickhouse: { table: out }
-  errors: { deadLetter: dlq }
-`;
-}
+import { jsonTopology, writeTopology } from './helpers.ts';
 
 const load = (steps: string) => TopologyTestDriver.load(writeTopology(jsonTopology(steps)), { env: {} });
 

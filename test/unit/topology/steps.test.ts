@@ -6,22 +6,7 @@ import { steps } from '../../../pipelines/steps/registry.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
 import { loadTopology } from '../../../pipelines/topology/load.ts';
 import { sinks } from '../../../pipelines/topology/sinks/registry.ts';
-import { writeTopology } from './helpers.ts';
-
-/** A topology on a JSON topic (no schemas: `event` is dynamic), with the given steps, to one ClickHouse sink. */
-function jsonTopology(stepsYaml: string, extra = ''): string {
-  return `apiVersion: pipelines/v1
-kind: Topology
-metadata: { name: t }
-spec:
-  source: { topic: in, group: t, value: { format: json }, eventTime: event.t }
-  steps:
-${stepsYaml}
-  sinks:
-    - clickhouse: { table: out }
-  errors: { deadLetter: dlq }
-${extra}`;
-}
+import { jsonTopology, writeTopology } from './helpers.ts';
 
 const driver = (stepsYaml: string, extra = '') =>
   TopologyTestDriver.load(writeTopology(jsonTopology(stepsYaml, extra)), { env: {} });
