@@ -72,10 +72,12 @@ export const aggregate = defineStep({
     '4k distinct values, else upper bounds too high by at most n/(4k)); `quantile(x, q)` with q a literal in (0, 1), ' +
     'or `quantiles(x, [q1, q2, ...])` for a list, the nearest-rank quantiles of the numbers x by a KLL sketch ' +
     '(k = 200: exact up to 200 values, else rank error within 1.65%). Nulls are skipped by all but `count()`. ' +
-    'The watermark is the smallest, over the partitions seen, of the largest event time minus ' +
+    'The watermark is the smallest, over the source partitions, of the largest event time minus ' +
     '`source.maxOutOfOrderness`; it moves after each batch. With `emit: onClose` a window emits one row when ' +
     'the watermark passes its end, and an updated row for each batch of late records within ' +
-    '`allowedLateness` (pair with a ReplacingMergeTree or a compacted topic). With `emit: perBatch` each batch ' +
+    '`allowedLateness` (pair with a ReplacingMergeTree or a compacted topic). With `emit: onUpdate` each batch ' +
+    'emits the current value of every window it changed, open or closed (a live view: the last row per window ' +
+    'is its result). With `emit: perBatch` each batch ' +
     'emits mergeable partial rows (count, sum, min, max, and the distinct values as a list) for the windows it ' +
     'touched (pair with SummingMergeTree / AggregatingMergeTree; ClickHouse finishes the windows); `avg` and the ' +
     'sketches need `emit: onClose`. Records ' +
@@ -93,9 +95,9 @@ export const aggregate = defineStep({
       .record(identifier(), z.string().regex(MEASURE, MEASURE_MESSAGE))
       .describe('Output field: `fn(expression)`, or `topK(x, k)`, `quantile(x, q)`, `quantiles(x, [q, ...])`.'),
     emit: z
-      .enum(['onClose', 'perBatch'])
+      .enum(['onClose', 'onUpdate', 'perBatch'])
       .default('onClose')
-      .describe('Final rows per window, or partial rows per batch.'),
+      .describe('Final rows per window, current rows per batch that changed them, or partial rows per batch.'),
     onLate: z
       .enum(['deadLetter', 'drop'])
       .default('deadLetter')
@@ -203,6 +205,7 @@ export const aggregate = defineStep({
     const gap = w.session ?? 0;
     const lateness = w.allowedLateness;
     const perBatch = c.emit === 'perBatch';
+    const onUpdate = c.emit === 'onUpdate';
     let watermark = Number.NEGATIVE_INFINITY;
     let accs = new Map<string, Acc>();
     let sessions = new Map<string, Acc[]>();
@@ -325,7 +328,7 @@ export const aggregate = defineStep({
         }
         const all: Acc[] = gap > 0 ? [...sessions.values()].flat() : [...accs.values()];
         const due = all
-          .filter((a) => a.dirty && (perBatch || time.final || a.end <= watermark))
+          .filter((a) => a.dirty && (perBatch || onUpdate || time.final || a.end <= watermark))
           .sort((a, b) => a.end - b.end || (a.gk < b.gk ? -1 : a.gk > b.gk ? 1 : 0));
         for (const a of due) {
           a.dirty = false;

@@ -101,6 +101,21 @@ describe('aggregate', () => {
     ]);
   });
 
+  it('onUpdate emits the running value of each window a batch changed, open or not', async () => {
+    const d = await driver(
+      '    - id: a\n      aggregate: { window: { tumbling: 10s, allowedLateness: 1m }, measures: { n: count() }, emit: onUpdate }',
+    );
+    d.pipe([ev(1000), ev(2000)]);
+    d.pipe([ev(3000), ev(12_000)]);
+    d.pipe([ev(4000)]); // late but within the allowed lateness: window 0 again
+    expect(d.output('clickhouse:out')).toEqual([
+      { windowStart: 0, windowEnd: 10_000, n: 2 },
+      { windowStart: 0, windowEnd: 10_000, n: 3 },
+      { windowStart: 10_000, windowEnd: 20_000, n: 1 },
+      { windowStart: 0, windowEnd: 10_000, n: 4 },
+    ]);
+  });
+
   it('perBatch emits mergeable partials, distinct as the list of values', async () => {
     const d = await driver(
       '    - id: a\n      aggregate: { window: { tumbling: 1m }, measures: { n: count(), u: distinct(event.u) }, emit: perBatch }',
