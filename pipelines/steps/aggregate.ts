@@ -236,13 +236,19 @@ export const aggregate = defineStep({
       dirty: false,
       emitted: false,
       applied: {},
+      appliedIn: -1,
     });
+    /** Batches seen (advance ends each): a record fanned out by an earlier step adds once per item. */
+    let batch = 0;
     /** False when the window already holds this record (state read back from a changelog, record replayed). */
     const add = (acc: Acc, vals: unknown[], rc: RecordContext): boolean => {
       const p = rc.record.partition;
       const offset = Number(rc.record.offset);
-      if (offset <= (acc.applied[p] ?? -1)) return false;
+      const last = acc.applied[p] ?? -1;
+      // The same offset again within the batch is another item of one record (a module or explode step).
+      if (offset < last || (offset === last && acc.appliedIn !== batch)) return false;
       acc.applied[p] = offset;
+      acc.appliedIn = batch;
       for (let i = 0; i < measures.length; i++)
         acc.m[i] = step(measures[i]!.fn, acc.m[i], vals[i], measures[i]!.arg === undefined);
       acc.dirty = true;
@@ -267,6 +273,7 @@ export const aggregate = defineStep({
       dirty: x.dirty ?? false,
       emitted: x.emitted,
       applied: x.applied ?? {},
+      appliedIn: -1,
       rc: {
         record: { topic: '', partition: -1, offset: -1, key: null, value: null, timestamp: x.end },
         time: x.end,
@@ -322,6 +329,7 @@ export const aggregate = defineStep({
         }
       },
       advance(time, out) {
+        batch++;
         if (time.watermark > watermark && Number.isFinite(time.watermark)) {
           watermark = time.watermark;
           watermarkChanged = true;
@@ -414,6 +422,8 @@ interface Acc {
   emitted: boolean;
   /** Per source partition, the offset of the last record added: a replayed record is not added twice. */
   applied: Record<number, number>;
+  /** The batch that added it (not kept in the changelog: a record read back is from an earlier batch). */
+  appliedIn: number;
   rc: RecordContext;
 }
 
@@ -439,6 +449,7 @@ function mergeAcc(a: Acc, b: Acc, measures: { fn: MeasureFn; arg?: CompiledExpre
   for (const [p, o] of Object.entries(b.applied)) applied[Number(p)] = Math.max(applied[Number(p)] ?? -1, o);
   return {
     ...a,
+    appliedIn: Math.max(a.appliedIn, b.appliedIn),
     start: Math.min(a.start, b.start),
     end: Math.max(a.end, b.end),
     m,
