@@ -9,12 +9,13 @@ const TRANSIENT = new Set([
   'KafkaJSGroupCoordinatorNotAvailableError',
 ]);
 
-/** librdkafka codes that mean "the broker was away for a while", not "the data is wrong". */
+/** librdkafka codes that mean "the broker was away or slow for a while", not "the data is wrong". */
 const TRANSIENT_CODES = new Set([
   -192, // ERR__MSG_TIMED_OUT: not delivered within message.timeout.ms (sent again; in a transaction, aborted first)
   -195, // ERR__TRANSPORT
   -185, // ERR__TIMED_OUT
   -187, // ERR__ALL_BROKERS_DOWN
+  -184, // ERR__QUEUE_FULL: the producer's queue is full while the broker is slow (what was queued is sent again)
   14, // COORDINATOR_LOAD_IN_PROGRESS
   15, // COORDINATOR_NOT_AVAILABLE
   16, // NOT_COORDINATOR (the coordinator moved, e.g. a broker restarted)

@@ -106,6 +106,10 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       const config = {
         'linger.ms': 5,
         'compression.type': 'lz4',
+        // A flush hands the client everything a sink buffered (up to the worker's maxBufferedRows) while the
+        // previous one may still be in its queue when the broker is slow: librdkafka's default of 100,000
+        // messages would refuse it (Queue full). Memory stays bounded by the worker's buffers, not by this.
+        'queue.buffering.max.messages': 1_000_000,
         ...(transactional
           ? {
               'transactional.id': `pipelines-${plan.name}-${o.flags?.group ?? spec.source.group}-${hostname()}-${process.pid}`,
