@@ -1,10 +1,15 @@
 // Opens ClickHouse through the official client: a server URL in production, or the embedded
 // engine (chdb) as the default, with its data in a git-ignored folder. The password is never logged.
 
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+import type { createChdbConnection } from 'chdb/connection';
 import { ClickHouseSinkError } from './errors.ts';
+
+// The embedded engine is a large native library (about 170 MB of RSS and a second of start-up once loaded):
+// loaded when an embedded connection is opened, not by every worker that merely imports the sinks.
+const requireHere = createRequire(import.meta.url);
 
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
@@ -108,7 +113,8 @@ export function openClickHouse(config: ClickHouseConfig): ClickHouse {
   }
   let connection: ReturnType<typeof createChdbConnection>;
   try {
-    connection = createChdbConnection({ path: config.path });
+    const chdb = requireHere('chdb/connection') as { createChdbConnection: typeof createChdbConnection };
+    connection = chdb.createChdbConnection({ path: config.path });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (/only one active data directory/i.test(message)) {
