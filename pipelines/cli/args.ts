@@ -1,5 +1,12 @@
 // Small helpers shared by the subcommands: options and user-facing errors.
 
+/** A subcommand of `pipelines`, as listed in commands.ts. */
+export interface Command {
+  summary: string;
+  /** Resolves to the process exit code. */
+  run(args: string[]): Promise<number>;
+}
+
 export function usage(text: string): Error {
   return Object.assign(new Error(`usage: pipelines ${text}`), { userFacing: true });
 }

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
 import { applyTablePlan, planTopologyTables, type TablePlan, topologyTables } from '../sinks/clickhouse/schema.ts';
 import { loadPlan } from '../topology/load.ts';
-import type { Command } from './commands.ts';
+import type { Command } from './args.ts';
 
 const usage = `usage: pipelines clickhouse plan <topology.yaml> [--into <suffix>] [--allow-destructive]
        pipelines clickhouse apply <topology.yaml> [--into <suffix>] [--allow-destructive]

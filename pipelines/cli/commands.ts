@@ -1,4 +1,5 @@
 // The literal list of subcommands: adding one means adding a line here.
+import type { Command } from './args.ts';
 import { clickhouse } from './clickhouse.ts';
 import { demo } from './demo.ts';
 import { dlq } from './dlq.ts';
@@ -10,12 +11,6 @@ import { statusCommand } from './status.ts';
 import { test } from './test.ts';
 import { topics } from './topics.ts';
 import { validate } from './validate.ts';
-
-export interface Command {
-  summary: string;
-  /** Resolves to the process exit code. */
-  run(args: string[]): Promise<number>;
-}
 
 export const commands: Record<string, Command> = {
   demo,

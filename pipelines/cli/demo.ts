@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { runOrderSlice } from '../demo/order-slice.ts';
 import { orderPlacedStream } from '../loadgen/orders.ts';
 import { clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
-import type { Command } from './commands.ts';
+import type { Command } from './args.ts';
 
 export const demo: Command = {
   summary: 'generate an order stream, run it through Kafka into embedded ClickHouse, print what landed',

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { RegistryClient } from '../codec/index.ts';
 import { connectionsFrom } from '../kafka/connection.ts';
 import { inspectDeadLetters, redriveDeadLetters } from '../runtime/dead-letters.ts';
-import type { Command } from './commands.ts';
+import type { Command } from './args.ts';
 
 const usage = `usage: pipelines dlq inspect <topic> [--limit N] [--json]
        pipelines dlq redrive <topic> [--to <topic>] [--step <step id>]

@@ -13,8 +13,8 @@ import { OFFSETS_TABLE } from '../sinks/clickhouse/offsets.ts';
 import { type SinkTableSpec, topologyTables } from '../sinks/clickhouse/schema.ts';
 import type { Ack, SourceRange } from '../sinks/sink.ts';
 import { loadPlan } from '../topology/load.ts';
+import type { Command } from './args.ts';
 import { userError } from './args.ts';
-import type { Command } from './commands.ts';
 
 const usage = `usage: pipelines replay <topology.yaml> --into <suffix> [--swap] [--group <live group>]
   rebuilds every ClickHouse table of the topology as <table>_<suffix> from the earliest offsets;
