@@ -67,8 +67,11 @@ export async function runWorker(args: string[]): Promise<number> {
           ends ??= await endOffsets(conn, topic);
           // Through the worker's own consumer: an admin client's offset fetch crashes librdkafka 2.15 (SIGSEGV,
           // a null group handle on NOT_COORDINATOR) while the group coordinator moves, e.g. a broker restart.
-          const at = await running!.worker.consumer.committed(
-            [...ends.keys()].map((partition) => ({ topic, partition })),
+          // Bounded: a fetch that never answers (seen once, in a rebalance) must not end the checking for good.
+          const at = await withTimeout(
+            running!.worker.consumer.committed([...ends.keys()].map((partition) => ({ topic, partition }))),
+            10_000,
+            'the committed offsets did not come within 10 s',
           );
           const committed = new Map(at.map((c) => [c.partition, BigInt(c.offset ?? -1)]));
           if (caughtUp(committed, ends)) void stop('caught up');
@@ -107,4 +110,14 @@ export async function runWorker(args: string[]): Promise<number> {
     if (process.stdout.isTTY) process.stdout.write('\n');
     log.flush();
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
