@@ -34,9 +34,13 @@ export interface StatefulPlan {
   restorePartitionTime(partition: number, time: number): void;
 }
 
-/** The changelog topic of a topology run by a consumer group (state belongs to the group's offsets). */
+/**
+ * The changelog topic of a topology run by a consumer group on its source topic: state belongs with the group's
+ * offsets, which are per topic (the same group on another topic must not read this state back).
+ */
 export function changelogTopic(t: Topology, group?: string): string {
-  return t.spec.state.topic ?? `${group ?? t.spec.source.group}.state`;
+  const name = `${group ?? t.spec.source.group}.${t.spec.source.topic}.state`;
+  return t.spec.state.topic ?? name.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 /** The changelog's topic spec: compacted, partitions, replicas and min in-sync as the source declares. */

@@ -205,11 +205,13 @@ driver and \`pipelines test\` run the same code in memory).
   \`module\` step when the logic outgrows expressions); replaying the topic from the start rebuilds the same state.
 - **Dedupe** (\`dedupe\`): a key seen within \`horizon\` of event time is dropped; use the event's id.
 - **Where state lives**: with \`spec.state.changelog\` (the default) the worker writes the entries each batch
-  changed to a compacted changelog topic (\`<group>.state\`, as many partitions as the source, created if
+  changed to a compacted changelog topic (\`<group>.<source topic>.state\`, as many partitions as the source, created if
   missing), after the batch's outputs are durable and before its offset is committed (in the same transaction
   with \`exactlyOnce\`). A worker given a partition (start, restart after kill -9, rebalance) reads that
   changelog partition back before its first record, and skips the records whose effects the state already holds:
-  a window never counts a record twice, a fold never applies an event twice.
+  a window never counts a record twice, a fold never applies an event twice. The state remembers what it applied:
+  to process a topic again from the start, use a new group (\`--group\`), or delete the changelog topic along
+  with the group's offsets (resetting only the offsets would skip the records the state already holds).
 - **Order**: one partition is processed in order, so everything about one key (one order) is seen in the order it
   was produced when the source is keyed by it (\`orderId\`). Across partitions there is no order: a window that
   groups records of several partitions sees them interleaved (its result does not depend on it), and a fold or
@@ -234,7 +236,7 @@ spec:
           OrderShipped: { orderId: event.data.orderId, status: "'SHIPPED'", carrier: event.data.carrier }
   sinks:
     - kafka: { topic: orders.status, key: orderId, value: { format: json } }
-  state: { changelog: true }          # the default; topic order-status.state
+  state: { changelog: true }          # the default; topic order-status.orders.events.state
 \`\`\`
 `);
   out.push('## The file\n');

@@ -108,7 +108,7 @@ export const StateSchema = z
       .min(1)
       .optional()
       .describe(
-        'The changelog topic (default `<source.group>.state`); created by the worker and by `topics apply` ' +
+        'The changelog topic (default `<group>.<source topic>.state`); created by the worker and by `topics apply` ' +
           '(compacted, as many partitions as the source).',
       ),
   })
