@@ -45,6 +45,7 @@ spec:
         topic: \${OUT_TOPIC}
         key: "eventType + '@' + string(int(windowStart))"
         value: { format: json }
+        exactlyOnce: \${EXACTLY_ONCE:-false}
   errors: { deadLetter: "\${DLQ_TOPIC}" }
 `;
 
@@ -56,62 +57,73 @@ function fixture(): string {
   return join(dir, 'order-minutes.yaml');
 }
 
-test('windows to Kafka: kill -9 twice, restart from the changelog, every closed window as counted; a late event dead-lettered', async () => {
-  const topics = testTopics('minutes');
-  await createTopics(topics);
-  const events = [...orderLifecycleStream(100_000, { seed: 11 })];
-  const last = events.reduce((m, e) => Math.max(m, e.timestamp), 0);
-  // Events far ahead on every partition move the watermark past the last real minute, so it closes.
-  const ticks: OrderEvent[] = Array.from({ length: 30 }, (_, i) => ({
-    eventId: `tick-${i}`,
-    eventType: 'OrderCancelled',
-    timestamp: last + 10 * MINUTE,
-    data: { orderId: `TICK-${i}`, reason: 'tick' },
-  }));
-  await produceOrders(topics, [...events, ...ticks]);
+test.each([
+  ['at least once', 'false'],
+  ['exactly once (state in the transaction)', 'true'],
+])(
+  'windows to Kafka, %s: kill -9 twice, restart from the changelog, every closed window as counted; a late event dead-lettered',
+  async (_mode, exactlyOnce) => {
+    const topics = testTopics('minutes');
+    await createTopics(topics);
+    const events = [...orderLifecycleStream(100_000, { seed: 11 })];
+    const last = events.reduce((m, e) => Math.max(m, e.timestamp), 0);
+    // Events far ahead on every partition move the watermark past the last real minute, so it closes.
+    const ticks: OrderEvent[] = Array.from({ length: 30 }, (_, i) => ({
+      eventId: `tick-${i}`,
+      eventType: 'OrderCancelled',
+      timestamp: last + 10 * MINUTE,
+      data: { orderId: `TICK-${i}`, reason: 'tick' },
+    }));
+    await produceOrders(topics, [...events, ...ticks]);
 
-  const want = new Map<string, { events: number; orders: Set<string> }>();
-  for (const e of events) {
-    const k = `${e.eventType}@${Math.floor(e.timestamp / MINUTE) * MINUTE}`;
-    const w = want.get(k) ?? { events: 0, orders: new Set<string>() };
-    w.events++;
-    w.orders.add(e.data.orderId);
-    want.set(k, w);
-  }
+    const want = new Map<string, { events: number; orders: Set<string> }>();
+    for (const e of events) {
+      const k = `${e.eventType}@${Math.floor(e.timestamp / MINUTE) * MINUTE}`;
+      const w = want.get(k) ?? { events: 0, orders: new Set<string>() };
+      w.events++;
+      w.orders.add(e.data.orderId);
+      want.set(k, w);
+    }
 
-  const file = fixture();
-  const env = { ...topics, GROUP: `minutes-${Date.now()}`, OUT_TOPIC: topics.ENRICHED_TOPIC };
-  const total = events.length + ticks.length;
-  for (const [round, fraction] of [
-    [1, 0.3],
-    [2, 0.6],
-  ] as const) {
-    const port = await freePort();
-    const w = spawnWorker(file, env, ['--metrics', `127.0.0.1:${port}`], `minutes-kill-${round}`);
-    await waitForLog(w, 'partitions assigned');
-    expect(await killWhenRead(w, port, total * fraction)).toBeLessThan(total);
-    expect(await w.exited).toBe(null);
-  }
-  const done = spawnWorker(file, env, ['--until-caught-up'], 'minutes-final');
-  expect(await done.exited).toBe(0);
-  expect(Math.max(...restoredEntries(done))).toBeGreaterThan(0);
+    const file = fixture();
+    const env = {
+      ...topics,
+      GROUP: `minutes-${Date.now()}`,
+      OUT_TOPIC: topics.ENRICHED_TOPIC,
+      EXACTLY_ONCE: exactlyOnce,
+    };
+    const total = events.length + ticks.length;
+    for (const [round, fraction] of [
+      [1, 0.3],
+      [2, 0.6],
+    ] as const) {
+      const port = await freePort();
+      const w = spawnWorker(file, env, ['--metrics', `127.0.0.1:${port}`], `minutes-kill-${round}`);
+      await waitForLog(w, 'partitions assigned');
+      expect(await killWhenRead(w, port, total * fraction)).toBeLessThan(total);
+      expect(await w.exited).toBe(null);
+    }
+    const done = spawnWorker(file, env, ['--until-caught-up'], 'minutes-final');
+    expect(await done.exited).toBe(0);
+    expect(Math.max(...restoredEntries(done))).toBeGreaterThan(0);
 
-  const rows = await readTopic(topics.ENRICHED_TOPIC, { idleMs: 6000, decode: 'raw' });
-  const got = new Map<string, { events: number; orders: number }>();
-  for (const r of rows) got.set(r.key!, JSON.parse((r.value as Buffer).toString()));
-  const wrong = [...want].filter(([k, w]) => got.get(k)?.events !== w.events || got.get(k)?.orders !== w.orders.size);
-  expect({ windows: want.size, wrong: wrong.length, sample: wrong[0]?.[0] }).toEqual({
-    windows: want.size,
-    wrong: 0,
-    sample: undefined,
-  });
-  expect(got.size).toBe(want.size); // the tick minute is still open: nothing else was emitted
+    const rows = await readTopic(topics.ENRICHED_TOPIC, { idleMs: 6000, decode: 'raw' });
+    const got = new Map<string, { events: number; orders: number }>();
+    for (const r of rows) got.set(r.key!, JSON.parse((r.value as Buffer).toString()));
+    const wrong = [...want].filter(([k, w]) => got.get(k)?.events !== w.events || got.get(k)?.orders !== w.orders.size);
+    expect({ windows: want.size, wrong: wrong.length, sample: wrong[0]?.[0] }).toEqual({
+      windows: want.size,
+      wrong: 0,
+      sample: undefined,
+    });
+    expect(got.size).toBe(want.size); // the tick minute is still open: nothing else was emitted
 
-  // A record behind the watermark by more than the allowed lateness: to the dead letters, counted nowhere.
-  const late: OrderEvent = { ...events[0]!, eventId: 'late-1' } as OrderEvent;
-  await produceOrders(topics, [late]);
-  const again = spawnWorker(file, env, ['--until-caught-up'], 'minutes-late');
-  expect(await again.exited).toBe(0);
-  const dead = await readTopic(topics.DLQ_TOPIC, { expect: 1, idleMs: 6000, decode: 'raw' });
-  expect(dead.map((d) => d.headers['pipelines.dlq.errorClass'])).toEqual(['LateEvent']);
-});
+    // A record behind the watermark by more than the allowed lateness: to the dead letters, counted nowhere.
+    const late: OrderEvent = { ...events[0]!, eventId: 'late-1' } as OrderEvent;
+    await produceOrders(topics, [late]);
+    const again = spawnWorker(file, env, ['--until-caught-up'], 'minutes-late');
+    expect(await again.exited).toBe(0);
+    const dead = await readTopic(topics.DLQ_TOPIC, { expect: 1, idleMs: 6000, decode: 'raw' });
+    expect(dead.map((d) => d.headers['pipelines.dlq.errorClass'])).toEqual(['LateEvent']);
+  },
+);
