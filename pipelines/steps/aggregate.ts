@@ -211,6 +211,11 @@ export const aggregate = defineStep({
     let sessions = new Map<string, Acc[]>();
     /** Keys of windows (`<start>|<group>`) or session lists (`session|<group>`) changed since `changes()`. */
     let changed: Set<string> | undefined;
+    // Partial rows leave nothing behind a batch (every window it touched is emitted, reset and dropped): only the
+    // watermark is state worth keeping.
+    const windowChanged = (key: string) => {
+      if (!perBatch) changed?.add(key);
+    };
     let watermarkChanged = false;
 
     const late = (rc: RecordContext, out: Output, t: number) => {
@@ -325,7 +330,7 @@ export const aggregate = defineStep({
             acc = newAcc(s, s + size, group, gk, rc);
             accs.set(key, acc);
           }
-          if (add(acc, vals, rc)) changed?.add(key);
+          if (add(acc, vals, rc)) windowChanged(key);
         }
       },
       advance(time, out) {
@@ -343,7 +348,7 @@ export const aggregate = defineStep({
           a.emitted = true;
           out.emit(row(a), { record: a.rc.record, time: a.end - 1 });
           if (perBatch) a.m = measures.map((x) => init(x.fn));
-          changed?.add(gap > 0 ? `session|${a.gk}` : `${a.start}|${a.gk}`);
+          windowChanged(gap > 0 ? `session|${a.gk}` : `${a.start}|${a.gk}`);
         }
         // Forget windows that can no longer change.
         const done = (a: Acc) => time.final || (perBatch && !a.dirty) || a.end + lateness <= watermark;
@@ -359,7 +364,7 @@ export const aggregate = defineStep({
           for (const [k, a] of accs) {
             if (!done(a) || a.dirty) continue;
             accs.delete(k);
-            changed?.add(k);
+            windowChanged(k);
           }
         }
       },

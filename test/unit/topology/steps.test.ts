@@ -135,6 +135,16 @@ describe('aggregate', () => {
     expect(again.output('clickhouse:out')).toEqual([{ windowStart: 0, windowEnd: 10_000, n: 9 }]);
   });
 
+  it('perBatch keeps no window state between batches: its changelog carries only the watermark', async () => {
+    const d = await driver(
+      '    - id: a\n      aggregate: { window: { tumbling: 1m }, groupBy: [event.k], measures: { n: count() }, emit: perBatch }',
+    );
+    d.plan.trackChanges();
+    d.pipe([ev(1, { k: 'a' }), ev(70_000, { k: 'b' })]);
+    expect(d.plan.drainChanges().map(([k]) => k)).toEqual(['a|@watermark']);
+    expect(d.output('clickhouse:out')).toHaveLength(2);
+  });
+
   it('onUpdate emits the running value of each window a batch changed, open or not', async () => {
     const d = await driver(
       '    - id: a\n      aggregate: { window: { tumbling: 10s, allowedLateness: 1m }, measures: { n: count() }, emit: onUpdate }',
