@@ -220,19 +220,41 @@ export function freePort(): Promise<number> {
 /**
  * Kills the worker with SIGKILL once it has read `target` records (its records-in counter moves per batch;
  * committed offsets move per flush, in jumps that can pass the end). The worker must run with `--metrics` on
- * `port`. Returns the count read when the signal was sent.
+ * `port`. `ready` may hold the kill back further (e.g. until the group committed something). Returns the count
+ * read when the signal was sent.
  */
-export async function killWhenRead(w: WorkerProcess, port: number, target: number): Promise<number> {
+export async function killWhenRead(
+  w: WorkerProcess,
+  port: number,
+  target: number,
+  ready: () => Promise<boolean> = async () => true,
+): Promise<number> {
   const deadline = Date.now() + 180_000;
   for (;;) {
     const n = await recordsIn(port);
-    if (n >= target) {
+    if (n >= target && (await ready())) {
       w.child.kill('SIGKILL');
       return n;
     }
     if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
     if (Date.now() > deadline) throw new Error(`no progress to ${target} records, see ${w.log}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** True once the group has committed an offset on the topic: its state changelog then holds entries too. */
+export async function hasCommitted(group: string, topic: string): Promise<boolean> {
+  const { conn } = stack();
+  const admin = new KafkaJS.Kafka({
+    ...clientConfig(conn.kafka),
+    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
+  } as never).admin();
+  await admin.connect();
+  try {
+    const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] }).catch(() => []);
+    return (c?.partitions ?? []).some((p) => Number(p.offset) > 0);
+  } finally {
+    await admin.disconnect();
   }
 }
 

@@ -9,6 +9,7 @@ import { type OrderEvent, orderLifecycleStream } from '../../pipelines/loadgen/o
 import {
   createTopics,
   freePort,
+  hasCommitted,
   killWhenRead,
   produceOrders,
   readTopic,
@@ -115,7 +116,9 @@ test('order-status: kill -9 twice, restart from the changelog, then a replay fro
     const port = await freePort();
     const w = spawnWorker(TOPOLOGY, env, ['--group', group, '--metrics', `127.0.0.1:${port}`], `state-kill-${round}`);
     await waitForLog(w, 'partitions assigned');
-    expect(await killWhenRead(w, port, total * fraction)).toBeLessThan(total);
+    // Not before the group's first commit: the changelog holds entries by then (they are sent before it).
+    const ready = () => hasCommitted(group, topics.ORDERS_TOPIC);
+    expect(await killWhenRead(w, port, total * fraction, ready)).toBeLessThan(total);
     expect(await w.exited).toBe(null);
     if (round === 2) expect(Math.max(...restoredEntries(w))).toBeGreaterThan(0);
   }

@@ -8,6 +8,7 @@ import { type OrderEvent, orderLifecycleStream } from '../../pipelines/loadgen/o
 import {
   createTopics,
   freePort,
+  hasCommitted,
   killWhenRead,
   produceOrders,
   readTopic,
@@ -100,7 +101,8 @@ test.each([
       const port = await freePort();
       const w = spawnWorker(file, env, ['--metrics', `127.0.0.1:${port}`], `minutes-kill-${round}`);
       await waitForLog(w, 'partitions assigned');
-      expect(await killWhenRead(w, port, total * fraction)).toBeLessThan(total);
+      const ready = () => hasCommitted(env.GROUP, topics.ORDERS_TOPIC);
+      expect(await killWhenRead(w, port, total * fraction, ready)).toBeLessThan(total);
       expect(await w.exited).toBe(null);
     }
     const done = spawnWorker(file, env, ['--until-caught-up'], 'minutes-final');
