@@ -4,7 +4,7 @@ import { didYouMean } from '../topology/diagnostics.ts';
 import { expression, identifier } from '../topology/durations.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
 import { DYN, mergeTypes, nullable } from '../topology/types.ts';
-import { declaredFields } from './module.ts';
+import { declaredFields, moduleFileFields } from './module.ts';
 import { defineStep, RejectedRecord, slug, type Vars } from './step.ts';
 
 /** A fold written in TypeScript: the state before the event (null for a new key) and the variables in, the new
@@ -41,11 +41,7 @@ export const fold = defineStep({
         .describe('Handlers by event type (the short Avro record name): state field -> expression.'),
       reduce: z
         .strictObject({
-          path: z
-            .string()
-            .regex(/\.(ts|js|mjs)$/, 'expected a .ts, .js or .mjs file')
-            .describe('File, relative to the topology.'),
-          export: z.string().default('default').describe('Name of the exported function.'),
+          ...moduleFileFields,
           output: z
             .record(z.string(), z.string())
             .describe('The state fields the function returns, with types (as for the `module` step).'),

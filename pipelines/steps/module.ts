@@ -9,6 +9,15 @@ export type ModuleFunction = (
   ctx: { readonly time: number; readonly record: { topic: string; partition: number } },
 ) => Vars | readonly Vars[] | null | undefined;
 
+/** The file and export of a TypeScript function a step runs (the `module` step, `fold.reduce`). */
+export const moduleFileFields = {
+  path: z
+    .string()
+    .regex(/\.(ts|js|mjs)$/, 'expected a .ts, .js or .mjs file')
+    .describe('File, relative to the topology.'),
+  export: z.string().default('default').describe('Name of the exported function.'),
+};
+
 export const moduleStep = defineStep({
   kind: 'module',
   summary: 'Run a synchronous TypeScript function from a file beside the topology.',
@@ -19,11 +28,7 @@ export const moduleStep = defineStep({
     'can run. Declare `output` (field: type) so later steps can be checked; without it the variables are ' +
     'assumed unchanged.',
   config: z.strictObject({
-    path: z
-      .string()
-      .regex(/\.(ts|js|mjs)$/, 'expected a .ts, .js or .mjs file')
-      .describe('File, relative to the topology.'),
-    export: z.string().default('default').describe('Name of the exported function.'),
+    ...moduleFileFields,
     output: z
       .record(z.string(), z.string())
       .optional()

@@ -7,13 +7,11 @@
 //   node test/bench/worker.bench.ts [orders=100000] [rounds=3] [forward|windows]
 // Prints per-run rates and peak RSS, then medians with min..max and the ratio worker/bare.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { launchWorker } from '../../pipelines/runtime/launch.ts';
-import { createTopics, produceOrders, testTopics } from '../integration/harness.ts';
+import { createTopics, produceOrders, testTopics, writeFixture } from '../integration/harness.ts';
 
 interface RunResult {
   records: number;
@@ -66,12 +64,7 @@ spec:
 
 /** The topology file of a workload (the windows one is written beside copies of the schemas). */
 function topologyFile(workload: string): string {
-  if (workload === 'forward') return 'topologies/order-forward.yaml';
-  const dir = join(process.env.PIPELINES_STATE ?? '.local', 'bench-fixtures', 'windows');
-  mkdirSync(join(dir, 'schemas'), { recursive: true });
-  for (const s of SCHEMAS) cpSync(join('topologies', 'schemas', `${s}.avsc`), join(dir, 'schemas', `${s}.avsc`));
-  writeFileSync(join(dir, 'bench-windows.yaml'), WINDOWS);
-  return join(dir, 'bench-windows.yaml');
+  return workload === 'forward' ? 'topologies/order-forward.yaml' : writeFixture('bench-windows', WINDOWS, SCHEMAS);
 }
 
 async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>, file: string) {

@@ -1,8 +1,6 @@
 // Each kind of poison record on the real stack: undecodable bytes, an unknown schema id, an expression that
 // fails, and a lookup miss configured to dead-letter. Each lands in the dead-letter topic with its provenance
 // headers (and the original bytes) while every other record flows through.
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { customerSnapshots, type OrderPlaced, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import {
   createTopics,
@@ -12,6 +10,7 @@ import {
   spawnWorker,
   stopWorkers,
   testTopics,
+  writeFixture,
 } from './harness.ts';
 
 jest.setTimeout(180_000);
@@ -53,14 +52,6 @@ spec:
     deadLetter: \${DLQ_TOPIC}
 `;
 
-function writeTopology(): string {
-  const dir = join(process.env.PIPELINES_STATE ?? '.local', 'test-fixtures', `poison-${Date.now()}`);
-  mkdirSync(join(dir, 'schemas'), { recursive: true });
-  for (const s of SCHEMAS) cpSync(join('topologies', 'schemas', `${s}.avsc`), join(dir, 'schemas', `${s}.avsc`));
-  writeFileSync(join(dir, 'poison-kinds.yaml'), TOPOLOGY);
-  return join(dir, 'poison-kinds.yaml');
-}
-
 test('every kind of poison record is dead-lettered with its provenance; the rest flows', async () => {
   const topics = testTopics('poison');
   await createTopics(topics);
@@ -88,7 +79,12 @@ test('every kind of poison record is dead-lettered with its provenance; the rest
     ],
   );
 
-  const worker = spawnWorker(writeTopology(), { ...topics }, ['--until-caught-up'], 'poison');
+  const worker = spawnWorker(
+    writeFixture('poison-kinds', TOPOLOGY, SCHEMAS),
+    { ...topics },
+    ['--until-caught-up'],
+    'poison',
+  );
   expect(await worker.exited).toBe(0);
 
   const dead = await readTopic(topics.DLQ_TOPIC, { expect: 4, decode: 'raw' });

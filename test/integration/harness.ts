@@ -1,12 +1,13 @@
 // Helpers for tests that run real workers: unique topics per test, seeded data on the broker, workers as
 // child processes (so they can be killed -9), and reading a topic back.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, AvroDecoder, RegistryClient } from '../../pipelines/codec/index.ts';
 import { type Connections, clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
+import { committedOffsets } from '../../pipelines/kafka/offsets.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { customerSnapshots, type OrderEvent, productSnapshots } from '../../pipelines/loadgen/orders.ts';
 import { orderEventEncoder, produce, snapshotEncoder } from '../../pipelines/loadgen/produce.ts';
@@ -244,18 +245,20 @@ export async function killWhenRead(
 
 /** True once the group has committed an offset on the topic: its state changelog then holds entries too. */
 export async function hasCommitted(group: string, topic: string): Promise<boolean> {
-  const { conn } = stack();
-  const admin = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never).admin();
-  await admin.connect();
-  try {
-    const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] }).catch(() => []);
-    return (c?.partitions ?? []).some((p) => Number(p.offset) > 0);
-  } finally {
-    await admin.disconnect();
-  }
+  const committed = await committedOffsets(stack().conn.kafka, group, topic).catch(() => new Map<number, bigint>());
+  return [...committed.values()].some((o) => o > 0n);
+}
+
+/**
+ * Writes a topology text as `<name>.yaml` into a new folder under `<PIPELINES_STATE or .local>/test-fixtures/`,
+ * beside copies of the schemas it names (a topology may only read files inside its own folder); returns its path.
+ */
+export function writeFixture(name: string, text: string, schemas: readonly string[]): string {
+  const dir = join(process.env.PIPELINES_STATE ?? '.local', 'test-fixtures', `${name}-${Date.now()}`);
+  mkdirSync(join(dir, 'schemas'), { recursive: true });
+  for (const s of schemas) cpSync(join('topologies', 'schemas', `${s}.avsc`), join(dir, 'schemas', `${s}.avsc`));
+  writeFileSync(join(dir, `${name}.yaml`), text);
+  return join(dir, `${name}.yaml`);
 }
 
 /** Entries read back, per 'state restored from the changelog' line of a worker's log. */

@@ -2,8 +2,6 @@
 // window, the open windows kept in the state changelog. The worker is killed -9 in mid-stream twice and
 // restarted; the last row of every window must equal counts computed here from the events produced. A record
 // later than the allowed lateness lands in the dead letters as a LateEvent.
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type OrderEvent, orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import {
   createTopics,
@@ -17,6 +15,7 @@ import {
   stopWorkers,
   testTopics,
   waitForLog,
+  writeFixture,
 } from './harness.ts';
 
 jest.setTimeout(300_000);
@@ -50,14 +49,6 @@ spec:
   errors: { deadLetter: "\${DLQ_TOPIC}" }
 `;
 
-function fixture(): string {
-  const dir = join(process.env.PIPELINES_STATE ?? '.local', 'test-fixtures', `minutes-${Date.now()}`);
-  mkdirSync(join(dir, 'schemas'), { recursive: true });
-  for (const s of SCHEMAS) cpSync(join('topologies', 'schemas', `${s}.avsc`), join(dir, 'schemas', `${s}.avsc`));
-  writeFileSync(join(dir, 'order-minutes.yaml'), TOPOLOGY);
-  return join(dir, 'order-minutes.yaml');
-}
-
 test.each([
   ['at least once', 'false'],
   ['exactly once (state in the transaction)', 'true'],
@@ -86,7 +77,7 @@ test.each([
       want.set(k, w);
     }
 
-    const file = fixture();
+    const file = writeFixture('order-minutes', TOPOLOGY, SCHEMAS);
     const env = {
       ...topics,
       GROUP: `minutes-${Date.now()}`,

@@ -2,8 +2,7 @@
 // joining then leaving, a broker restart. Outputs are counted by key against what the input holds.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig } from '../../pipelines/kafka/connection.ts';
+import { committedOffsets } from '../../pipelines/kafka/offsets.ts';
 import { type OrderPlaced, orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import {
   countBy,
@@ -50,18 +49,6 @@ async function outputLines(topics: TestTopics, expect: number) {
   });
 }
 
-async function committedOffsets(group: string, topic: string): Promise<Map<number, bigint>> {
-  const { conn } = stack();
-  const admin = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never).admin();
-  await admin.connect();
-  const [c] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-  await admin.disconnect();
-  return new Map((c?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-}
-
 function expectExactlyOnce(counts: Map<string, number>, lines: string[]) {
   const missing = lines.filter((l) => !counts.has(l));
   const twice = [...counts].filter(([, n]) => n > 1);
@@ -98,7 +85,7 @@ test('SIGTERM while busy: exits in time, with offsets committed for everything i
   const took = Date.now() - sent;
   expect(took).toBeLessThan(20_000); // the shutdown bound
   // Everything written is covered by the commit: each output's source record is below its partition's offset.
-  const committed = await committedOffsets(group, topics.ORDERS_TOPIC);
+  const committed = await committedOffsets(stack().conn.kafka, group, topics.ORDERS_TOPIC);
   const source = await readTopic(topics.ORDERS_TOPIC, { idleMs: 5000 });
   // Output lines come from OrderPlaced events only (the other events of an order share its key).
   const placedAt = new Map<string, { partition: number; offset: bigint }>();
