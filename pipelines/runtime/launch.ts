@@ -172,6 +172,12 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
           ch = events ? instrumentClickHouse(opened, events, chTables) : opened;
           cleanups.push(() => opened.close());
           o.log.info({ clickhouse: opened.description }, 'ClickHouse');
+          if (opened.droppedDedupRecords?.length) {
+            o.log.warn(
+              { records: opened.droppedDedupRecords },
+              'ClickHouse: dropped deduplication records of inserts a crash cut short (their replay is written)',
+            );
+          }
         }
         const scope = plan.checked.sinks.find((c) => c.id === s.id)?.scope as Scope;
         const live = tableSpecFor(s.config as unknown as ClickHouseSinkConfig, scope);

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { createChdbConnection } from 'chdb/connection';
+import { type DroppedDedupRecord, dropUncommittedDedupRecords } from './dedup-log.ts';
 import { ClickHouseSinkError } from './errors.ts';
 
 // The embedded engine is a large native library (about 170 MB of RSS and a second of start-up once loaded):
@@ -88,6 +89,8 @@ export interface ClickHouse {
   readonly kind: 'server' | 'embedded';
   /** For logs; never contains the password. */
   readonly description: string;
+  /** Embedded: deduplication records of inserts cut short by a crash, dropped before opening (dedup-log.ts). */
+  readonly droppedDedupRecords?: readonly DroppedDedupRecord[];
   close(): Promise<void>;
 }
 
@@ -112,9 +115,12 @@ export function openClickHouse(config: ClickHouseConfig): ClickHouse {
     return { client, kind: 'server', description, close: () => client.close() };
   }
   let connection: ReturnType<typeof createChdbConnection>;
+  // Only before the engine has the directory open: it reads the logs once, when it opens.
+  const droppedDedupRecords = embeddedOpen === undefined ? dropUncommittedDedupRecords(config.path) : [];
   try {
     const chdb = requireHere('chdb/connection') as { createChdbConnection: typeof createChdbConnection };
     connection = chdb.createChdbConnection({ path: config.path });
+    embeddedOpen = config.path;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (/only one active data directory/i.test(message)) {
@@ -130,5 +136,8 @@ export function openClickHouse(config: ClickHouseConfig): ClickHouse {
   // chdb types its connection against @clickhouse/client-common, the client against its own
   // bundled copy of the same interface: structurally equal but for nominal details, hence the cast.
   const client = createClient({ connection: connection as unknown as ClientConnection, log });
-  return { client, kind: 'embedded', description, close: () => client.close() };
+  return { client, kind: 'embedded', description, droppedDedupRecords, close: () => client.close() };
 }
+
+/** The data directory the embedded engine of this process has open, if any. */
+let embeddedOpen: string | undefined;

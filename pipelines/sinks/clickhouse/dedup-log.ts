@@ -1,0 +1,133 @@
+// Keeps the embedded engine's insert deduplication logs true to its parts after a crash.
+//
+// A non-replicated MergeTree appends an insert's block id to `deduplication_logs/` before it renames
+// the new part into place. A kill -9 between the two (in the embedded engine, killing the worker
+// kills ClickHouse) leaves a record for a part that never existed: the replay of that range, under
+// the same token, is then dropped as a duplicate and its rows are lost. Reproduced here about once
+// per 150 kills of a process inserting with tokens (issue 6's note). The engine reads these logs
+// without checking its parts, so before it opens a data directory we append a DROP record (the
+// engine's own record kind, written when a partition is dropped) for every block id whose part is
+// on no part directory of the table. Parts cover blocks [min, max]: a merged part covers its sources.
+
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+export interface DroppedDedupRecord {
+  /** The table's data directory, relative to the engine's data path. */
+  table: string;
+  /** The part the record named, which no part on disk covers. */
+  part: string;
+  blockId: string;
+}
+
+interface PartName {
+  partition: string;
+  min: number;
+  max: number;
+}
+
+/** `<partition>_<min>_<max>_<level>[_<mutation>]`; partition ids hold no underscore in this format. */
+function parsePartName(name: string): PartName | undefined {
+  const m = /^([^_]+)_(\d+)_(\d+)_(\d+)(?:_(\d+))?$/.exec(name);
+  if (!m) return undefined;
+  return { partition: m[1]!, min: Number(m[2]), max: Number(m[3]) };
+}
+
+/** Table data directories with a deduplication log: `store/<xyz>/<uuid>` (Atomic) and `data/<db>/<table>`. */
+function tableDirs(dataPath: string): string[] {
+  const found = new Map<string, string>();
+  const scan = (parent: string, depth: number) => {
+    if (!existsSync(parent)) return;
+    for (const e of readdirSync(parent)) {
+      const dir = join(parent, e);
+      let isDir = false;
+      try {
+        isDir = statSync(dir).isDirectory();
+      } catch {
+        continue; // a dangling link
+      }
+      if (!isDir) continue;
+      if (depth > 1) scan(dir, depth - 1);
+      else if (existsSync(join(dir, 'deduplication_logs'))) found.set(realpathSync(dir), dir);
+    }
+  };
+  scan(join(dataPath, 'store'), 2);
+  scan(join(dataPath, 'data'), 2);
+  return [...found.keys()].sort();
+}
+
+/**
+ * Appends DROP records for the deduplication records of parts that never reached the disk, in every
+ * table under `dataPath`. Call it only while no engine has the directory open. Returns what it dropped.
+ * A log in a format it does not recognise is left untouched.
+ */
+export function dropUncommittedDedupRecords(dataPath: string): DroppedDedupRecord[] {
+  const dropped: DroppedDedupRecord[] = [];
+  for (const dir of tableDirs(dataPath)) {
+    const parts: PartName[] = [];
+    for (const e of readdirSync(dir)) {
+      const p = parsePartName(e);
+      if (p && statSync(join(dir, e)).isDirectory()) parts.push(p);
+    }
+    const covered = (p: PartName) => parts.some((q) => q.partition === p.partition && q.min <= p.min && q.max >= p.max);
+    const logsDir = join(dir, 'deduplication_logs');
+    const logs = readdirSync(logsDir)
+      .map((f) => ({ f, n: /^deduplication_log_(\d+)\.txt$/.exec(f)?.[1] }))
+      .filter((x): x is { f: string; n: string } => x.n !== undefined)
+      .sort((a, b) => Number(a.n) - Number(b.n));
+    if (logs.length === 0) continue;
+    // The engine's view: records applied in order, a DROP erasing an earlier ADD of the same block id.
+    const live = new Map<string, string>();
+    let recognised = true;
+    const lastLog = join(logsDir, logs.at(-1)!.f);
+    let completeBytes = -1;
+    for (const { f } of logs) {
+      const path = join(logsDir, f);
+      let text = readFileSync(path, 'utf8');
+      // A record cut short by the kill (no newline yet): its insert never returned, so its part was
+      // never renamed. The engine would stop reading the file there; appending after it would corrupt it.
+      if (path === lastLog && text.length > 0 && !text.endsWith('\n')) {
+        text = text.slice(0, text.lastIndexOf('\n') + 1);
+        completeBytes = Buffer.byteLength(text);
+      }
+      const lines = text.split('\n');
+      lines.pop();
+      for (const line of lines) {
+        const fields = line.split('\t');
+        if (fields.length !== 3 || (fields[0] !== '1' && fields[0] !== '2')) {
+          recognised = false;
+          break;
+        }
+        if (fields[0] === '1') live.set(fields[2]!, fields[1]!);
+        else live.delete(fields[2]!);
+      }
+      if (!recognised) break;
+    }
+    if (!recognised) continue;
+    if (completeBytes >= 0) truncateSync(lastLog, completeBytes);
+    const ghosts: DroppedDedupRecord[] = [];
+    for (const [blockId, part] of live) {
+      const p = parsePartName(part);
+      if (p && !covered(p)) ghosts.push({ table: dir.slice(realpathSync(dataPath).length + 1), part, blockId });
+    }
+    if (ghosts.length === 0) continue;
+    const fd = openSync(lastLog, 'a');
+    try {
+      writeSync(fd, ghosts.map((g) => `2\t${g.part}\t${g.blockId}\n`).join(''));
+    } finally {
+      closeSync(fd);
+    }
+    dropped.push(...ghosts);
+  }
+  return dropped;
+}
