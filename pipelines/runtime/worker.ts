@@ -712,7 +712,8 @@ export class Worker {
     }
     const positional = this.#o.sinks.filter((s) => s.assigned);
     if (positional.length === 0 || partitions.length === 0) return;
-    const committed = await this.#consumer.committed(partitions);
+    // Bounded: an offset fetch can go unanswered while the group settles after a member was killed.
+    const committed = await this.#withRetry('committed offsets', () => this.#consumer.committed(partitions, 15_000));
     const withCommitted = partitions.map((tp) => {
       const c = committed.find((x) => x.topic === tp.topic && x.partition === tp.partition);
       const offset = c?.offset != null && BigInt(c.offset) >= 0n ? c.offset : undefined;

@@ -209,6 +209,23 @@ test('replay: writes after the boundary wait for the next flush (one range per p
   await w.close();
 });
 
+test('replay: a consumer that starts past the recorded range (committed beyond it) does not wait for it', async () => {
+  // Seen on the real stack: the committed offsets did not come in time at assignment, so the worker kept a
+  // range it should have skipped; the partition's rows were then held back for good and the worker stalled.
+  const { ch, calls } = fakeClickHouse();
+  const acks: Array<{ partition: number; next: string }> = [];
+  const w = new SinkWriter(ch, opts({ maxRows: 1000, onAck: (a) => acks.push(a) }));
+  w.expectReplay([{ topic: 'orders', partition: 0, first: '100', last: '105', seekTo: '100', next: '106' }]);
+  await w.write(range(0, 106, 110), { detail: rows(106, 5) });
+  await w.flush();
+  expect(calls.map((c) => [c.table, c.token ?? null])).toEqual([
+    ['_pipelines_offsets', null],
+    ['detail', 'topo/sink/detail/orders/0/106-110'],
+  ]);
+  expect(acks).toEqual([{ topic: 'orders', partition: 0, next: '111' }]);
+  await w.close();
+});
+
 test('a replayed partition must start at or after the recorded first offset', async () => {
   const { ch } = fakeClickHouse();
   const w = new SinkWriter(ch, opts());

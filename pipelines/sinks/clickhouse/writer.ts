@@ -216,7 +216,13 @@ export class SinkWriter {
         `SinkWriter: range ${first}-${last} of ${range.topic}/${range.partition} does not follow offset ${seen ?? '(none)'}`,
       );
     }
-    const replay = this.#replay.get(k);
+    let replay = this.#replay.get(k);
+    if (replay && first > replay.last) {
+      // The consumer starts past the range: the group committed beyond it, so every sink had it all. (The
+      // worker skips such ranges when it knows the committed offset; kept, it would hold the partition forever.)
+      this.#replay.delete(k);
+      replay = undefined;
+    }
     if (replay && ((first <= replay.last && last > replay.last) || first < replay.first)) {
       throw new ClickHouseSinkError({
         code: 'CH_REPLAY_BOUNDARY',
@@ -244,7 +250,7 @@ export class SinkWriter {
       this.stats.bufferedRows += rows.length;
     }
     const sealing = replay !== undefined && last === replay.last;
-    if (sealing) {
+    if (replay !== undefined && sealing) {
       // The replayed range is complete: later writes go to a new buffer, flushed after this one.
       buf.replayFirst = replay.first;
       this.#buffers.delete(k);
