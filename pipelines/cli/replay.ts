@@ -7,10 +7,9 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
 import { createLogger } from '../observe/log.ts';
 import { launchWorker } from '../runtime/launch.ts';
-import { type ClickHouse, clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
-import { qualifiedName, quoteString } from '../sinks/clickhouse/ddl.ts';
-import { OFFSETS_TABLE } from '../sinks/clickhouse/offsets.ts';
-import { type SinkTableSpec, topologyTables } from '../sinks/clickhouse/schema.ts';
+import { clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { topologyTables } from '../sinks/clickhouse/schema.ts';
+import { rebuildLogSink, type SwapTable, swappedIn, swapTables } from '../sinks/clickhouse/swap.ts';
 import type { Ack, SourceRange } from '../sinks/sink.ts';
 import { loadPlan } from '../topology/load.ts';
 import type { Command } from './args.ts';
@@ -19,9 +18,6 @@ import { userError } from './args.ts';
 const usage = `usage: pipelines replay <topology.yaml> --into <suffix> [--swap] [--group <live group>]
   rebuilds every ClickHouse table of the topology as <table>_<suffix> from the earliest offsets;
   --swap (live worker stopped) exchanges each table with its rebuild once it has caught up`;
-
-/** The key of a rebuild's rows in the offsets log, beside the live sink's. */
-export const rebuildLogSink = (sinkId: string, suffix: string) => `${sinkId}@rebuild:${suffix}`;
 
 /** Dead letters during a rebuild: the live run already sent them; counted, acknowledged, not sent again. */
 class CountedDeadLetters {
@@ -110,45 +106,13 @@ async function committedOffsets(conn: KafkaConnection, group: string, topic: str
   });
 }
 
-/**
- * Swaps each live table with its rebuild (EXCHANGE TABLES is atomic per table; a missing live table is
- * renamed into place) and moves the rebuild's offsets-log rows to the live sink: the live worker then skips
- * what the rebuild wrote and replays its last range under the same insert tokens (dropped as duplicates).
- */
-export async function swapTables(
-  ch: ClickHouse,
-  topology: string,
-  tables: readonly SinkTableSpec[],
-  suffix: string,
-): Promise<string[]> {
-  const done: string[] = [];
-  const log = OFFSETS_TABLE;
-  for (const t of tables) {
-    const db = t.spec.database;
-    const live = qualifiedName(t.logical, db);
-    const rebuilt = qualifiedName(t.spec.table, db);
-    const exists = await ch.client.query({
-      query: `SELECT count() AS n FROM system.tables WHERE database = ${db ? quoteString(db) : 'currentDatabase()'} AND name = ${quoteString(t.logical)}`,
-      format: 'JSONEachRow',
-    });
-    const n = (await exists.json<{ n: string | number }>())[0]?.n ?? 0;
-    await ch.client.command({
-      query: Number(n) > 0 ? `EXCHANGE TABLES ${live} AND ${rebuilt}` : `RENAME TABLE ${rebuilt} TO ${live}`,
-    });
-    const from = rebuildLogSink(t.sinkId, suffix);
-    const where = (sink: string) => `topology = ${quoteString(topology)} AND sink = ${quoteString(sink)}`;
-    const settings = { mutations_sync: '2', async_insert: 0, insert_deduplication_token: '' } as const;
-    await ch.client.command({ query: `DELETE FROM ${log} WHERE ${where(t.sinkId)}`, clickhouse_settings: settings });
-    await ch.client.command({
-      query: `INSERT INTO ${log} (topology, sink, topic, partition, first_offset, last_offset)
-        SELECT topology, ${quoteString(t.sinkId)}, topic, partition, argMax(first_offset, last_offset), max(last_offset)
-        FROM ${log} WHERE ${where(from)} GROUP BY topology, topic, partition`,
-      clickhouse_settings: settings,
-    });
-    await ch.client.command({ query: `DELETE FROM ${log} WHERE ${where(from)}`, clickhouse_settings: settings });
-    done.push(`${t.logical} <-> ${t.spec.table}`);
+async function withClickHouse<T>(f: (ch: ReturnType<typeof openClickHouse>) => Promise<T>): Promise<T> {
+  const ch = openClickHouse(clickHouseConfigFromEnv(process.env));
+  try {
+    return await f(ch);
+  } finally {
+    await ch.close();
   }
-  return done;
 }
 
 export const replay: Command = {
@@ -183,6 +147,29 @@ export const replay: Command = {
     const out = process.stderr;
     if (values.swap && (await groupMembers(conn, liveGroup)) > 0) {
       throw userError(`--swap: the live group '${liveGroup}' has members; stop its workers first, then replay`);
+    }
+    const swapping: SwapTable[] = tables.map((t) => ({
+      sinkId: t.sinkId,
+      live: t.logical,
+      rebuilt: t.spec.table,
+      ...(t.spec.database ? { database: t.spec.database } : {}),
+    }));
+    // A rebuild already swapped in (all or some tables): writing on would go into the old tables, now <t>_<suffix>.
+    const swapped = await withClickHouse(async (ch) => {
+      for (const t of swapping) if ((await swappedIn(ch, t.live, t.database)) === suffix) return t.live;
+      return undefined;
+    });
+    if (swapped !== undefined) {
+      if (!values.swap) {
+        throw userError(
+          `${swapped} already holds the rebuild --into ${suffix}: add --swap to finish a swap that stopped, or rebuild --into a new suffix`,
+        );
+      }
+      out.write(`the rebuild --into ${suffix} was swapped in already (${swapped}): finishing the swap\n`);
+      await withClickHouse(async (ch) => {
+        for (const line of await swapTables(ch, plan.name, swapping, suffix)) out.write(`${line}\n`);
+      });
+      return 0;
     }
     const ends = await withAdmin(conn, (a) => a.fetchTopicOffsets(spec.source.topic));
     const progress = new ReplayProgress(
@@ -250,12 +237,9 @@ export const replay: Command = {
       if ((await groupMembers(conn, liveGroup)) > 0) {
         throw userError(`--swap: the live group '${liveGroup}' has members again; not swapping`);
       }
-      const ch = openClickHouse(clickHouseConfigFromEnv(process.env));
-      try {
-        for (const line of await swapTables(ch, plan.name, tables, suffix)) out.write(`swapped ${line}\n`);
-      } finally {
-        await ch.close();
-      }
+      await withClickHouse(async (ch) => {
+        for (const line of await swapTables(ch, plan.name, swapping, suffix)) out.write(`${line}\n`);
+      });
       return 0;
     } finally {
       clearInterval(show);

@@ -1,7 +1,8 @@
 // Rebuild by replay on the real stack: a live order-analytics worker catches up, `pipelines replay --into v2
-// --swap` rebuilds its tables from the earliest offsets and swaps them in, more orders arrive, the live worker
-// carries on from the rebuild's position: every read model equals SQL over all raw events (nothing missed, nothing
-// counted twice across the hand-over), and the old tables are kept under the suffix.
+// --swap` rebuilds its tables from the earliest offsets and swaps them in (run again, it neither writes on nor
+// swaps back), more orders arrive, the live worker carries on from the rebuild's position: every read model equals
+// SQL over all raw events (nothing missed, nothing counted twice across the hand-over), and the old tables are
+// kept under the suffix.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,14 @@ test('replay --into v2 --swap rebuilds the tables, swaps them in, and the live w
     expect(r.err).toMatch(/100\.0% (\d+)\/\1 offsets, \d+\/s, ETA 0s/);
     expect(r.err).toMatch(/swapped revenue_by_segment_1m <-> revenue_by_segment_1m_v2/);
     expect(r.code).toBe(0);
+    // Run again: the rebuild is not written on (its tables are the old ones now), nor swapped back.
+    const again = await replay(env, ['--into', 'v2', '--group', group]);
+    expect(again.err).toMatch(/revenue_by_segment_1m already holds the rebuild --into v2: add --swap to finish/);
+    expect(again.code).toBe(1);
+    const finish = await replay(env, ['--into', 'v2', '--swap', '--group', group]);
+    expect(finish.err).toMatch(/already swapped revenue_by_segment_1m <-> revenue_by_segment_1m_v2/);
+    expect(finish.err).not.toMatch(/^swapped /m);
+    expect(finish.code).toBe(0);
 
     // More orders (later in event time), then the live worker again, from its own committed offsets.
     const more = [...orderLifecycleStream(4000, { seed: 4, startTime: Date.UTC(2026, 0, 2) })];

@@ -5,6 +5,7 @@ import type { ClickHouse } from './connection.ts';
 import type { TableSpec } from './ddl.ts';
 import { ensureOffsetsTable, readCommittedOffsets } from './offsets.ts';
 import { applyTablePlan, planTable } from './schema.ts';
+import { assertSwapFinished } from './swap.ts';
 import { rowEncoder } from './table.ts';
 import { SinkWriter, type SinkWriterOptions } from './writer.ts';
 
@@ -53,9 +54,11 @@ export class ClickHouseSink implements Sink {
   /**
    * Creates or migrates the table and the offsets log: additive changes only, unless allowed; an engine or a
    * key that differs is refused (CH_SCHEMA_CHANGE_REFUSED naming the table, and the column when there is one).
+   * A table whose swap with a rebuild was cut short is refused too (CH_SWAP).
    */
   async prepare(): Promise<void> {
     await ensureOffsetsTable(this.#o.ch, this.#o.table.database);
+    await assertSwapFinished(this.#o.ch, this.#o.topology, this.id, this.#o.table.table, this.#o.table.database);
     const plan = await planTable(this.#o.ch, this.#o.table, { allowDestructive: this.#o.allowDestructive ?? false });
     await applyTablePlan(this.#o.ch, plan);
   }
