@@ -1,13 +1,14 @@
 // Keeps the embedded engine's insert deduplication logs true to its parts after a crash.
 //
-// A non-replicated MergeTree appends an insert's block id to `deduplication_logs/` before it renames
-// the new part into place. A kill -9 between the two (in the embedded engine, killing the worker
-// kills ClickHouse) leaves a record for a part that never existed: the replay of that range, under
-// the same token, is then dropped as a duplicate and its rows are lost. Reproduced here about once
-// per 150 kills of a process inserting with tokens (issue 6's note). The engine reads these logs
-// without checking its parts, so before it opens a data directory we append a DROP record (the
-// engine's own record kind, written when a partition is dropped) for every block id whose part is
-// on no part directory of the table. Parts cover blocks [min, max]: a merged part covers its sources.
+// A non-replicated MergeTree appends an insert's block id to `deduplication_logs/` before it renames the new
+// part into place, and reads the logs back without checking its parts. A kill -9 between the two (in the
+// embedded engine, killing the worker kills ClickHouse) leaves a record for a part that never existed: the
+// replay of that range, under the same token, is dropped as a duplicate and its rows are lost (seen twice in
+// 208 random kills of a process inserting with tokens; test/integration/clickhouse-dedup-repair.test.ts makes
+// it happen). So before the engine opens a data directory we append a DROP record (the engine's own record
+// kind, written when a partition is dropped) for every block id whose part is on no part directory of the
+// table. Parts cover blocks [min, max]: a merged part covers its sources. This reads the embedded engine's
+// single-disk layout; a table spread over several disks is not supported.
 
 import {
   closeSync,
