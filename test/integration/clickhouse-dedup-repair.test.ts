@@ -2,12 +2,13 @@
 // into place (the state a kill -9 leaves: the record on disk, the part still `tmp_insert_*`). The engine on
 // its own then drops the replay of that insert as a duplicate, with its rows nowhere; opened through
 // openClickHouse, the record is dropped first and the replay lands. Each step runs in its own process:
-// chdb opens one data directory per process, once.
+// chdb opens one data directory per process, once; a directory another process has open is refused.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { engineOwner } from '../../pipelines/sinks/clickhouse/dedup-log.ts';
 
 jest.setTimeout(120_000);
 
@@ -94,5 +95,49 @@ test('a deduplication record whose part never landed: the engine loses the repla
     expect(repaired.dropped).toHaveLength(1);
   } finally {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a data directory open in another process is refused with its pid, and free again once that process is gone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pipelines-dedup-owner-'));
+  const holder = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { openClickHouse } from '${sinkDir}/connection.ts';
+       const ch = openClickHouse({ kind: 'embedded', path: process.env.CH_DIR });
+       await ch.client.command({ query: 'SELECT 1' });
+       console.log('OPEN');
+       setInterval(() => {}, 1000);`,
+    ],
+    { env: { ...process.env, CH_DIR: dir }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    await new Promise<void>((resolveOpen) =>
+      holder.stdout!.on('data', (d) => String(d).includes('OPEN') && resolveOpen()),
+    );
+    expect(engineOwner(dir)).toBe(holder.pid);
+    const second = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { openClickHouse } from '${sinkDir}/connection.ts';
+         try { openClickHouse({ kind: 'embedded', path: process.env.CH_DIR }); } catch (e) { console.log(e.code + ': ' + e.message); }`,
+      ],
+      { env: { ...process.env, CH_DIR: dir }, encoding: 'utf8' },
+    );
+    expect(second.stdout).toContain(
+      `CH_EMBEDDED_PATH: embedded ClickHouse at ${dir} is open in another process (pid ${holder.pid})`,
+    );
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.once('exit', r));
+    // A killed engine leaves its status file behind, unlocked: the directory is free.
+    expect(existsSync(join(dir, 'status'))).toBe(true);
+    expect(engineOwner(dir)).toBeUndefined();
+  } finally {
+    holder.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { createChdbConnection } from 'chdb/connection';
-import { type DroppedDedupRecord, dropUncommittedDedupRecords } from './dedup-log.ts';
+import { type DroppedDedupRecord, dropUncommittedDedupRecords, engineOwner } from './dedup-log.ts';
 import { ClickHouseSinkError } from './errors.ts';
 
 // The embedded engine is a large native library (about 170 MB of RSS and a second of start-up once loaded):
@@ -115,6 +115,14 @@ export function openClickHouse(config: ClickHouseConfig): ClickHouse {
     return { client, kind: 'server', description, close: () => client.close() };
   }
   let connection: ReturnType<typeof createChdbConnection>;
+  const owner = engineOwner(config.path);
+  if (owner !== undefined) {
+    throw new ClickHouseSinkError({
+      code: 'CH_EMBEDDED_PATH',
+      retriable: false,
+      message: `embedded ClickHouse at ${config.path} is open in another process (pid ${owner}): one process per data directory; stop it, or set PIPELINES_CLICKHOUSE_PATH to another directory`,
+    });
+  }
   // Only before the engine has the directory open: it reads the logs once, when it opens.
   const droppedDedupRecords = embeddedOpen === undefined ? dropUncommittedDedupRecords(config.path) : [];
   try {

@@ -68,8 +68,38 @@ function tableDirs(dataPath: string): string[] {
 }
 
 /**
+ * The process that has an engine open on `dataPath`, if another one does: the engine holds a lock on its
+ * `status` file (and removes the file on a clean close; a killed engine leaves it unlocked). From /proc/locks.
+ */
+export function engineOwner(dataPath: string): number | undefined {
+  const status = join(dataPath, 'status');
+  if (!existsSync(status)) return undefined;
+  let locks: string;
+  try {
+    locks = readFileSync('/proc/locks', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const { ino, dev } = statSync(status);
+  // "1: FLOCK  ADVISORY  WRITE 20143 fe:00:10110032 0 EOF": pid, then major:minor (hex) and inode (decimal).
+  for (const line of locks.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    const [major, minor, inode] = (f[5] ?? '').split(':');
+    if (inode !== String(ino)) continue;
+    const M = Number.parseInt(major ?? '', 16);
+    const m = Number.parseInt(minor ?? '', 16);
+    // The kernel's encoding of a device number in st_dev.
+    if (((m & 0xff) | (M << 8) | ((m & ~0xff) << 12)) !== dev) continue;
+    const pid = Number(f[4]);
+    if (pid !== process.pid) return pid;
+  }
+  return undefined;
+}
+
+/**
  * Appends DROP records for the deduplication records of parts that never reached the disk, in every
- * table under `dataPath`. Call it only while no engine has the directory open. Returns what it dropped.
+ * table under `dataPath`. Call it only while no engine has the directory open (see engineOwner).
+ * Returns what it dropped.
  * A log in a format it does not recognise is left untouched.
  */
 export function dropUncommittedDedupRecords(dataPath: string): DroppedDedupRecord[] {

@@ -12,7 +12,7 @@ export type ClickHouseSinkErrorCode =
   | 'CH_AUTH' // wrong user or password
   | 'CH_SCHEMA_CHANGE_REFUSED' // a destructive DDL change without the flag that allows it
   | 'CH_REPLAY_BOUNDARY' // a write crossed the boundary of a batch that must be replayed exactly
-  | 'CH_EMBEDDED_PATH' // the embedded engine is already bound to another data directory
+  | 'CH_EMBEDDED_PATH' // this process's engine has another data directory, or another process has this one
   | 'CH_SWAP' // a rebuild's swap is missing its table, or was cut short (swap.ts)
   | 'CH_SERVER'; // any other error from ClickHouse
 
