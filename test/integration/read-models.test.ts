@@ -69,12 +69,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-// Unstable, run with PIPELINES_UNSTABLE_TESTS=1: passed in one full CI run and locally, but in another CI run the
-// final order-analytics worker (rejoining the killed worker's group, with replay ranges) was assigned its
-// partitions and then made no progress for 12 minutes at 0% CPU. A stall to find, not a wrong read model.
-const unstable = process.env.PIPELINES_UNSTABLE_TESTS ? test : test.skip;
-
-unstable(
+test(
   `${EVENTS} events: every read model equals SQL over the raw events after ${MIN_KILLS_IN_RUN}+ kill -9 per topology`,
   async () => {
     expect(events.length).toBeGreaterThanOrEqual(EVENTS);
