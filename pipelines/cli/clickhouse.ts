@@ -1,14 +1,18 @@
 // `pipelines clickhouse plan|apply <file>`: the DDL that brings ClickHouse to a topology's sinks (CREATE, ADD
 // COLUMN; type changes and drops only with --allow-destructive; engine and key changes refused with the rebuild
 // command), printed or run, on the ClickHouse of PIPELINES_CLICKHOUSE_URL or the embedded one.
+// `pipelines clickhouse query <sql>`: the query side, for the embedded engine as much as for a server.
 import { parseArgs } from 'node:util';
-import { clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { alignByContent, textTable } from '../observe/text-table.ts';
+import { type ClickHouse, clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { classifyError } from '../sinks/clickhouse/errors.ts';
 import { applyTablePlan, planTopologyTables, type TablePlan, topologyTables } from '../sinks/clickhouse/schema.ts';
 import { loadPlan } from '../topology/load.ts';
 import type { Command } from './args.ts';
 
 const usage = `usage: pipelines clickhouse plan <topology.yaml> [--into <suffix>] [--allow-destructive]
        pipelines clickhouse apply <topology.yaml> [--into <suffix>] [--allow-destructive]
+       pipelines clickhouse query "<sql>" [--json]
   --into writes the tables of a rebuild (<table>_<suffix>); PIPELINES_CLICKHOUSE_URL or _PATH chooses ClickHouse`;
 
 /** The plan as SQL, one comment line per table saying what happens to it. */
@@ -28,8 +32,31 @@ export function formatPlan(plans: readonly TablePlan[]): string {
   return out.join('\n');
 }
 
+/** A query's rows as aligned columns under their names (or JSON lines); a ClickHouse error in one line. */
+export async function runQuery(ch: ClickHouse, sql: string, as: 'table' | 'json' = 'table'): Promise<string> {
+  let rows: Array<Record<string, unknown>>;
+  try {
+    // Statements that return no rows (INSERT, CREATE, OPTIMIZE...) take no FORMAT clause.
+    if (!/^\s*(select|with|show|describe|desc|explain|exists)\b/i.test(sql)) {
+      await ch.client.command({ query: sql });
+      return 'ok\n';
+    }
+    const rs = await ch.client.query({ query: sql, format: 'JSONEachRow' });
+    rows = await rs.json<Record<string, unknown>>();
+  } catch (err) {
+    throw classifyError(err, { operation: 'query' });
+  }
+  if (as === 'json') return rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+  if (rows.length === 0) return '(no rows)\n';
+  const head = Object.keys(rows[0]!);
+  const cells = rows.map((r) =>
+    head.map((h) => (r[h] === null ? 'NULL' : typeof r[h] === 'object' ? JSON.stringify(r[h]) : String(r[h]))),
+  );
+  return `${textTable(head, cells, alignByContent(cells, head.length)).join('\n')}\n(${rows.length} row${rows.length === 1 ? '' : 's'})\n`;
+}
+
 export const clickhouse: Command = {
-  summary: 'plan or apply the ClickHouse tables of a topology (DDL from its sinks)',
+  summary: 'plan or apply the ClickHouse tables of a topology (DDL from its sinks), or query them',
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
@@ -37,9 +64,19 @@ export const clickhouse: Command = {
       options: {
         into: { type: 'string' },
         'allow-destructive': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
       },
     });
     const [action, file] = positionals;
+    if (action === 'query' && file) {
+      const ch = openClickHouse(clickHouseConfigFromEnv(process.env));
+      try {
+        process.stdout.write(await runQuery(ch, file, values.json ? 'json' : 'table'));
+        return 0;
+      } finally {
+        await ch.close();
+      }
+    }
     if (!file || (action !== 'plan' && action !== 'apply')) {
       process.stderr.write(`${usage}\n`);
       return 2;

@@ -1,6 +1,8 @@
 // `pipelines status` and the live line of `pipelines run`: reads a worker's /metrics twice, a short
 // interval apart, and /readyz, and sums it up on one screen (throughput, lag, health per topology).
 
+import { textTable } from './text-table.ts';
+
 /** One sample of the Prometheus text format. */
 export interface ExpositionSample {
   name: string;
@@ -126,14 +128,8 @@ export function renderStatus(s: WorkerStatus): string {
     num(t.retries),
     t.ready ? (t.paused ? 'paused' : 'ready') : 'NOT READY',
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) =>
-    r
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
   const lines = [`worker ${s.url}: ${s.ready ? 'ready' : 'NOT READY'}`];
-  if (rows.length > 0) lines.push(fmt(head), ...rows.map(fmt));
+  if (rows.length > 0) lines.push(...textTable(head, rows));
   else lines.push('no topology reported yet');
   for (const r of s.reasons) lines.push(`  - ${r}`);
   const rt: string[] = [];

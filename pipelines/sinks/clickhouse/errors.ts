@@ -175,7 +175,7 @@ export function classifyError(err: unknown, ctx: ErrorContext = {}): ClickHouseS
         ...base,
         code: 'CH_UNKNOWN_COLUMN',
         retriable: false,
-        message: `ClickHouse ${op}${where}: ${col} in table "${ctx.table ?? '?'}" ${tag}: ${detail}`,
+        message: `ClickHouse ${op}${where}: ${col} in ${ctx.table ? `table "${ctx.table}"` : 'a table'} ${tag}: ${detail}`,
       });
     }
     if (UNKNOWN_TABLE.has(server.code)) {
@@ -183,7 +183,7 @@ export function classifyError(err: unknown, ctx: ErrorContext = {}): ClickHouseS
         ...base,
         code: 'CH_UNKNOWN_TABLE',
         retriable: false,
-        message: `ClickHouse ${op}${where}: table "${ctx.table ?? '?'}" does not exist ${tag}: ${detail}`,
+        message: `ClickHouse ${op}${where}: ${ctx.table ? `table "${ctx.table}"` : 'a table'} does not exist ${tag}: ${detail}`,
       });
     }
     if (TYPE_MISMATCH.has(server.code) || /^CANNOT_PARSE/.test(server.type ?? '')) {
@@ -193,7 +193,7 @@ export function classifyError(err: unknown, ctx: ErrorContext = {}): ClickHouseS
         ...base,
         code: 'CH_TYPE_MISMATCH',
         retriable: false,
-        message: `ClickHouse ${op}${where}: a value of${col || ' a column'} in table "${ctx.table ?? '?'}" does not match its type${at} ${tag}: ${detail}`,
+        message: `ClickHouse ${op}${where}: a value of${col || ' a column'} in ${ctx.table ? `table "${ctx.table}"` : 'a table'} does not match its type${at} ${tag}: ${detail}`,
       });
     }
     if (AUTH.has(server.code)) {
