@@ -54,6 +54,21 @@ export class CommitTracker {
     this.#advance(state);
   }
 
+  /**
+   * Whether every sink but `except` has acknowledged all the partition's batches up to `lastOffset`: what a state
+   * changelog (`except`) may claim as applied, since a restore skips those records for every sink.
+   */
+  settledUpTo(tp: TopicPartition, lastOffset: bigint | string, except: string): boolean {
+    const state = this.#partitions.get(tpKey(tp.topic, tp.partition));
+    if (!state) return false;
+    const next = BigInt(lastOffset) + 1n;
+    for (const b of state.batches) {
+      if (b.nextOffset > next) break;
+      for (const sink of b.waitingFor) if (sink !== except) return false;
+    }
+    return true;
+  }
+
   /** Offsets that became committable since the last call; each partition at most once. */
   takeCommittable(): CommitOffset[] {
     const out = [...this.#ready.values()];

@@ -574,8 +574,9 @@ export class Worker {
   #flushCycle(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
-      // State changes are sent only once the outputs of their batches are durable: those taken now belong to
-      // batches whose outputs are in the buffers this cycle flushes.
+      // State changes are sent only once the outputs of their batches are durable in every sink: a restore skips
+      // the records they cover. Most belong to batches whose outputs this cycle flushes; some wait longer (a
+      // ClickHouse sink holds a partition's rows until it has replayed a recorded range whole).
       const state = this.#pendingState;
       this.#pendingState = [];
       try {
@@ -592,7 +593,19 @@ export class Worker {
         });
         const changelog = this.#o.changelog;
         if (changelog && state.length > 0) {
-          for (const s of state) changelog.sink.append(s.messages, s.range);
+          const ready: typeof state = [];
+          const waiting: typeof state = [];
+          const blocked = new Set<string>(); // a partition's entries go in order: after one that waits, all wait
+          for (const s of state) {
+            const key = tpKey(s.range.topic, s.range.partition);
+            if (!blocked.has(key) && this.#tracker.settledUpTo(s.range, s.range.last, changelog.sink.id)) ready.push(s);
+            else {
+              blocked.add(key);
+              waiting.push(s);
+            }
+          }
+          this.#pendingState = waiting.concat(this.#pendingState);
+          for (const s of ready) changelog.sink.append(s.messages, s.range);
           const started = performance.now();
           await this.#withRetry('state changelog', () => changelog.sink.flush());
           this.#o.events?.flushed?.({ sink: changelog.sink.id, ms: performance.now() - started });

@@ -90,3 +90,26 @@ describe('CommitTracker', () => {
     expect(violations).toEqual([]);
   });
 });
+
+describe('settledUpTo: what a state changelog may claim as applied', () => {
+  test('every sink but the changelog has acknowledged every batch up to the offset', () => {
+    const t = new CommitTracker();
+    t.track(tp(0), 9n, ['ch', 'state']);
+    t.track(tp(0), 19n, ['ch', 'kafka', 'state']);
+    t.track(tp(0), 29n, ['state']);
+    expect(t.settledUpTo(tp(0), 9n, 'state')).toBe(false);
+    t.acknowledge('ch', tp(0), 10n);
+    expect(t.settledUpTo(tp(0), 9n, 'state')).toBe(true);
+    // Batch 19 still waits for ClickHouse and Kafka; batch 29 needs no other sink but comes after it.
+    expect(t.settledUpTo(tp(0), 19n, 'state')).toBe(false);
+    expect(t.settledUpTo(tp(0), 29n, 'state')).toBe(false);
+    t.acknowledge('kafka', tp(0), 20n);
+    expect(t.settledUpTo(tp(0), 19n, 'state')).toBe(false);
+    t.acknowledge('ch', tp(0), 20n);
+    expect(t.settledUpTo(tp(0), 29n, 'state')).toBe(true);
+    // Another partition, and one given away, settle nothing.
+    expect(t.settledUpTo(tp(1), 5n, 'state')).toBe(false);
+    t.forget([tp(0)]);
+    expect(t.settledUpTo(tp(0), 9n, 'state')).toBe(false);
+  });
+});
