@@ -8,29 +8,20 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, AvroDecoder, RegistryClient } from '../../pipelines/codec/index.ts';
 import { type Connections, clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { committedOffsets } from '../../pipelines/kafka/offsets.ts';
-import { applyTopics } from '../../pipelines/kafka/topics.ts';
-import { customerSnapshots, type OrderEvent, productSnapshots } from '../../pipelines/loadgen/orders.ts';
-import { orderEventEncoder, produce, snapshotEncoder } from '../../pipelines/loadgen/produce.ts';
+import {
+  createOrderTopics,
+  type OrderTopics,
+  orderTopics,
+  produceOrderEvents,
+  produceOrderSnapshots,
+} from '../../pipelines/loadgen/order-topics.ts';
+import type { OrderEvent } from '../../pipelines/loadgen/orders.ts';
 
-export interface TestTopics {
-  ORDERS_TOPIC: string;
-  CUSTOMERS_TOPIC: string;
-  PRODUCTS_TOPIC: string;
-  ENRICHED_TOPIC: string;
-  STATUS_TOPIC: string;
-  DLQ_TOPIC: string;
-}
+export type TestTopics = OrderTopics;
 
+/** Topics of their own for a test run. */
 export function testTopics(name: string): TestTopics {
-  const run = `${name}.${Date.now()}.${Math.floor(Math.random() * 1e6)}`;
-  return {
-    ORDERS_TOPIC: `${run}.orders`,
-    CUSTOMERS_TOPIC: `${run}.customers`,
-    PRODUCTS_TOPIC: `${run}.products`,
-    ENRICHED_TOPIC: `${run}.enriched`,
-    STATUS_TOPIC: `${run}.status`,
-    DLQ_TOPIC: `${run}.dlq`,
-  };
+  return orderTopics(`${name}.${Date.now()}.${Math.floor(Math.random() * 1e6)}`);
 }
 
 export function stack(): { conn: Connections; registry: RegistryClient; codec: AvroCodec } {
@@ -39,37 +30,12 @@ export function stack(): { conn: Connections; registry: RegistryClient; codec: A
   return { conn, registry, codec: new AvroCodec({ registry }) };
 }
 
-/** Creates the topics with their partitions (one replica: one broker). */
-export async function createTopics(topics: TestTopics, partitions = 3): Promise<void> {
-  const { conn } = stack();
-  await applyTopics(
-    conn.kafka,
-    [
-      { name: topics.ORDERS_TOPIC, partitions, replicas: 1 },
-      { name: topics.CUSTOMERS_TOPIC, partitions: 1, replicas: 1, cleanup: 'compact' },
-      { name: topics.PRODUCTS_TOPIC, partitions: 1, replicas: 1, cleanup: 'compact' },
-      { name: topics.ENRICHED_TOPIC, partitions, replicas: 1 },
-      { name: topics.STATUS_TOPIC, partitions, replicas: 1, cleanup: 'compact' },
-      { name: topics.DLQ_TOPIC, partitions: 1, replicas: 1 },
-    ],
-    { maxReplicas: 1 },
-  );
-}
+export const createTopics = (topics: TestTopics, partitions = 3) =>
+  createOrderTopics(stack().conn.kafka, topics, partitions);
 
 export async function produceSnapshots(topics: TestTopics): Promise<void> {
   const { conn, codec } = stack();
-  const customers = await snapshotEncoder(codec, topics.CUSTOMERS_TOPIC, 'Customer');
-  const products = await snapshotEncoder(codec, topics.PRODUCTS_TOPIC, 'Product');
-  await produce(
-    conn.kafka,
-    topics.CUSTOMERS_TOPIC,
-    customerSnapshots().map((c) => ({ key: c.customerId, value: customers(c) })),
-  );
-  await produce(
-    conn.kafka,
-    topics.PRODUCTS_TOPIC,
-    productSnapshots().map((p) => ({ key: p.productId, value: products(p) })),
-  );
+  await produceOrderSnapshots(conn.kafka, codec, topics);
 }
 
 export async function produceOrders(
@@ -78,9 +44,7 @@ export async function produceOrders(
   extra: Array<{ key: string; value: Buffer }> = [],
 ): Promise<number> {
   const { conn, codec } = stack();
-  const encode = await orderEventEncoder(codec, topics.ORDERS_TOPIC);
-  const messages = [...events].map((e) => ({ key: e.data.orderId, value: encode(e) }));
-  return produce(conn.kafka, topics.ORDERS_TOPIC, [...messages, ...extra]);
+  return produceOrderEvents(conn.kafka, codec, topics, events, extra);
 }
 
 export interface WorkerProcess {

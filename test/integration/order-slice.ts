@@ -1,12 +1,13 @@
 // The first vertical slice, end to end on real services: OrderPlaced events are registered in the
 // Schema Registry, produced to Kafka in the Confluent wire format, consumed in a consumer group,
-// decoded with avsc and inserted into ClickHouse; offsets are committed only after the insert.
-// `pipelines demo` runs it; the worker runtime supersedes it as the topologies come to run on Kafka.
+// decoded with avsc and inserted into ClickHouse; offsets are committed only after the insert. The
+// foundation's check that the four services and libraries work together, kept as a test: the worker
+// runtime (pipelines/runtime) does this job for the topologies.
 import type { ClickHouseClient } from '@clickhouse/client';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
-import { type OrderPlaced, readSchema } from '../loadgen/orders.ts';
+import { type OrderPlaced, readSchema } from '../../pipelines/loadgen/orders.ts';
 
 export interface SliceOptions {
   brokers: string[];
