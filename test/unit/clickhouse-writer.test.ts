@@ -226,6 +226,62 @@ test('replay: a consumer that starts past the recorded range (committed beyond i
   await w.close();
 });
 
+test('replay: when the last records of the range give this sink no rows, what it holds is sealed as the range', async () => {
+  // Seen on the real stack: the sink got rows for 100-102 only (103-105 were other event types); the next write
+  // started at 106. Flushed as one range 100-108 under a new token, it counted 100-102 twice (the first run had
+  // written 100-105).
+  const { ch, calls } = fakeClickHouse();
+  const acks: Array<{ partition: number; next: string }> = [];
+  const w = new SinkWriter(ch, opts({ maxRows: 1000, onAck: (a) => acks.push(a) }));
+  w.expectReplay([{ topic: 'orders', partition: 0, first: '100', last: '105', seekTo: '100', next: '106' }]);
+  await w.write(range(0, 100, 102), { detail: rows(100, 3) });
+  await w.write(range(0, 106, 108), { detail: rows(106, 3) });
+  await w.flush();
+  await w.flush();
+  expect(calls.map((c) => [c.table, c.token ?? c.rows.map((r) => (r as { last_offset: string }).last_offset)])).toEqual(
+    [
+      ['_pipelines_offsets', ['105']],
+      ['detail', 'topo/sink/detail/orders/0/100-105'],
+      ['_pipelines_offsets', ['108']],
+      ['detail', 'topo/sink/detail/orders/0/106-108'],
+    ],
+  );
+  expect(acks.map((a) => a.next)).toEqual(['106', '109']);
+  await w.close();
+});
+
+test('replay: a completed range and the writes after it never share a flush', async () => {
+  // Recorded together, the later range would be the partition's last in the offsets log: a crash before the
+  // replay's insert landed would then leave the replay behind for good.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const { ch, calls } = fakeClickHouse();
+  const insert = ch.client.insert.bind(ch.client);
+  (ch.client as unknown as { insert: unknown }).insert = async (p: never) => {
+    await gate;
+    return insert(p);
+  };
+  const w = new SinkWriter(ch, opts({ maxRows: 1000 }));
+  w.expectReplay([{ topic: 'orders', partition: 0, first: '0', last: '4', seekTo: '0', next: '5' }]);
+  await w.write(range(1, 0, 0), { detail: rows(0, 1) });
+  const inflight = w.flush(); // partition 1 alone, held at the gate
+  await w.write(range(0, 0, 4), { detail: rows(0, 5) }); // the replay completes while that flush is in flight
+  await w.write(range(0, 5, 9), { detail: rows(5, 5) });
+  release();
+  await inflight;
+  await w.flush();
+  await w.flush();
+  const logged = calls
+    .filter((c) => c.table === '_pipelines_offsets')
+    .map((c) =>
+      c.rows.map((r) => `${(r as { partition: number }).partition}:${(r as { first_offset: string }).first_offset}`),
+    );
+  expect(logged).toEqual([['1:0'], ['0:0'], ['0:5']]);
+  await w.close();
+});
+
 test('a replayed partition must start at or after the recorded first offset', async () => {
   const { ch } = fakeClickHouse();
   const w = new SinkWriter(ch, opts());

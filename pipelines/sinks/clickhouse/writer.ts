@@ -155,7 +155,7 @@ export class SinkWriter {
   /** Replayed ranges that are complete: flushed alone, before anything newer of their partition. */
   #sealed = new Map<string, PartitionBuffer>();
   /** Ranges recorded before a crash that must be replayed with exactly the same boundaries. */
-  #replay = new Map<string, { first: bigint; last: bigint }>();
+  #replay = new Map<string, { first: bigint; last: bigint; sealed?: boolean }>();
   #lastSeen = new Map<string, bigint>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inflight: Promise<void> | undefined;
@@ -217,11 +217,25 @@ export class SinkWriter {
       );
     }
     let replay = this.#replay.get(k);
-    if (replay && first > replay.last) {
-      // The consumer starts past the range: the group committed beyond it, so every sink had it all. (The
-      // worker skips such ranges when it knows the committed offset; kept, it would hold the partition forever.)
-      this.#replay.delete(k);
-      replay = undefined;
+    let sealedNow = false;
+    if (replay && !replay.sealed && first > replay.last) {
+      const open = this.#buffers.get(k);
+      if (open) {
+        // The range's last records gave this sink no rows: what it holds is the whole replay. Sealed as the
+        // recorded range (same token, same end), flushed before this write's buffer, as any completed replay.
+        open.replayFirst = replay.first;
+        open.last = replay.last;
+        this.#buffers.delete(k);
+        this.#sealed.set(k, open);
+        replay.sealed = true;
+        sealedNow = true;
+      } else {
+        // No record of the range reached this sink: the consumer starts past it (the group committed beyond
+        // it, so it was written). The worker skips such ranges when it knows the committed offset; kept, it
+        // would hold the partition forever.
+        this.#replay.delete(k);
+        replay = undefined;
+      }
     }
     if (replay && ((first <= replay.last && last > replay.last) || first < replay.first)) {
       throw new ClickHouseSinkError({
@@ -249,14 +263,15 @@ export class SinkWriter {
       buf.count += rows.length;
       this.stats.bufferedRows += rows.length;
     }
-    const sealing = replay !== undefined && last === replay.last;
+    const sealing = replay !== undefined && !replay.sealed && last === replay.last;
     if (replay !== undefined && sealing) {
       // The replayed range is complete: later writes go to a new buffer, flushed after this one.
+      replay.sealed = true;
       buf.replayFirst = replay.first;
       this.#buffers.delete(k);
       this.#sealed.set(k, buf);
     }
-    if (this.stats.bufferedRows >= this.#o.maxRows || sealing) {
+    if (this.stats.bufferedRows >= this.#o.maxRows || sealing || sealedNow) {
       this.#requestFlush();
     } else if (this.#timer === undefined && this.#inflight === undefined) {
       this.#armTimer();
