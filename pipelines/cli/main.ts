@@ -15,9 +15,11 @@ try {
   process.exitCode = await command.run(args);
 } catch (err) {
   // Expected failures carry a message for the user; anything else is a bug worth its stack.
-  const e = err as Error & { userFacing?: boolean };
+  const e = err as Error & { userFacing?: boolean; code?: string };
+  // node:util parseArgs refuses unknown or malformed options with ERR_PARSE_ARGS_*: the user's to fix.
+  const forUser = e.userFacing || e.code?.startsWith('ERR_PARSE_ARGS');
   process.stderr.write(
-    e.userFacing ? `pipelines ${name}: ${e.message}\n` : `pipelines ${name}: internal error\n${e.stack}\n`,
+    forUser ? `pipelines ${name}: ${e.message}\n` : `pipelines ${name}: internal error\n${e.stack}\n`,
   );
   process.exitCode = 1;
 }

@@ -15,6 +15,19 @@ function cli(...args: string[]) {
 }
 
 describe('pipelines CLI', () => {
+  it('an unknown or malformed option is for the user to fix: one line, no stack', () => {
+    for (const args of [
+      ['demo', '--events', '5'],
+      ['demo', '--orders', 'many'],
+      ['replay', 'x.yaml', '--intto', 'v2'],
+    ]) {
+      const r = cli(...args);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(new RegExp(`^pipelines ${args[0]}: (Unknown option|--orders: a whole number)`));
+      expect(r.err).not.toMatch(/internal error|\n\s+at /);
+    }
+  });
+
   it('validate: exit 0 for the examples', () => {
     const r = cli('validate', `${TOPOLOGIES}/order-status.yaml`, `${TOPOLOGIES}/order-status.test.yaml`);
     expect(r.err).toBe('');
