@@ -2,9 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runOrderSlice } from './order-slice.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
+import { runOrderSlice } from './order-slice.ts';
 import { localStack } from './stack.ts';
 
 jest.setTimeout(120_000);

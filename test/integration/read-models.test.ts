@@ -69,75 +69,72 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test(
-  `${EVENTS} events: every read model equals SQL over the raw events after ${MIN_KILLS_IN_RUN}+ kill -9 per topology`,
-  async () => {
-    expect(events.length).toBeGreaterThanOrEqual(EVENTS);
-    // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
-    // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
-    const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir, PIPELINES_CLICKHOUSE_FLUSH_ROWS: '2000' };
-    const report: string[] = [];
-    // One worker process at a time on the data directory; the test opens it only after the last one exited.
-    for (const file of Object.keys(TOPOLOGY_MODELS)) {
-      let group = '';
-      const logs: string[] = [];
-      for (let kill = 0; kill < KILLS; kill++) {
-        // A new consumer group for each restart: a group whose only member was killed -9 waits for the session
-        // timeout (~30 s) before it can rebalance. The ClickHouse sinks do not need the group's offsets: they
-        // skip what their offsets log says they hold and replay its last range exactly (the harder case).
-        group = `read-models-${file.replace(/\W/g, '-')}-${Date.now()}-${kill}`;
-        const port = await freePort();
-        const w = spawnWorker(
-          file,
-          env,
-          ['--group', group, '--metrics', `127.0.0.1:${port}`],
-          `read-models-kill-${kill}`,
-        );
-        logs.push(w.log);
-        if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
-        // Kills spread over the run: the k-th lands once the worker has read about k/(KILLS+2) of the input (its
-        // own records-in counter, which moves per batch; committed offsets move per flush, in jumps that can pass
-        // the end), jittered by a quarter of that step, then a random 0-150 ms more: it hits a batch, a flush or
-        // a commit anywhere, before the end.
-        const step = events.length / (KILLS + 2);
-        const target = Math.floor(step * (kill + 1) + (Math.random() - 0.5) * (step / 2));
-        const deadline = Date.now() + 180_000;
-        while ((await recordsIn(port)) < target) {
-          if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
-          if (Date.now() > deadline) throw new Error(`no progress to ${target}, see ${w.log}`);
-          await sleep(10);
-        }
-        await sleep(Math.random() * 150);
-        w.child.kill('SIGKILL');
-        expect(await w.exited).toBe(null);
+test(`${EVENTS} events: every read model equals SQL over the raw events after ${MIN_KILLS_IN_RUN}+ kill -9 per topology`, async () => {
+  expect(events.length).toBeGreaterThanOrEqual(EVENTS);
+  // Flushes of 2,000 rows: many recorded ranges per partition, so that kills land between and inside them (with
+  // the default 50,000 rows or 1 s, the fast topology writes its whole input in one flush).
+  const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: dir, PIPELINES_CLICKHOUSE_FLUSH_ROWS: '2000' };
+  const report: string[] = [];
+  // One worker process at a time on the data directory; the test opens it only after the last one exited.
+  for (const file of Object.keys(TOPOLOGY_MODELS)) {
+    let group = '';
+    const logs: string[] = [];
+    for (let kill = 0; kill < KILLS; kill++) {
+      // A new consumer group for each restart: a group whose only member was killed -9 waits for the session
+      // timeout (~30 s) before it can rebalance. The ClickHouse sinks do not need the group's offsets: they
+      // skip what their offsets log says they hold and replay its last range exactly (the harder case).
+      group = `read-models-${file.replace(/\W/g, '-')}-${Date.now()}-${kill}`;
+      const port = await freePort();
+      const w = spawnWorker(
+        file,
+        env,
+        ['--group', group, '--metrics', `127.0.0.1:${port}`],
+        `read-models-kill-${kill}`,
+      );
+      logs.push(w.log);
+      if (!(await waitForLog(w, 'partitions assigned'))) throw new Error(`worker exited early, see ${w.log}`);
+      // Kills spread over the run: the k-th lands once the worker has read about k/(KILLS+2) of the input (its
+      // own records-in counter, which moves per batch; committed offsets move per flush, in jumps that can pass
+      // the end), jittered by a quarter of that step, then a random 0-150 ms more: it hits a batch, a flush or
+      // a commit anywhere, before the end.
+      const step = events.length / (KILLS + 2);
+      const target = Math.floor(step * (kill + 1) + (Math.random() - 0.5) * (step / 2));
+      const deadline = Date.now() + 180_000;
+      while ((await recordsIn(port)) < target) {
+        if (w.child.exitCode !== null) throw new Error(`worker exited before the kill, see ${w.log}`);
+        if (Date.now() > deadline) throw new Error(`no progress to ${target}, see ${w.log}`);
+        await sleep(10);
       }
-      // The last restart rejoins the group of the last killed worker (its committed offsets, after the session
-      // timeout): the path a redeployed worker takes.
-      const done = spawnWorker(file, env, ['--group', group, '--until-caught-up'], 'read-models-final');
-      logs.push(done.log);
-      expect(await done.exited).toBe(0);
-      // Where ClickHouse was at each kill, from the ranges the next run found in the offsets log: every kill came
-      // before the end, and not all at the same place.
-      const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
-      report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
-      console.log(report.at(-1));
-      expect(positions.filter((p) => p < events.length).length).toBeGreaterThanOrEqual(MIN_KILLS_IN_RUN);
-      expect(new Set(positions).size).toBeGreaterThan(1);
+      await sleep(Math.random() * 150);
+      w.child.kill('SIGKILL');
+      expect(await w.exited).toBe(null);
     }
-    const ch = openClickHouse({ kind: 'embedded', path: dir });
-    try {
-      await loadRawEvents(ch, events, customerSnapshots());
-      for (const models of Object.values(TOPOLOGY_MODELS)) {
-        for (const model of models) {
-          const c = await compareReadModel(ch, model);
-          report.push(`${model}: ${c.actualRows} rows (expected ${c.rows})`);
-          expect(c).toEqual({ model, rows: c.rows, actualRows: c.rows, unexpected: [], missing: [] });
-          expect(c.rows).toBeGreaterThan(0);
-        }
+    // The last restart rejoins the group of the last killed worker (its committed offsets, after the session
+    // timeout): the path a redeployed worker takes.
+    const done = spawnWorker(file, env, ['--group', group, '--until-caught-up'], 'read-models-final');
+    logs.push(done.log);
+    expect(await done.exited).toBe(0);
+    // Where ClickHouse was at each kill, from the ranges the next run found in the offsets log: every kill came
+    // before the end, and not all at the same place.
+    const positions = logs.slice(1).map((log) => clickHousePosition(readFileSync(log, 'utf8')));
+    report.push(`${file}: ClickHouse offsets log at each kill: ${positions.join(', ')} of ${events.length}`);
+    console.log(report.at(-1));
+    expect(positions.filter((p) => p < events.length).length).toBeGreaterThanOrEqual(MIN_KILLS_IN_RUN);
+    expect(new Set(positions).size).toBeGreaterThan(1);
+  }
+  const ch = openClickHouse({ kind: 'embedded', path: dir });
+  try {
+    await loadRawEvents(ch, events, customerSnapshots());
+    for (const models of Object.values(TOPOLOGY_MODELS)) {
+      for (const model of models) {
+        const c = await compareReadModel(ch, model);
+        report.push(`${model}: ${c.actualRows} rows (expected ${c.rows})`);
+        expect(c).toEqual({ model, rows: c.rows, actualRows: c.rows, unexpected: [], missing: [] });
+        expect(c.rows).toBeGreaterThan(0);
       }
-    } finally {
-      await ch.close();
-      console.log(report.join('\n'));
     }
-  },
-);
+  } finally {
+    await ch.close();
+    console.log(report.join('\n'));
+  }
+});
