@@ -19,6 +19,10 @@ import {
 } from './harness.ts';
 
 jest.setTimeout(300_000);
+// Known, rare, not explained: twice in CI (sessions 3 and 4) the worker of the broker-restart test went silent after
+// the broker came back (assigned, no error, no retry, no pause, no progress, until the test's timeout); 6 local runs
+// passed. Tried again once so that a second stall fails the suite; the note of issue 6 lists it as open.
+jest.retryTimes(1, { logErrorsBeforeRetry: true });
 afterEach(stopWorkers);
 
 const TOPOLOGY = 'topologies/order-enrichment.yaml';
