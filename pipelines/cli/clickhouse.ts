@@ -4,7 +4,7 @@
 // `pipelines clickhouse query <sql>`: the query side, for the embedded engine as much as for a server.
 import { parseArgs } from 'node:util';
 import { alignByContent, textTable } from '../observe/text-table.ts';
-import { type ClickHouse, clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { type ClickHouse, clickHouseConfigFromEnv, withClickHouse } from '../sinks/clickhouse/connection.ts';
 import { classifyError } from '../sinks/clickhouse/errors.ts';
 import { applyTablePlan, planTopologyTables, type TablePlan, topologyTables } from '../sinks/clickhouse/schema.ts';
 import { loadPlan } from '../topology/load.ts';
@@ -68,14 +68,11 @@ export const clickhouse: Command = {
       },
     });
     const [action, file] = positionals;
+    const clickhouse = clickHouseConfigFromEnv(process.env);
     if (action === 'query' && file) {
-      const ch = openClickHouse(clickHouseConfigFromEnv(process.env));
-      try {
-        process.stdout.write(await runQuery(ch, file, values.json ? 'json' : 'table'));
-        return 0;
-      } finally {
-        await ch.close();
-      }
+      const text = await withClickHouse(clickhouse, (ch) => runQuery(ch, file, values.json ? 'json' : 'table'));
+      process.stdout.write(text);
+      return 0;
     }
     if (!file || (action !== 'plan' && action !== 'apply')) {
       process.stderr.write(`${usage}\n`);
@@ -84,8 +81,7 @@ export const clickhouse: Command = {
     const plan = await loadPlan(file, { env: process.env });
     const suffix = values.into;
     const tables = topologyTables(plan, suffix ? (t) => `${t}_${suffix}` : undefined);
-    const ch = openClickHouse(clickHouseConfigFromEnv(process.env));
-    try {
+    return withClickHouse(clickhouse, async (ch) => {
       const allowDestructive = values['allow-destructive'];
       const plans = await planTopologyTables(ch, tables, { allowDestructive });
       process.stdout.write(`-- ${plan.name} on ${ch.description}\n${formatPlan(plans)}`);
@@ -99,8 +95,6 @@ export const clickhouse: Command = {
       const ran = plans.reduce((n, p) => n + p.statements.length, 0);
       process.stdout.write(`applied ${ran} statement(s)\n`);
       return 0;
-    } finally {
-      await ch.close();
-    }
+    });
   },
 };

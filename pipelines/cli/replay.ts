@@ -7,7 +7,7 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
 import { createLogger } from '../observe/log.ts';
 import { launchWorker } from '../runtime/launch.ts';
-import { clickHouseConfigFromEnv, openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { clickHouseConfigFromEnv, withClickHouse } from '../sinks/clickhouse/connection.ts';
 import { topologyTables } from '../sinks/clickhouse/schema.ts';
 import { rebuildLogSink, type SwapTable, swappedIn, swapTables } from '../sinks/clickhouse/swap.ts';
 import type { Ack, SourceRange } from '../sinks/sink.ts';
@@ -106,15 +106,6 @@ async function committedOffsets(conn: KafkaConnection, group: string, topic: str
   });
 }
 
-async function withClickHouse<T>(f: (ch: ReturnType<typeof openClickHouse>) => Promise<T>): Promise<T> {
-  const ch = openClickHouse(clickHouseConfigFromEnv(process.env));
-  try {
-    return await f(ch);
-  } finally {
-    await ch.close();
-  }
-}
-
 export const replay: Command = {
   summary: 'rebuild the ClickHouse projections of a topology from the earliest offsets (--into, --swap)',
   async run(args) {
@@ -154,8 +145,13 @@ export const replay: Command = {
       rebuilt: t.spec.table,
       ...(t.spec.database ? { database: t.spec.database } : {}),
     }));
+    const clickhouse = clickHouseConfigFromEnv(process.env);
+    const swap = () =>
+      withClickHouse(clickhouse, async (ch) => {
+        for (const line of await swapTables(ch, plan.name, swapping, suffix)) out.write(`${line}\n`);
+      });
     // A rebuild already swapped in (all or some tables): writing on would go into the old tables, now <t>_<suffix>.
-    const swapped = await withClickHouse(async (ch) => {
+    const swapped = await withClickHouse(clickhouse, async (ch) => {
       for (const t of swapping) if ((await swappedIn(ch, t.live, t.database)) === suffix) return t.live;
       return undefined;
     });
@@ -166,9 +162,7 @@ export const replay: Command = {
         );
       }
       out.write(`the rebuild --into ${suffix} was swapped in already (${swapped}): finishing the swap\n`);
-      await withClickHouse(async (ch) => {
-        for (const line of await swapTables(ch, plan.name, swapping, suffix)) out.write(`${line}\n`);
-      });
+      await swap();
       return 0;
     }
     const ends = await withAdmin(conn, (a) => a.fetchTopicOffsets(spec.source.topic));
@@ -237,9 +231,7 @@ export const replay: Command = {
       if ((await groupMembers(conn, liveGroup)) > 0) {
         throw userError(`--swap: the live group '${liveGroup}' has members again; not swapping`);
       }
-      await withClickHouse(async (ch) => {
-        for (const line of await swapTables(ch, plan.name, swapping, suffix)) out.write(`${line}\n`);
-      });
+      await swap();
       return 0;
     } finally {
       clearInterval(show);

@@ -11,7 +11,7 @@ import { connectionsFrom } from '../kafka/connection.ts';
 import { createOrderTopics, orderTopics, produceOrderEvents, produceOrderSnapshots } from '../loadgen/order-topics.ts';
 import { orderLifecycleStream } from '../loadgen/orders.ts';
 import { textTable } from '../observe/text-table.ts';
-import { openClickHouse } from '../sinks/clickhouse/connection.ts';
+import { withClickHouse } from '../sinks/clickhouse/connection.ts';
 
 export interface DemoOptions {
   orders: number;
@@ -89,8 +89,7 @@ export async function runOrderDemo(o: DemoOptions): Promise<number> {
     o.out(`ran ${file} until caught up in ${secs(t)}, start-up included (log: ${relative(process.cwd(), log)})\n`);
   }
 
-  const ch = openClickHouse({ kind: 'embedded', path: data });
-  try {
+  await withClickHouse({ kind: 'embedded', path: data }, async (ch) => {
     const rows = async (sql: string) =>
       (await (await ch.client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, unknown>>()) ?? [];
     const table = (head: string[], cells: string[][]) =>
@@ -149,9 +148,7 @@ export async function runOrderDemo(o: DemoOptions): Promise<number> {
         customers.map((r) => [String(r.customer_id), count(r.orders), money(r.revenue)]),
       ),
     );
-  } finally {
-    await ch.close();
-  }
+  });
   const at = relative(process.cwd(), data) || '.';
   o.out(
     `\nThe read models stay in ${at} (replaced by the next demo). Query them, e.g.:\n` +

@@ -12,6 +12,9 @@ import { ClickHouseSinkError } from './errors.ts';
 // loaded when an embedded connection is opened, not by every worker that merely imports the sinks.
 const requireHere = createRequire(import.meta.url);
 
+/** The data directory the embedded engine of this process has open, if any. */
+let embeddedOpen: string | undefined;
+
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
 /** Where the embedded engine keeps its data when nothing else is said (relative to the cwd). */
@@ -147,5 +150,12 @@ export function openClickHouse(config: ClickHouseConfig): ClickHouse {
   return { client, kind: 'embedded', description, droppedDedupRecords, close: () => client.close() };
 }
 
-/** The data directory the embedded engine of this process has open, if any. */
-let embeddedOpen: string | undefined;
+/** Opens ClickHouse for the span of `f`, and closes it whatever `f` does (commands that run once and exit). */
+export async function withClickHouse<T>(config: ClickHouseConfig, f: (ch: ClickHouse) => Promise<T>): Promise<T> {
+  const ch = openClickHouse(config);
+  try {
+    return await f(ch);
+  } finally {
+    await ch.close();
+  }
+}
