@@ -31,6 +31,21 @@ function fakeClickHouse(fail: (call: Call, n: number) => Error | undefined = () 
   return { ch, calls };
 }
 
+/** A fake whose inserts all wait until `release()`: a flush held in flight. */
+function gatedClickHouse() {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const fake = fakeClickHouse();
+  const insert = fake.ch.client.insert.bind(fake.ch.client);
+  (fake.ch.client as unknown as { insert: unknown }).insert = async (p: never) => {
+    await gate;
+    return insert(p);
+  };
+  return { ...fake, release };
+}
+
 const opts = (o: Partial<SinkWriterOptions> = {}): SinkWriterOptions => ({
   topology: 'topo',
   sink: 'sink',
@@ -125,16 +140,7 @@ test('a non-retriable failure is sticky: later writes and flushes reject with it
 });
 
 test('backpressure: write waits while buffered plus in-flight rows exceed the bound', async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const { ch } = fakeClickHouse();
-  const slow = ch.client.insert.bind(ch.client);
-  (ch.client as unknown as { insert: unknown }).insert = async (p: never) => {
-    await gate;
-    return slow(p);
-  };
+  const { ch, release } = gatedClickHouse();
   const w = new SinkWriter(ch, opts({ maxRows: 10, maxBufferedRows: 15 }));
   await w.write(range(0, 0, 9), { detail: rows(0, 10) }); // starts a flush that hangs
   expect(w.stats.inflightRows).toBe(10);
@@ -176,16 +182,7 @@ test('replay: rows are held until the recorded range is complete, then flushed w
 });
 
 test('replay: writes after the boundary wait for the next flush (one range per partition per flush)', async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const { ch, calls } = fakeClickHouse();
-  const insert = ch.client.insert.bind(ch.client);
-  (ch.client as unknown as { insert: unknown }).insert = async (p: never) => {
-    await gate;
-    return insert(p);
-  };
+  const { ch, calls, release } = gatedClickHouse();
   const w = new SinkWriter(ch, opts({ maxRows: 1000 }));
   w.expectReplay([{ topic: 'orders', partition: 0, first: '0', last: '4', seekTo: '0', next: '5' }]);
   await w.write(range(1, 0, 0), { detail: rows(0, 1) });
@@ -253,20 +250,11 @@ test('replay: when the last records of the range give this sink no rows, what it
 test('replay: a completed range and the writes after it never share a flush', async () => {
   // Recorded together, the later range would be the partition's last in the offsets log: a crash before the
   // replay's insert landed would then leave the replay behind for good.
-  let release!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const { ch, calls } = fakeClickHouse();
-  const insert = ch.client.insert.bind(ch.client);
-  (ch.client as unknown as { insert: unknown }).insert = async (p: never) => {
-    await gate;
-    return insert(p);
-  };
+  const { ch, calls, release } = gatedClickHouse();
   const w = new SinkWriter(ch, opts({ maxRows: 1000 }));
   w.expectReplay([{ topic: 'orders', partition: 0, first: '0', last: '4', seekTo: '0', next: '5' }]);
   await w.write(range(1, 0, 0), { detail: rows(0, 1) });
-  const inflight = w.flush(); // partition 1 alone, held at the gate
+  const inflight = w.flush(); // partition 1 alone, held until release()
   await w.write(range(0, 0, 4), { detail: rows(0, 5) }); // the replay completes while that flush is in flight
   await w.write(range(0, 5, 9), { detail: rows(5, 5) });
   release();
