@@ -11,7 +11,14 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { launchWorker } from '../../pipelines/runtime/launch.ts';
-import { createTopics, produceOrders, testTopics, writeFixture } from '../integration/harness.ts';
+import {
+  createTopics,
+  ORDER_SCHEMAS,
+  ORDER_VALUE,
+  produceOrders,
+  testTopics,
+  writeFixture,
+} from '../integration/harness.ts';
 
 interface RunResult {
   records: number;
@@ -40,7 +47,6 @@ function counter(total: number) {
   };
 }
 
-const SCHEMAS = ['OrderPlaced-v2', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'];
 const WINDOWS = `apiVersion: pipelines/v1
 kind: Topology
 metadata: { name: bench-windows }
@@ -48,7 +54,7 @@ spec:
   source:
     topic: \${ORDERS_TOPIC}
     group: bench-windows
-    value: { format: avro, subjects: TopicRecordName, schemas: [${SCHEMAS.map((s) => `schemas/${s}.avsc`).join(', ')}] }
+    value: ${ORDER_VALUE}
     eventTime: event.timestamp
     maxOutOfOrderness: 5s
   steps:
@@ -64,7 +70,9 @@ spec:
 
 /** The topology file of a workload (the windows one is written beside copies of the schemas). */
 function topologyFile(workload: string): string {
-  return workload === 'forward' ? 'topologies/order-forward.yaml' : writeFixture('bench-windows', WINDOWS, SCHEMAS);
+  return workload === 'forward'
+    ? 'topologies/order-forward.yaml'
+    : writeFixture('bench-windows', WINDOWS, ORDER_SCHEMAS);
 }
 
 async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>, file: string) {

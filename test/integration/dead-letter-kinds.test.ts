@@ -4,6 +4,8 @@
 import { customerSnapshots, type OrderPlaced, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import {
   createTopics,
+  ORDER_SCHEMAS,
+  ORDER_VALUE,
   produceOrders,
   produceSnapshots,
   readTopic,
@@ -16,8 +18,6 @@ import {
 jest.setTimeout(180_000);
 afterEach(stopWorkers);
 
-const SCHEMAS = ['OrderPlaced-v2', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled', 'Customer'];
-
 // Average cents per item: an integer division, which fails (division by zero) for an order without items.
 const TOPOLOGY = `apiVersion: pipelines/v1
 kind: Topology
@@ -26,12 +26,7 @@ spec:
   source:
     topic: \${ORDERS_TOPIC}
     group: poison-kinds
-    value:
-      format: avro
-      subjects: TopicRecordName
-      schemas: [${SCHEMAS.filter((s) => s !== 'Customer')
-        .map((s) => `schemas/${s}.avsc`)
-        .join(', ')}]
+    value: ${ORDER_VALUE}
   tables:
     customers: { topic: "\${CUSTOMERS_TOPIC}", key: customerId, schema: schemas/Customer.avsc }
   steps:
@@ -80,7 +75,7 @@ test('every kind of poison record is dead-lettered with its provenance; the rest
   );
 
   const worker = spawnWorker(
-    writeFixture('poison-kinds', TOPOLOGY, SCHEMAS),
+    writeFixture('poison-kinds', TOPOLOGY, [...ORDER_SCHEMAS, 'Customer']),
     { ...topics },
     ['--until-caught-up'],
     'poison',

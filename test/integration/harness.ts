@@ -213,6 +213,11 @@ export async function hasCommitted(group: string, topic: string): Promise<boolea
   return [...committed.values()].some((o) => o > 0n);
 }
 
+/** The order events' schemas (OrderPlaced in its v2), as a fixture reads them from its own `schemas/`. */
+export const ORDER_SCHEMAS = ['OrderPlaced-v2', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'];
+/** A fixture source's `value:` reading those events from one topic (TopicRecordName subjects). */
+export const ORDER_VALUE = `{ format: avro, subjects: TopicRecordName, schemas: [${ORDER_SCHEMAS.map((s) => `schemas/${s}.avsc`).join(', ')}] }`;
+
 /**
  * Writes a topology text as `<name>.yaml` into a new folder under `<PIPELINES_STATE or .local>/test-fixtures/`,
  * beside copies of the schemas it names (a topology may only read files inside its own folder); returns its path.

@@ -13,6 +13,8 @@ import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import {
   createTopics,
   freePort,
+  ORDER_SCHEMAS,
+  ORDER_VALUE,
   produceOrders,
   recordsIn,
   restoredEntries,
@@ -26,7 +28,6 @@ import {
 jest.setTimeout(240_000);
 afterEach(stopWorkers);
 
-const SCHEMAS = ['OrderPlaced-v2', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'];
 const TOPOLOGY = `apiVersion: pipelines/v1
 kind: Topology
 metadata: { name: held-state }
@@ -34,7 +35,7 @@ spec:
   source:
     topic: \${ORDERS_TOPIC}
     group: \${GROUP}
-    value: { format: avro, subjects: TopicRecordName, schemas: [${SCHEMAS.map((s) => `schemas/${s}.avsc`).join(', ')}] }
+    value: ${ORDER_VALUE}
   steps:
     - id: once
       dedupe: { key: event.eventId, horizon: 24h }
@@ -54,7 +55,7 @@ test('a ClickHouse sink holding a replay keeps the state of those records from t
     await createTopics(topics, 1);
     const events = [...orderLifecycleStream(1500, { seed: 9 })].slice(0, 4000);
     expect(events.length).toBe(4000);
-    const file = writeFixture('held-state', TOPOLOGY, SCHEMAS);
+    const file = writeFixture('held-state', TOPOLOGY, ORDER_SCHEMAS);
     const env = { ...topics, GROUP: `held-${Date.now()}`, PIPELINES_CLICKHOUSE_PATH: dir };
     const cli = (...args: string[]) => {
       const r = spawnSync(process.execPath, ['pipelines/cli/main.ts', ...args], {

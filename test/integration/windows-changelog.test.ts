@@ -8,6 +8,8 @@ import {
   freePort,
   hasCommitted,
   killWhenRead,
+  ORDER_SCHEMAS,
+  ORDER_VALUE,
   produceOrders,
   readTopic,
   restoredEntries,
@@ -21,7 +23,6 @@ import {
 jest.setTimeout(300_000);
 afterEach(stopWorkers);
 
-const SCHEMAS = ['OrderPlaced-v2', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'];
 const MINUTE = 60_000;
 
 const TOPOLOGY = `apiVersion: pipelines/v1
@@ -31,7 +32,7 @@ spec:
   source:
     topic: \${ORDERS_TOPIC}
     group: \${GROUP}
-    value: { format: avro, subjects: TopicRecordName, schemas: [${SCHEMAS.map((s) => `schemas/${s}.avsc`).join(', ')}] }
+    value: ${ORDER_VALUE}
     eventTime: event.timestamp
     maxOutOfOrderness: 5s
   steps:
@@ -77,7 +78,7 @@ test.each([
       want.set(k, w);
     }
 
-    const file = writeFixture('order-minutes', TOPOLOGY, SCHEMAS);
+    const file = writeFixture('order-minutes', TOPOLOGY, ORDER_SCHEMAS);
     const env = {
       ...topics,
       GROUP: `minutes-${Date.now()}`,
