@@ -21,7 +21,7 @@ import {
   truncateSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 export interface DroppedDedupRecord {
   /** The table's data directory, relative to the engine's data path. */
@@ -104,7 +104,10 @@ export function engineOwner(dataPath: string): number | undefined {
  */
 export function dropUncommittedDedupRecords(dataPath: string): DroppedDedupRecord[] {
   const dropped: DroppedDedupRecord[] = [];
-  for (const dir of tableDirs(dataPath)) {
+  const dirs = tableDirs(dataPath);
+  if (dirs.length === 0) return dropped;
+  const root = realpathSync(dataPath); // the table directories are real paths too
+  for (const dir of dirs) {
     const parts: PartName[] = [];
     for (const e of readdirSync(dir)) {
       const p = parsePartName(e);
@@ -149,7 +152,7 @@ export function dropUncommittedDedupRecords(dataPath: string): DroppedDedupRecor
     const ghosts: DroppedDedupRecord[] = [];
     for (const [blockId, part] of live) {
       const p = parsePartName(part);
-      if (p && !covered(p)) ghosts.push({ table: dir.slice(realpathSync(dataPath).length + 1), part, blockId });
+      if (p && !covered(p)) ghosts.push({ table: relative(root, dir), part, blockId });
     }
     if (ghosts.length === 0) continue;
     const fd = openSync(lastLog, 'a');
