@@ -141,6 +141,13 @@ interface PartitionBuffer {
   count: number;
 }
 
+/** A recorded range to replay with the same boundaries; sealed once the rows held for it are complete. */
+interface HeldReplay {
+  first: bigint;
+  last: bigint;
+  sealed?: boolean;
+}
+
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 /** A batching, exactly-once writer for one sink of one topology. */
@@ -155,7 +162,7 @@ export class SinkWriter {
   /** Replayed ranges that are complete: flushed alone, before anything newer of their partition. */
   #sealed = new Map<string, PartitionBuffer>();
   /** Ranges recorded before a crash that must be replayed with exactly the same boundaries. */
-  #replay = new Map<string, { first: bigint; last: bigint; sealed?: boolean }>();
+  #replay = new Map<string, HeldReplay>();
   #lastSeen = new Map<string, bigint>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inflight: Promise<void> | undefined;
@@ -217,18 +224,14 @@ export class SinkWriter {
       );
     }
     let replay = this.#replay.get(k);
-    let sealedNow = false;
+    let sealed = false;
     if (replay && !replay.sealed && first > replay.last) {
       const open = this.#buffers.get(k);
       if (open) {
-        // The range's last records gave this sink no rows: what it holds is the whole replay. Sealed as the
-        // recorded range (same token, same end), flushed before this write's buffer, as any completed replay.
-        open.replayFirst = replay.first;
-        open.last = replay.last;
-        this.#buffers.delete(k);
-        this.#sealed.set(k, open);
-        replay.sealed = true;
-        sealedNow = true;
+        // The range's last records gave this sink no rows: what it holds is the whole replay, flushed before
+        // this write's buffer as any completed replay.
+        this.#seal(k, open, replay);
+        sealed = true;
       } else {
         // No record of the range reached this sink: the consumer starts past it (the group committed beyond
         // it, so it was written). The worker skips such ranges when it knows the committed offset; kept, it
@@ -263,15 +266,12 @@ export class SinkWriter {
       buf.count += rows.length;
       this.stats.bufferedRows += rows.length;
     }
-    const sealing = replay !== undefined && !replay.sealed && last === replay.last;
-    if (replay !== undefined && sealing) {
+    if (replay !== undefined && !replay.sealed && last === replay.last) {
       // The replayed range is complete: later writes go to a new buffer, flushed after this one.
-      replay.sealed = true;
-      buf.replayFirst = replay.first;
-      this.#buffers.delete(k);
-      this.#sealed.set(k, buf);
+      this.#seal(k, buf, replay);
+      sealed = true;
     }
-    if (this.stats.bufferedRows >= this.#o.maxRows || sealing || sealedNow) {
+    if (this.stats.bufferedRows >= this.#o.maxRows || sealed) {
       this.#requestFlush();
     } else if (this.#timer === undefined && this.#inflight === undefined) {
       this.#armTimer();
@@ -287,6 +287,15 @@ export class SinkWriter {
       }
     }
     if (this.#failed) throw this.#failed;
+  }
+
+  /** A partition's held rows become the replayed range: its recorded first and last offsets, so its token. */
+  #seal(k: string, buf: PartitionBuffer, replay: HeldReplay): void {
+    replay.sealed = true;
+    buf.replayFirst = replay.first;
+    buf.last = replay.last;
+    this.#buffers.delete(k);
+    this.#sealed.set(k, buf);
   }
 
   /**
