@@ -1,14 +1,15 @@
 // The embedded engine after a kill between writing an insert's deduplication record and renaming its part
 // into place (the state a kill -9 leaves: the record on disk, the part still `tmp_insert_*`). The engine on
 // its own then drops the replay of that insert as a duplicate, with its rows nowhere; opened through
-// openClickHouse, the record is dropped first and the replay lands. Each step runs in its own process:
+// openClickHouse, the record is dropped first and the replay lands (on an engine in TESTED_ENGINES; with
+// PIPELINES_CLICKHOUSE_DEDUP_REPAIR=off it is not, as with the engine alone). Each step runs in its own process:
 // chdb opens one data directory per process, once; a directory another process has open is refused.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { engineOwner } from '../../pipelines/sinks/clickhouse/dedup-log.ts';
+import { engineOwner, TESTED_ENGINES } from '../../pipelines/sinks/clickhouse/dedup-log.ts';
 
 jest.setTimeout(120_000);
 
@@ -42,19 +43,26 @@ const ch = { client, kind: 'embedded' };
 await insert(ch, 2);
 console.log(JSON.stringify({ one: await count(ch, 1), two: await count(ch, 2) }));
 await client.close();`,
-  // Through openClickHouse, which drops the stale record before the engine opens.
+  // Through openClickHouse, which drops the stale record before the engine opens (the installed engine is tested).
   repaired: `
-import { openClickHouse } from '${sinkDir}/connection.ts';
+import { embeddedEngineVersion, openClickHouse } from '${sinkDir}/connection.ts';
 const ch = openClickHouse({ kind: 'embedded', path: dir });
 await insert(ch, 2);
 await insert(ch, 2); // a second replay is a duplicate again
-console.log(JSON.stringify({ one: await count(ch, 1), two: await count(ch, 2), dropped: ch.droppedDedupRecords.map((r) => r.part) }));
+console.log(JSON.stringify({ one: await count(ch, 1), two: await count(ch, 2), dropped: ch.droppedDedupRecords.map((r) => r.part), engine: embeddedEngineVersion() }));
+await ch.close();`,
+  // Through openClickHouse with the repair turned off: the engine as it is.
+  off: `
+import { openClickHouse } from '${sinkDir}/connection.ts';
+const ch = openClickHouse({ kind: 'embedded', path: dir });
+await insert(ch, 2);
+console.log(JSON.stringify({ one: await count(ch, 1), two: await count(ch, 2), dropped: ch.droppedDedupRecords }));
 await ch.close();`,
 };
 
-function step(name: string, dir: string): Record<string, unknown> {
+function step(name: string, dir: string, repair = ''): Record<string, unknown> {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', common + steps[name]], {
-    env: { ...process.env, CH_DIR: dir },
+    env: { ...process.env, CH_DIR: dir, PIPELINES_CLICKHOUSE_DEDUP_REPAIR: repair },
     cwd: resolve(__dirname, '../..'),
     encoding: 'utf8',
   });
@@ -78,7 +86,7 @@ function newestPart(dir: string): { tableDir: string; part: string } {
 }
 
 test('a deduplication record whose part never landed: the engine loses the replay, openClickHouse does not', () => {
-  const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'pipelines-dedup-repair-')));
+  const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'pipelines-dedup-repair-')));
   try {
     for (const dir of dirs) {
       expect(step('write', dir)).toEqual({ one: 500, two: 500 });
@@ -93,6 +101,10 @@ test('a deduplication record whose part never landed: the engine loses the repla
     const repaired = step('repaired', dirs[1]!);
     expect(repaired).toMatchObject({ one: 500, two: 500 });
     expect(repaired.dropped).toHaveLength(1);
+    // The version openClickHouse read is the installed one, and one the repair was tested on.
+    expect(TESTED_ENGINES).toContainEqual(repaired.engine);
+    // PIPELINES_CLICKHOUSE_DEDUP_REPAIR=off: nothing dropped, the replay lost as with the engine alone.
+    expect(step('off', dirs[2]!, 'off')).toEqual({ one: 500, two: 0, dropped: [] });
   } finally {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,15 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { createChdbConnection } from 'chdb/connection';
-import { type DroppedDedupRecord, dropUncommittedDedupRecords, engineOwner } from './dedup-log.ts';
+import {
+  DEDUP_REPAIR_VARIABLE,
+  type DedupRepairMode,
+  type DroppedDedupRecord,
+  dedupRepairModeFromEnv,
+  dropUncommittedDedupRecords,
+  type EngineVersion,
+  engineOwner,
+} from './dedup-log.ts';
 import { ClickHouseSinkError } from './errors.ts';
 
 // The embedded engine is a large native library (about 170 MB of RSS and a second of start-up once loaded):
@@ -34,12 +42,14 @@ export type ClickHouseConfig =
       kind: 'embedded';
       /** Data directory; one per process (the engine binds a single directory). */
       path: string;
+      /** The crash repair of the deduplication logs (dedup-log.ts); default: PIPELINES_CLICKHOUSE_DEDUP_REPAIR, else `auto`. */
+      dedupRepair?: DedupRepairMode;
     };
 
 /**
  * Reads the connection from the environment: PIPELINES_CLICKHOUSE_URL (+ _USER, _PASSWORD,
  * _DATABASE, _TIMEOUT_MS) selects a server; otherwise the embedded engine at
- * PIPELINES_CLICKHOUSE_PATH, default `.local/chdb` under `cwd`.
+ * PIPELINES_CLICKHOUSE_PATH, default `.local/chdb` under `cwd`, with PIPELINES_CLICKHOUSE_DEDUP_REPAIR.
  */
 export function clickHouseConfigFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -54,7 +64,10 @@ export function clickHouseConfigFromEnv(
     if (env.PIPELINES_CLICKHOUSE_TIMEOUT_MS) c.requestTimeoutMs = Number(env.PIPELINES_CLICKHOUSE_TIMEOUT_MS);
     return c;
   }
-  return { kind: 'embedded', path: resolve(cwd, env.PIPELINES_CLICKHOUSE_PATH || DEFAULT_EMBEDDED_PATH) };
+  const path = resolve(cwd, env.PIPELINES_CLICKHOUSE_PATH || DEFAULT_EMBEDDED_PATH);
+  return env[DEDUP_REPAIR_VARIABLE]?.trim()
+    ? { kind: 'embedded', path, dedupRepair: dedupRepairModeFromEnv(env) }
+    : { kind: 'embedded', path };
 }
 
 /**
@@ -84,6 +97,29 @@ export function describeClickHouse(config: ClickHouseConfig): string {
   } catch {
     return 'server (unparsable URL)';
   }
+}
+
+/**
+ * The embedded engine this process would load, read without opening any data directory: the chdb package's
+ * version and `chdb_version()` of its native library (what chdb's own durable layer checks before it starts an
+ * engine). Loading the library is what opening the engine does first anyway; the call itself is a string.
+ * Anything unreadable is `unknown`, which no tested engine is.
+ */
+export function embeddedEngineVersion(): EngineVersion {
+  const pkgPath = requireHere.resolve('chdb/package.json');
+  const chdb = (requireHere(pkgPath) as { version?: unknown }).version;
+  let engine = 'unknown';
+  try {
+    // chdb's own loader (not among its package exports, hence the path): the platform package, else a local build.
+    const { loadNative } = createRequire(pkgPath)('./dist/loader.js') as {
+      loadNative(): { EngineVersion?: () => unknown };
+    };
+    const v = loadNative().EngineVersion?.();
+    if (typeof v === 'string' && v.trim()) engine = v.trim();
+  } catch {
+    // A library that cannot load fails again, with chdb's own message, when the engine opens.
+  }
+  return { chdb: typeof chdb === 'string' ? chdb : 'unknown', engine };
 }
 
 /** An open ClickHouse: the official client plus what the sink needs to know about the backend. */
@@ -126,8 +162,16 @@ export function openClickHouse(config: ClickHouseConfig): ClickHouse {
       message: `embedded ClickHouse at ${config.path} is open in another process (pid ${owner}): one process per data directory; stop it, or set PIPELINES_CLICKHOUSE_PATH to another directory`,
     });
   }
-  // Only before the engine has the directory open: it reads the logs once, when it opens.
-  const droppedDedupRecords = embeddedOpen === undefined ? dropUncommittedDedupRecords(config.path) : [];
+  // Only before the engine has the directory open: it reads the logs once, when it opens. The repair runs on the
+  // engines it was tested on; on another it refuses to guess (CH_DEDUP_UNTESTED_ENGINE) if the logs need it.
+  const droppedDedupRecords =
+    embeddedOpen === undefined
+      ? dropUncommittedDedupRecords(
+          config.path,
+          embeddedEngineVersion(),
+          config.dedupRepair ?? dedupRepairModeFromEnv(process.env),
+        )
+      : [];
   try {
     const chdb = requireHere('chdb/connection') as { createChdbConnection: typeof createChdbConnection };
     connection = chdb.createChdbConnection({ path: config.path });

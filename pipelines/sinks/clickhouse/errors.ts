@@ -14,6 +14,8 @@ export type ClickHouseSinkErrorCode =
   | 'CH_REPLAY_BOUNDARY' // a write crossed the boundary of a batch that must be replayed exactly
   | 'CH_EMBEDDED_PATH' // this process's engine has another data directory, or another process has this one
   | 'CH_SWAP' // a rebuild's swap is missing its table, or was cut short (swap.ts)
+  | 'CH_DEDUP_UNTESTED_ENGINE' // dedup logs need the crash repair, on an engine it was not tested on (dedup-log.ts)
+  | 'CH_CONFIG' // a PIPELINES_CLICKHOUSE_* variable with a value it cannot take
   | 'CH_SERVER'; // any other error from ClickHouse
 
 export interface ClickHouseSinkErrorDetails {
