@@ -18,6 +18,7 @@ export {
   explainIncompatibility,
   type SchemaCheck,
 } from './compatibility.ts';
+export { type Decoder, jsonDecoder } from './decoder.ts';
 export {
   CODEC_ERRORS,
   CodecError,

@@ -28,3 +28,21 @@ export function isTransientKafkaError(err: unknown): boolean {
   if (e.code !== undefined && TRANSIENT_CODES.has(e.code)) return true;
   return TRANSIENT.has(e.name ?? '');
 }
+
+/** The producer's epoch is stale: ERR__FENCED, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH. */
+const FENCED_CODES = new Set([-144, 90, 47]);
+
+export function isFencedError(err: unknown): boolean {
+  const e = err as { code?: number; message?: string };
+  return (e.code !== undefined && FENCED_CODES.has(e.code)) || /fenced by a newer instance/i.test(e.message ?? '');
+}
+
+/** The group's generation moved on (a rebalance) between fetch and commit: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS. */
+const GROUP_MOVED_CODES = new Set([22, 25, 27]);
+
+export function isGroupMovedError(err: unknown): boolean {
+  const e = err as { code?: number; message?: string };
+  if (e.code !== undefined && GROUP_MOVED_CODES.has(e.code)) return true;
+  // The client's transactional calls report these by message only.
+  return /generation id is not valid|rebalance in progress|unknown member/i.test(e.message ?? '');
+}

@@ -1,5 +1,6 @@
-// The worker's HTTP face for operators: /metrics (Prometheus text), /healthz (the process answers) and
-// /readyz (partitions assigned, tables caught up, sinks reachable, plus any check given), on a small node:http server.
+// The worker's HTTP face for operators: /metrics (Prometheus text), /healthz (the process answers and no stall
+// was seen) and /readyz (partitions assigned, tables caught up, sinks reachable, plus any check given), on a small
+// node:http server.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics, Readiness } from './metrics.ts';
@@ -16,6 +17,8 @@ export interface ObserveServerOptions {
   /** 0 picks a free port. */
   port?: number;
   checks?: ReadinessCheck[];
+  /** Why the process is not healthy (e.g. the worker's liveness guard saw a stall); empty when it is. */
+  liveness?: () => string[];
 }
 
 export interface ObserveServer {
@@ -75,11 +78,10 @@ export async function startObserveServer(o: ObserveServerOptions): Promise<Obser
         (err: Error) => reply(500, 'text/plain', `metrics failed: ${err.message}\n`),
       );
     } else if (path === '/healthz') {
-      reply(
-        200,
-        'application/json',
-        `${JSON.stringify({ alive: true, uptimeSeconds: Math.round(process.uptime()) })}\n`,
-      );
+      const reasons = o.liveness?.() ?? [];
+      const alive = reasons.length === 0;
+      const body = { alive, uptimeSeconds: Math.round(process.uptime()), ...(alive ? {} : { reasons }) };
+      reply(alive ? 200 : 503, 'application/json', `${JSON.stringify(body)}\n`);
     } else if (path === '/readyz') {
       readiness().then((r) => reply(r.ready ? 200 : 503, 'application/json', `${JSON.stringify(r)}\n`));
     } else {

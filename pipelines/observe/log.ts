@@ -18,3 +18,10 @@ export function createLogger(name: string, env: NodeJS.ProcessEnv = process.env)
     pino.destination({ fd: 2, sync: false }),
   );
 }
+
+/** The part of a logger that the runtime and the state loaders use (a pino logger is one; tests pass their own). */
+export interface WorkerLog {
+  info(o: object, msg: string): void;
+  warn(o: object, msg: string): void;
+  error(o: object, msg: string): void;
+}

@@ -2,7 +2,7 @@
 // buckets), and fed by one object per topology that implements the worker's events plus per-batch helpers.
 // Labels stay bounded: topology, step, sink, topic, partition, reason; never a key, an order or an offset.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { WorkerEvents } from '../runtime/worker.ts';
+import type { WorkerEvents } from './events.ts';
 import { FastHistogram, type HistogramChild } from './histogram.ts';
 
 type Kind = 'counter' | 'gauge' | 'histogram';

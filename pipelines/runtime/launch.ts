@@ -4,11 +4,12 @@
 // the consumer joins the group.
 import { hostname } from 'node:os';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { AvroCodec, RegistryClient, subjectName } from '../codec/index.ts';
+import { AvroCodec, type Decoder, jsonDecoder, RegistryClient, subjectName } from '../codec/index.ts';
 import { type ConnectionFlags, clientConfig, connectionsFrom, describeConnection } from '../kafka/connection.ts';
 import { childTraceHeaders, type Headers } from '../kafka/headers.ts';
 import { instrumentClickHouse } from '../observe/clickhouse.ts';
 import { type ObserveServer, startObserveServer } from '../observe/http.ts';
+import type { WorkerLog } from '../observe/log.ts';
 import { createMetrics, type Metrics } from '../observe/metrics.ts';
 import { watchWatermarks } from '../observe/watermarks.ts';
 import {
@@ -26,8 +27,10 @@ import { TableLoader } from '../state/tables.ts';
 import { loadPlan } from '../topology/load.ts';
 import type { Plan } from '../topology/plan.ts';
 import type { Scope } from '../topology/types.ts';
+import type { TransactionalProducer } from './commit/transactional.ts';
 import { defaultRetry } from './retry.ts';
-import { type Decoder, Worker, type WorkerLog, type WorkerOptions } from './worker.ts';
+import { kafkaSource } from './source.ts';
+import { Worker, type WorkerOptions } from './worker.ts';
 
 export interface LaunchOptions {
   file: string;
@@ -56,11 +59,6 @@ export interface RunningWorker {
   server: ObserveServer | undefined;
   stop(): Promise<void>;
 }
-
-const jsonDecoder: Decoder = {
-  prepare: async () => {},
-  decode: (value) => JSON.parse(value.toString('utf8')),
-};
 
 export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const env = o.env ?? process.env;
@@ -244,6 +242,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
 
     // Up before the tables load: /readyz says what it waits for meanwhile.
     let server: ObserveServer | undefined;
+    let worker: Worker | undefined;
     if (o.observe !== false) {
       const sinkChecks = ch
         ? [
@@ -260,6 +259,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
         metrics: metrics!,
         ...(o.observe ?? { host: '127.0.0.1', port: 19100 }),
         checks: sinkChecks,
+        liveness: () => worker?.health() ?? [],
       });
       const srv = server;
       cleanups.push(() => srv.close());
@@ -285,16 +285,24 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     }
     await Promise.all(loaders.map((l) => l.caughtUp));
 
-    const worker = new Worker({
+    worker = new Worker({
       topology: plan.name,
-      kafka,
+      client: kafkaSource(kafka),
       source: { topic: spec.source.topic, group: o.flags?.group ?? spec.source.group, start: spec.source.start },
       decoder,
       processor: plan,
       sinks,
       ...(deadLetters ? { deadLetters } : {}),
       ...(changelog ? { changelog } : {}),
-      ...(transactional ? { transactional: { producer: producer!, sinks: kafkaSinks, renew: renewProducer! } } : {}),
+      ...(transactional
+        ? {
+            transactional: {
+              producer: producer as unknown as TransactionalProducer,
+              sinks: kafkaSinks,
+              renew: renewProducer as unknown as () => Promise<TransactionalProducer>,
+            },
+          }
+        : {}),
       retry: {
         ...defaultRetry,
         initialMs: spec.errors.retry.backoff.min,
@@ -314,7 +322,8 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
           }
         : events,
     });
-    await worker.start();
+    const started = worker;
+    await started.start();
     if (events) {
       const group = o.flags?.group ?? spec.source.group;
       const watch = watchWatermarks({
@@ -329,10 +338,10 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     }
     return {
       plan,
-      worker,
+      worker: started,
       server,
       async stop() {
-        await worker.stop();
+        await started.stop();
         await closeAll();
       },
     };

@@ -10,7 +10,7 @@
 import rdkafka from '@confluentinc/kafka-javascript';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
-import type { WorkerLog } from '../runtime/worker.ts';
+import type { WorkerLog } from '../observe/log.ts';
 import type { KafkaMessage } from '../sinks/kafka.ts';
 import type { Topology } from '../topology/schema.ts';
 

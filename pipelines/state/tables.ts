@@ -2,7 +2,8 @@
 // (it is not ready until caught up with the end offsets it saw then) and keeps reading to stay current.
 // A null value (tombstone) deletes the key. Reads are done by a private consumer group that commits nothing.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { Decoder, WorkerLog } from '../runtime/worker.ts';
+import type { Decoder } from '../codec/decoder.ts';
+import type { WorkerLog } from '../observe/log.ts';
 
 export interface TableStoreApi {
   upsert(table: string, key: string | number, row: unknown): void;

@@ -1,4 +1,4 @@
-import { CommitTracker } from '../../pipelines/runtime/commits.ts';
+import { CommitTracker } from '../../pipelines/runtime/commit/tracker.ts';
 
 const tp = (partition: number) => ({ topic: 'orders', partition });
 
