@@ -15,6 +15,8 @@ import { AcknowledgedCommits } from './commit/acknowledged.ts';
 import type { CommitContext, CommitStrategy } from './commit/strategy.ts';
 import { TransactionalCommits, type TransactionalProducer } from './commit/transactional.ts';
 import { deadLetterMessages } from './dead-letter-messages.ts';
+import { stalledPartitions } from './liveness.ts';
+import type { BatchProcessor, InputRecord } from './processor.ts';
 import { backoffDelay, type RetryPolicy, retrying } from './retry.ts';
 import {
   ASSIGN_PARTITIONS,
@@ -25,34 +27,6 @@ import {
   type TopicPartition,
 } from './source.ts';
 import { PartitionTask, type Segment, tpKey } from './task.ts';
-
-export interface InputRecord {
-  topic: string;
-  partition: number;
-  offset: string;
-  key: string | null;
-  value: unknown;
-  /** Kafka record timestamp (ms). */
-  timestamp: number;
-  headers: Headers;
-}
-
-export interface StepResult {
-  sinks: Record<string, unknown[]>;
-  deadLetters: DeadLetter[];
-}
-
-/** The topology's steps as the worker sees them (the compiled plan): synchronous calls, time from the worker. */
-export interface BatchProcessor {
-  /** One batch of one partition; outputs per sink id, in order. */
-  process(records: InputRecord[], now: number): StepResult;
-  /** Per 'topic/partition', the oldest offset still held by a step: nothing at or past it is committed. */
-  heldOffsets?(): Record<string, number | bigint | string>;
-  /** The partition was assigned (before its first batch). */
-  assignPartition?(partition: number, now: number): void;
-  /** The partition was revoked: drop what is held for it. */
-  releasePartition?(partition: number): void;
-}
 
 export interface WorkerOptions {
   topology: string;
@@ -404,24 +378,21 @@ export class Worker {
     return [...tasks.values()];
   }
 
-  /** Partitions with work in hand and no progress for `ms`: the worker reports itself unhealthy, and says why. */
   #checkLiveness(ms: number): void {
-    const now = this.#now();
-    const stalled = [...this.#tasks.values()].filter((t) => t.hasWork && now - t.lastProgress >= ms);
-    if (stalled.length === 0) {
+    const stalled = stalledPartitions(this.#tasks.values(), this.#now(), ms);
+    if (!stalled) {
       if (this.#stalled.length > 0) this.#o.log.info({}, 'progress again: healthy');
       this.#stalled = [];
       return;
     }
-    const partitions = stalled.map((t) => ({ topic: t.topic, partition: t.partition }));
-    const reason =
-      `no progress for ${Math.round(ms / 1000)} s on partitions with records waiting: ` +
-      stalled.map((t) => `${t.key} (next ${t.next ?? '?'}, committed ${t.committed ?? 'none'})`).join(', ');
     if (this.#stalled.length === 0) {
-      this.#o.log.error({ partitions, paused: this.#paused, ms }, `worker stalled: ${reason}`);
-      this.#o.events?.stalled?.({ partitions, ms });
+      this.#o.log.error(
+        { partitions: stalled.partitions, paused: this.#paused, ms },
+        `worker stalled: ${stalled.reason}`,
+      );
+      this.#o.events?.stalled?.({ partitions: stalled.partitions, ms });
     }
-    this.#stalled = [reason];
+    this.#stalled = [stalled.reason];
   }
 
   #fail(err: Error): void {

@@ -1,7 +1,8 @@
 // The worker driven step by step over a fake Kafka client (fake-kafka.ts): assignment, batches, flushes,
 // commits refused, revokes in mid-flush, transactions aborted and fenced, stalls. Time is jest's fake clock.
 import { jsonDecoder } from '../../../pipelines/codec/decoder.ts';
-import type { InputRecord, StepResult, WorkerOptions } from '../../../pipelines/runtime/worker.ts';
+import type { InputRecord, StepResult } from '../../../pipelines/runtime/processor.ts';
+import type { WorkerOptions } from '../../../pipelines/runtime/worker.ts';
 import { Worker } from '../../../pipelines/runtime/worker.ts';
 import { KafkaSink } from '../../../pipelines/sinks/kafka.ts';
 import {
