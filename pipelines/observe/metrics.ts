@@ -79,6 +79,12 @@ export const METRICS = {
     ['topology', 'reason'],
     'Rebalance callbacks, reason = assign or revoke.',
   ),
+  stalls: spec(
+    'counter',
+    'pipelines_worker_stalls_total',
+    ['topology'],
+    'Times the liveness guard saw partitions with records waiting and no progress for its bound (/healthz 503).',
+  ),
   commits: spec(
     'counter',
     'pipelines_commits_total',
@@ -329,6 +335,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     paused: gauge(M.consumerPaused),
     assigned: gauge(M.assignedPartitions),
     rebalances: counter(M.rebalances),
+    stalls: counter(M.stalls),
     commits: counter(M.commits),
     commitDuration: histogram(M.commitDuration),
     stepDuration: histogram(M.stepDuration),
@@ -476,6 +483,9 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         const id = rest.join(' ');
         m.retries.inc({ topology, reason, sink: id });
         if (reason === 'sink' && id) setSinkUp(id, false, e.error.message);
+      },
+      stalled() {
+        m.stalls.inc(t);
       },
       committed(e) {
         m.commits.inc(t);

@@ -291,7 +291,8 @@ describe('transactional commits', () => {
 
 describe('liveness', () => {
   test('records waiting and no progress for the bound: unhealthy, with the partition named; progress heals', async () => {
-    const { worker, consumer } = setup({ extra: { stallTimeoutMs: 40 } });
+    const stalled = jest.fn();
+    const { worker, consumer } = setup({ extra: { stallTimeoutMs: 40, events: { stalled } } });
     await worker.start();
     await consumer().assign(TOPIC, 0);
     // 3 records processed of 10 in the partition; then nothing comes (a consumer that stopped fetching).
@@ -300,6 +301,7 @@ describe('liveness', () => {
     expect(worker.health()).toEqual([]);
     await jest.advanceTimersByTimeAsync(30);
     expect(worker.health()).toEqual([expect.stringContaining('orders/0 (next 3')]);
+    expect(stalled).toHaveBeenCalledWith({ partitions: [{ topic: TOPIC, partition: 0 }], ms: 40 });
     await consumer().deliver(TOPIC, 0, 3, values(7, 3));
     await jest.advanceTimersByTimeAsync(10);
     expect(worker.health()).toEqual([]);
