@@ -69,7 +69,11 @@ export async function runWorker(args: string[]): Promise<number> {
           // a null group handle on NOT_COORDINATOR) while the group coordinator moves, e.g. a broker restart.
           // Bounded: a fetch that never answers (seen once, in a rebalance) must not end the checking for good.
           const at = await withTimeout(
-            running!.worker.consumer.committed([...ends.keys()].map((partition) => ({ topic, partition }))),
+            // The client's own timeout too: an abandoned fetch would keep a libuv pool thread until the broker answers.
+            running!.worker.consumer.committed(
+              [...ends.keys()].map((partition) => ({ topic, partition })),
+              5_000,
+            ),
             10_000,
             'the committed offsets did not come within 10 s',
           );

@@ -37,12 +37,21 @@ export function isFencedError(err: unknown): boolean {
   return (e.code !== undefined && FENCED_CODES.has(e.code)) || /fenced by a newer instance/i.test(e.message ?? '');
 }
 
-/** The group's generation moved on (a rebalance) between fetch and commit: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS. */
-const GROUP_MOVED_CODES = new Set([22, 25, 27]);
+/** The group's generation moved on (a rebalance) between fetch and commit: ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS. */
+const GROUP_MOVED_CODES = new Set([22, 27]);
 
 export function isGroupMovedError(err: unknown): boolean {
   const e = err as { code?: number; message?: string };
   if (e.code !== undefined && GROUP_MOVED_CODES.has(e.code)) return true;
   // The client's transactional calls report these by message only.
-  return /generation id is not valid|rebalance in progress|unknown member/i.test(e.message ?? '');
+  return /generation id is not valid|rebalance in progress/i.test(e.message ?? '');
+}
+
+/**
+ * The group dropped this member (UNKNOWN_MEMBER_ID), e.g. after a broker outage long enough for the coordinator to
+ * expire it: its partitions are lost, and the client rejoins only once the batch in hand returns.
+ */
+export function isMemberLostError(err: unknown): boolean {
+  const e = err as { code?: number; message?: string };
+  return e.code === 25 || /unknown member/i.test(e.message ?? '');
 }

@@ -19,10 +19,6 @@ import {
 } from './harness.ts';
 
 jest.setTimeout(300_000);
-// Known, rare, not explained: twice in CI (sessions 3 and 4) the worker of the broker-restart test went silent after
-// the broker came back (assigned, no error, no retry, no pause, no progress, until the test's timeout); 6 local runs
-// passed. Tried again once so that a second stall fails the suite; the note of issue 6 lists it as open.
-jest.retryTimes(1, { logErrorsBeforeRetry: true });
 afterEach(stopWorkers);
 
 const TOPOLOGY = 'topologies/order-enrichment.yaml';
@@ -138,7 +134,12 @@ function stackCommand(...args: string[]): void {
   }
 }
 
-test('a broker restart in mid-run: the worker carries on and nothing is lost', async () => {
+// The stall seen in CI: when the broker is away long enough (about 30 s from its stop to being ready again, which a
+// loaded 2-core machine reaches even with a 2 s sleep), the coordinator drops the member on reload, and the batch in
+// hand waited for a rebalance that the client hands over only once that batch returns. Now a short outage is ridden
+// out; after a long one the worker either carries on or stops at once with KAFKA_MEMBER_LOST (its state in memory
+// is ahead of what was committed), and a restart finishes the topic: nothing lost, nothing twice, either way.
+test('a broker outage of 2 s in mid-run: the worker carries on and nothing is lost', async () => {
   const { topics, lines } = await setup('broker', 40_000);
   const w = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'broker');
   await waitForLog(w, 'partitions assigned');
@@ -147,5 +148,24 @@ test('a broker restart in mid-run: the worker carries on and nothing is lost', a
   await sleep(2000);
   stackCommand('up', 'kafka');
   expect(await w.exited).toBe(0);
+  expectExactlyOnce(await outputLines(topics, lines.length), lines);
+});
+
+test('a broker outage of 30 s: no silent stall; a worker the group dropped stops, and a restart finishes', async () => {
+  const { topics, lines } = await setup('outage', 40_000);
+  const w = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'outage');
+  await waitForLog(w, 'partitions assigned');
+  await sleep(500);
+  stackCommand('down', 'kafka');
+  await sleep(30_000);
+  stackCommand('up', 'kafka');
+  const rc = await w.exited;
+  if (rc !== 0) {
+    expect(rc).toBe(1);
+    expect(readFileSync(w.log, 'utf8')).toContain('the consumer group dropped this worker');
+    const again = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'outage-restart');
+    expect(await again.exited).toBe(0);
+  }
+  console.log(`30 s outage: the first worker exited ${rc}`);
   expectExactlyOnce(await outputLines(topics, lines.length), lines);
 });

@@ -4,7 +4,7 @@
 // owner reads those records again from the last committed offset.
 
 import { PipelinesError } from '../../errors.ts';
-import { isFencedError, isGroupMovedError } from '../../kafka/errors.ts';
+import { isFencedError, isGroupMovedError, isMemberLostError } from '../../kafka/errors.ts';
 import { type KafkaMessage, type KafkaSink, sendable } from '../../sinks/kafka.ts';
 import type { SourceRange } from '../../sinks/sink.ts';
 import type { SourceConsumer } from '../source.ts';
@@ -115,6 +115,18 @@ export class TransactionalCommits implements CommitStrategy {
         await c.retry('transaction', () => this.#once(range, sends));
         return true;
       } catch (err) {
+        if (isMemberLostError(err)) {
+          // Waiting here would wait for ever: the client hands the revoke over, and rejoins, only once this batch
+          // returns. Nor can the worker go on: its steps' state in memory is ahead of what was committed (the
+          // transaction was aborted), and a restart is what restores it from the changelog.
+          throw new PipelinesError(
+            'KAFKA_MEMBER_LOST',
+            'the consumer group dropped this worker while a transaction was in flight (the broker was away longer ' +
+              'than the session timeout); nothing is lost: restart the worker, which restores its state from the ' +
+              'changelog and reads on from the last commit',
+            { cause: err },
+          );
+        }
         if (!isGroupMovedError(err)) throw err;
         const kept = c.owns(task);
         c.log.warn(

@@ -159,6 +159,7 @@ export class FakeBroker {
 /** How the next transactions go: each entry is the error the nth commit (or abort) throws, or undefined for success. */
 export class TransactionScript {
   readonly commitFailures: Array<Error | undefined> = [];
+  readonly sendOffsetsFailures: Array<Error | undefined> = [];
   readonly abortFailures: Array<Error | undefined> = [];
   /** Transactions committed and aborted, in all producers sharing this script. */
   committed = 0;
@@ -187,6 +188,8 @@ export class FakeTransactionalProducer implements TransactionalProducer {
         sends.push({ topic: o.topic, messages: [...o.messages] });
       },
       sendOffsets: async (o) => {
+        const failure = script.sendOffsetsFailures.shift();
+        if (failure) throw failure;
         for (const t of o.topics) for (const p of t.partitions) offsets.push({ topic: t.topic, ...p });
       },
       commit: async () => {

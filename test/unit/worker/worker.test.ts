@@ -287,6 +287,22 @@ describe('transactional commits', () => {
     expect(broker.group.get(`${TOPIC}/1`)).toBeUndefined();
     await worker.stop();
   });
+
+  test('the group dropped this member: the worker stops at once with a clear error, nothing committed', async () => {
+    // The broker-restart stall: after a long outage the coordinator expires the member, sendOffsets answers
+    // "Unknown member", and the client delivers the revoke only once the batch in hand returns. Before, the batch
+    // waited in place for that rebalance (20 tries with backoff), silent to the catch-up check and the probes.
+    const script = new TransactionScript();
+    script.sendOffsetsFailures.push(kafkaError(25, 'Broker: Unknown member'));
+    const { broker, worker, consumer } = setup({ transactional: script });
+    await worker.start();
+    await consumer().assign(TOPIC, 0);
+    await consumer().deliver(TOPIC, 0, 0, values(2)); // returns without any backoff (fake time does not move)
+    await expect(worker.finished).rejects.toMatchObject({ code: 'KAFKA_MEMBER_LOST' });
+    expect(script.aborted).toBe(1);
+    expect(outValues(broker)).toEqual([]);
+    expect(broker.group.get(`${TOPIC}/0`)).toBeUndefined();
+  });
 });
 
 describe('liveness', () => {
