@@ -195,7 +195,11 @@ export class Worker {
     if (admitted.kind === 'restored') return this.#commit.skipped(task, admitted.last);
     if (admitted.kind === 'seen') return;
     const { segments } = admitted;
-    await this.#retry('registry', () => o.decoder.prepare(values(segments)));
+    const values =
+      segments.length === 1
+        ? segments[0]!.messages.map((m) => m.value)
+        : segments.flatMap((s) => s.messages.map((m) => m.value));
+    await this.#retry('registry', () => o.decoder.prepare(values));
     const outputs: Record<string, unknown[]> = {};
     for (const segment of segments) {
       const seg = await this.#processSegment(task, segment);
@@ -431,8 +435,4 @@ export class Worker {
     }
     if (!this.#failure) this.#done();
   }
-}
-
-function* values(segments: ReadonlyArray<Segment<FetchedMessage>>): Iterable<Buffer | null> {
-  for (const s of segments) for (const m of s.messages) yield m.value;
 }
