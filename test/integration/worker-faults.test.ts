@@ -139,27 +139,26 @@ function stackCommand(...args: string[]): void {
 // hand waited for a rebalance that the client hands over only once that batch returns. Now a short outage is ridden
 // out; after a long one the worker either carries on or stops at once with KAFKA_MEMBER_LOST (its state in memory
 // is ahead of what was committed), and a restart finishes the topic: nothing lost, nothing twice, either way.
-test('a broker outage of 2 s in mid-run: the worker carries on and nothing is lost', async () => {
-  const { topics, lines } = await setup('broker', 40_000);
-  const w = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'broker');
+/** A worker run to the end of its topic, with the broker stopped in mid-run for `downMs`. */
+async function throughOutage(name: string, downMs: number) {
+  const { topics, lines } = await setup(name, 40_000);
+  const w = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], name);
   await waitForLog(w, 'partitions assigned');
   await sleep(500);
   stackCommand('down', 'kafka');
-  await sleep(2000);
+  await sleep(downMs);
   stackCommand('up', 'kafka');
-  expect(await w.exited).toBe(0);
+  return { topics, lines, w, rc: await w.exited };
+}
+
+test('a broker outage of 2 s in mid-run: the worker carries on and nothing is lost', async () => {
+  const { topics, lines, rc } = await throughOutage('broker', 2000);
+  expect(rc).toBe(0);
   expectExactlyOnce(await outputLines(topics, lines.length), lines);
 });
 
 test('a broker outage of 30 s: no silent stall; a worker the group dropped stops, and a restart finishes', async () => {
-  const { topics, lines } = await setup('outage', 40_000);
-  const w = spawnWorker(TOPOLOGY, { ...topics }, ['--until-caught-up'], 'outage');
-  await waitForLog(w, 'partitions assigned');
-  await sleep(500);
-  stackCommand('down', 'kafka');
-  await sleep(30_000);
-  stackCommand('up', 'kafka');
-  const rc = await w.exited;
+  const { topics, lines, w, rc } = await throughOutage('outage', 30_000);
   if (rc !== 0) {
     expect(rc).toBe(1);
     expect(readFileSync(w.log, 'utf8')).toContain('the consumer group dropped this worker');
