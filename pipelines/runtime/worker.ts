@@ -78,6 +78,8 @@ export class Worker {
   readonly #o: WorkerOptions;
   readonly #consumer: SourceConsumer;
   readonly #commit: CommitStrategy;
+  /** The topology's sinks and the dead letters. */
+  readonly #outputs: Sink[];
   readonly #now: () => number;
   /** The task of each assigned partition, in assignment order. */
   readonly #tasks = new Map<string, PartitionTask>();
@@ -111,10 +113,12 @@ export class Worker {
       },
       (code, partitions) => this.#onRebalance(code, partitions),
     );
+    this.#outputs = [...o.sinks, ...(o.deadLetters ? [o.deadLetters] : [])];
     const context: CommitContext = {
       consumer: this.#consumer,
       sinks: o.sinks,
       deadLetters: o.deadLetters,
+      outputs: this.#outputs,
       changelog: o.changelog?.sink,
       log: o.log,
       events: o.events,
@@ -124,6 +128,7 @@ export class Worker {
       heldOffsets: () => o.processor.heldOffsets?.(),
       stopping: () => this.#stopping,
       pause: (paused) => this.#setPaused(paused),
+      paused: () => this.#paused,
       fail: (err) => this.#fail(err),
       now: this.#now,
     };
@@ -214,14 +219,14 @@ export class Worker {
       const last = lastSegment[lastSegment.length - 1]!;
       let timestamps: Float64Array | undefined;
       if (o.events.acknowledged) {
-        timestamps = new Float64Array(segments.reduce((n, s) => n + s.messages.length, 0));
+        timestamps = new Float64Array(values.length);
         let i = 0;
         for (const s of segments) for (const m of s.messages) timestamps[i++] = Number(m.timestamp);
       }
       o.events.batch({
         topic: batch.topic,
         partition: batch.partition,
-        records: segments.reduce((n, s) => n + s.messages.length, 0),
+        records: values.length,
         highWatermark: batch.highWatermark,
         lastOffset: last.offset,
         lastTimestamp: Number(last.timestamp),
@@ -306,7 +311,7 @@ export class Worker {
   }
 
   #setPaused(paused: boolean): void {
-    if (paused === this.#paused) return;
+    if (paused === this.#paused || this.#tasks.size === 0) return;
     this.#paused = paused;
     const topics = [{ topic: this.#o.source.topic }];
     if (paused) this.#consumer.pause(topics);
@@ -340,8 +345,7 @@ export class Worker {
     for (const tp of partitions) {
       this.#tasks.delete(tpKey(tp.topic, tp.partition));
       this.#o.processor.releasePartition?.(tp.partition);
-      for (const sink of [...this.#o.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])])
-        sink.forget?.(tp.topic, tp.partition);
+      for (const sink of this.#outputs) sink.forget?.(tp.topic, tp.partition);
     }
     this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions revoked');
   }
@@ -426,8 +430,7 @@ export class Worker {
       }),
     ]).catch((e: Error) => e);
     clearTimeout(timer);
-    const sinks = [...this.#o.sinks, ...(this.#o.deadLetters ? [this.#o.deadLetters] : [])];
-    await Promise.all(sinks.map((s) => s.close())).catch(() => {});
+    await Promise.all(this.#outputs.map((s) => s.close())).catch(() => {});
     if (outcome === 'timeout') {
       this.#o.log.warn({ timeoutMs: timeout }, 'shutdown timed out: uncommitted records will be processed again');
     } else if (outcome instanceof Error) {

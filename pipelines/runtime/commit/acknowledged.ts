@@ -25,7 +25,6 @@ export class AcknowledgedCommits implements CommitStrategy {
   #flushing: Promise<void> | undefined;
   #committing: Promise<void> | undefined;
   #commitAgain = false;
-  #paused = false;
 
   constructor(c: CommitContext, o: AcknowledgedOptions) {
     this.#c = c;
@@ -65,7 +64,7 @@ export class AcknowledgedCommits implements CommitStrategy {
 
   afterBatch(): void {
     if (!this.#overLimit()) return;
-    this.#setPaused(true);
+    this.#c.pause(true);
     this.#flushCycle().catch((e) => this.#c.fail(e));
   }
 
@@ -93,23 +92,13 @@ export class AcknowledgedCommits implements CommitStrategy {
   /** Sinks flushed by this strategy: the topology's, the dead letters, the state changelog. */
   #flushed() {
     const c = this.#c;
-    return [...c.sinks, ...(c.deadLetters ? [c.deadLetters] : []), ...(c.changelog ? [c.changelog] : [])];
+    return [...c.outputs, ...(c.changelog ? [c.changelog] : [])];
   }
 
   #overLimit(): boolean {
     let n = 0;
-    for (const s of this.#c.sinks) n += s.buffered;
-    if (this.#c.deadLetters) n += this.#c.deadLetters.buffered;
+    for (const s of this.#c.outputs) n += s.buffered;
     return n >= this.#o.maxBufferedRows;
-  }
-
-  #setPaused(paused: boolean): void {
-    if (paused === this.#paused) return;
-    let assigned = false;
-    for (const _ of this.#c.tasks()) assigned = true;
-    if (!assigned) return;
-    this.#paused = paused;
-    this.#c.pause(paused);
   }
 
   /** One flush of every sink at a time; acknowledged batches become committable offsets. */
@@ -122,23 +111,22 @@ export class AcknowledgedCommits implements CommitStrategy {
 
   async #flushAll(): Promise<void> {
     const c = this.#c;
-    const sinks = [...c.sinks, ...(c.deadLetters ? [c.deadLetters] : [])];
     await Promise.all(
-      sinks.map(async (sink) => {
+      c.outputs.map(async (sink) => {
         if (sink.buffered === 0) return;
         const started = performance.now();
         // A sink that fails pauses the source until it is back.
         await c.retry(
           `sink ${sink.id}`,
           () => sink.flush(),
-          () => this.#setPaused(true),
+          () => c.pause(true),
         );
         c.events?.flushed?.({ sink: sink.id, ms: performance.now() - started });
       }),
     );
     await this.#sendState();
     await this.#commitReady();
-    if (this.#paused && !this.#overLimit()) this.#setPaused(false);
+    if (c.paused() && !this.#overLimit()) c.pause(false);
   }
 
   /**

@@ -25,6 +25,8 @@ export interface CommitContext {
   consumer: SourceConsumer;
   sinks: Sink[];
   deadLetters: KafkaSink | undefined;
+  /** The topology's sinks and the dead letters: everything a batch writes. */
+  outputs: Sink[];
   changelog: KafkaSink | undefined;
   log: WorkerLog;
   events: WorkerEvents | undefined;
@@ -37,8 +39,9 @@ export interface CommitContext {
   /** Per 'topic/partition', the oldest offset a step still holds: nothing at or past it is committed. */
   heldOffsets(): Record<string, number | bigint | string> | undefined;
   stopping(): boolean;
-  /** Pauses or resumes fetching (backpressure). */
+  /** Pauses or resumes fetching (backpressure); nothing happens while no partition is assigned. */
   pause(paused: boolean): void;
+  paused(): boolean;
   fail(err: Error): void;
   now(): number;
 }
