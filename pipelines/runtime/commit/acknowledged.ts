@@ -5,7 +5,7 @@
 // Commits are level-triggered: each pass commits, per partition, whatever is settled and not yet committed, so a
 // commit refused during a rebalance is simply made again by the next pass.
 
-import type { PartitionTask } from '../task.ts';
+import { type PartitionTask, tpKey } from '../task.ts';
 import type { CommitContext, CommitStrategy, Delivery } from './strategy.ts';
 import { CommitTracker } from './tracker.ts';
 
@@ -171,7 +171,7 @@ export class AcknowledgedCommits implements CommitStrategy {
   async #commitPass(): Promise<void> {
     const c = this.#c;
     for (const o of this.#tracker.takeCommittable()) {
-      const key = `${o.topic}/${o.partition}`;
+      const key = tpKey(o.topic, o.partition);
       const offset = BigInt(o.offset);
       if ((this.#settled.get(key) ?? -1n) < offset) this.#settled.set(key, offset);
     }
