@@ -16,6 +16,11 @@ const TRANSIENT_CODES = new Set([
   -185, // ERR__TIMED_OUT
   -187, // ERR__ALL_BROKERS_DOWN
   -184, // ERR__QUEUE_FULL: the producer's queue is full while the broker is slow (what was queued is sent again)
+  // ERR__PURGE_QUEUE and ERR__PURGE_INFLIGHT: a transaction's abort purged messages still queued or in flight. The
+  // next try of the batch sends them again in a new transaction (seen after a broker restart, on the try that
+  // follows a timed-out one).
+  -152,
+  -151,
   14, // COORDINATOR_LOAD_IN_PROGRESS
   15, // COORDINATOR_NOT_AVAILABLE
   16, // NOT_COORDINATOR (the coordinator moved, e.g. a broker restarted)

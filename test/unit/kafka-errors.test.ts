@@ -7,6 +7,8 @@ describe('isTransientKafkaError', () => {
     ['transport', -195],
     ['producer queue full (a slow broker)', -184],
     ['not coordinator', 16],
+    ['messages purged by an aborted transaction (queued)', -152],
+    ['messages purged by an aborted transaction (in flight)', -151],
   ])('retries %s', (_what, code) => {
     expect(isTransientKafkaError({ code })).toBe(true);
   });

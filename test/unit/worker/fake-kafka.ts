@@ -160,6 +160,7 @@ export class FakeBroker {
 export class TransactionScript {
   readonly commitFailures: Array<Error | undefined> = [];
   readonly sendOffsetsFailures: Array<Error | undefined> = [];
+  readonly sendFailures: Array<Error | undefined> = [];
   readonly abortFailures: Array<Error | undefined> = [];
   /** Transactions committed and aborted, in all producers sharing this script. */
   committed = 0;
@@ -185,6 +186,8 @@ export class FakeTransactionalProducer implements TransactionalProducer {
     const script = this.script;
     return {
       send: async (o) => {
+        const failure = script.sendFailures.shift();
+        if (failure) throw failure;
         sends.push({ topic: o.topic, messages: [...o.messages] });
       },
       sendOffsets: async (o) => {

@@ -267,6 +267,24 @@ describe('transactional commits', () => {
     await worker.stop();
   });
 
+  test('a send purged by the abort of the try before is tried again, and shows once', async () => {
+    // Seen in CI after a 2 s broker outage: the first try timed out and was aborted; the next try's send came back
+    // "Purged in queue" (the abort's purge), which stopped the worker before it was classified as transient.
+    const script = new TransactionScript();
+    script.commitFailures.push(kafkaError(-192, 'Local: Message timed out'));
+    script.sendFailures.push(undefined, kafkaError(-152, 'Local: Purged in queue'));
+    const { broker, worker, consumer } = setup({ transactional: script });
+    await worker.start();
+    await consumer().assign(TOPIC, 0);
+    const done = consumer().deliver(TOPIC, 0, 0, values(3));
+    await jest.advanceTimersByTimeAsync(500);
+    await done;
+    expect(outValues(broker)).toEqual([0, 1, 2]);
+    expect(script.aborted).toBe(2);
+    expect(broker.group.get(`${TOPIC}/0`)).toBe('3');
+    await worker.stop();
+  });
+
   test('refused during a rebalance: tried again while the partition stays, dropped once it moved', async () => {
     const script = new TransactionScript();
     const moved = () => kafkaError(22, 'Broker: Specified group generation id is not valid');
