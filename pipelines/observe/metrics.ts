@@ -289,6 +289,20 @@ interface PartitionState {
   pending: Map<string, { batches: Array<{ last: number; times: ArrayLike<number> }>; acked: number }>;
 }
 
+let runtimeRegistry: Registry | undefined;
+
+/**
+ * The Node runtime metrics, collected once per process however many workers it runs: each collection
+ * holds a GC observer and an event-loop histogram that are never released.
+ */
+function runtimeMetrics(): Registry {
+  if (!runtimeRegistry) {
+    runtimeRegistry = new Registry();
+    collectDefaultMetrics({ register: runtimeRegistry, prefix: 'pipelines_' });
+  }
+  return runtimeRegistry;
+}
+
 /**
  * Declares every metric on a registry (a fresh one unless given) and, unless `runtime: false`, the Node
  * runtime metrics. `now` is the clock used for latencies and lag in seconds.
@@ -358,7 +372,13 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
       for (const h of handles.values()) g.set({ topology: h.topology }, h.readiness().ready ? 1 : 0);
     }),
   };
-  if (o.runtime !== false) collectDefaultMetrics({ register: registry, prefix: 'pipelines_' });
+  if (o.runtime !== false) {
+    const runtime = runtimeMetrics();
+    for (const { name } of runtime.getMetricsAsArray()) {
+      const metric = runtime.getSingleMetric(name);
+      if (metric) registry.registerMetric(metric);
+    }
+  }
 
   type Handle = TopologyMetrics & { partitions: Map<string, PartitionState> };
 
