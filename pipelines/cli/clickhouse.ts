@@ -4,10 +4,10 @@
 // `pipelines clickhouse query <sql>`: the query side, for the embedded engine as much as for a server.
 import { parseArgs } from 'node:util';
 import { alignByContent, textTable } from '../observe/text-table.ts';
+import { loadPlan } from '../runtime/load.ts';
 import { type ClickHouse, clickHouseConfigFromEnv, withClickHouse } from '../sinks/clickhouse/connection.ts';
 import { classifyError } from '../sinks/clickhouse/errors.ts';
 import { applyTablePlan, planTopologyTables, type TablePlan, topologyTables } from '../sinks/clickhouse/schema.ts';
-import { loadPlan } from '../topology/load.ts';
 import type { Command } from './args.ts';
 
 const usage = `usage: pipelines clickhouse plan <topology.yaml> [--into <suffix>] [--allow-destructive]

@@ -2,7 +2,7 @@
 // reference into the README's "Writing a topology" section (with --check: exits 1 when they are not current).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { generatedFiles, readmeWithReference } from '../topology/generate.ts';
+import { generatedFiles, readmeWithReference } from '../reference/generate.ts';
 import { option } from './args.ts';
 
 export async function generate(args: string[]): Promise<number> {

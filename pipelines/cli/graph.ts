@@ -1,7 +1,8 @@
 // `pipelines graph <file> [--format tree|mermaid]`: the topology as a tree (terminal) or a Mermaid flowchart.
+
+import { toMermaid, toTree } from '../compile/graph.ts';
+import { loadTopology } from '../runtime/load.ts';
 import { TopologyError } from '../topology/diagnostics.ts';
-import { toMermaid, toTree } from '../topology/graph.ts';
-import { loadTopology } from '../topology/load.ts';
 import { option, positional, usage } from './args.ts';
 
 export async function graph(args: string[]): Promise<number> {

@@ -7,11 +7,11 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
 import { createLogger } from '../observe/log.ts';
 import { launchWorker } from '../runtime/launch.ts';
+import { loadPlan } from '../runtime/load.ts';
 import { clickHouseConfigFromEnv, withClickHouse } from '../sinks/clickhouse/connection.ts';
 import { topologyTables } from '../sinks/clickhouse/schema.ts';
 import { rebuildLogSink, type SwapTable, swappedIn, swapTables } from '../sinks/clickhouse/swap.ts';
 import type { Ack, SourceRange } from '../sinks/sink.ts';
-import { loadPlan } from '../topology/load.ts';
 import type { Command } from './args.ts';
 import { userError } from './args.ts';
 

@@ -2,9 +2,9 @@
 // `pipelines run <file> --dry-run --input <events.jsonl>`: the topology on a file of events, no service needed;
 // prints what each sink would receive (JSON lines, prefixed by the sink id) and the dead letters.
 import { readFileSync } from 'node:fs';
+import { loadTopology } from '../runtime/load.ts';
 import { InputError, TopologyTestDriver } from '../testing/driver.ts';
 import { TopologyError } from '../topology/diagnostics.ts';
-import { loadTopology } from '../topology/load.ts';
 import { option, positional, usage, userError } from './args.ts';
 import { runWorker } from './run-worker.ts';
 

@@ -2,8 +2,8 @@
 // state changelog of those with stateful steps.
 import { connectionsFrom } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
+import { loadPlan } from '../runtime/load.ts';
 import { changelogTopicSpec } from '../state/changelog.ts';
-import { loadPlan } from '../topology/load.ts';
 import { option, positional, usage } from './args.ts';
 
 const HELP =

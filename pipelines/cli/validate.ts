@@ -1,8 +1,8 @@
 // `pipelines validate <files…>`: every problem of every file, as path:line:col: message (hint).
 import { dirname, resolve } from 'node:path';
+import { loadTopology } from '../runtime/load.ts';
 import { checkTestFile } from '../testing/cases.ts';
 import { formatDiagnostic } from '../topology/diagnostics.ts';
-import { loadTopology } from '../topology/load.ts';
 import { usage } from './args.ts';
 
 async function checkTests(file: string) {

@@ -32,7 +32,7 @@ function randomHex(bytes: number): string {
  * The trace context for an output record: same trace id and flags as the input, a new span id for this
  * hop (the worker's processing); a fresh trace when the input has none or an invalid one.
  */
-export function childTraceHeaders(input: Headers | undefined): Record<string, string> {
+export function childTraceHeaders(input: Readonly<Headers> | undefined): Record<string, string> {
   const parent = input ? headerText(input[TRACEPARENT]) : undefined;
   const m = parent ? TRACEPARENT_RE.exec(parent) : null;
   const span = randomHex(8);

@@ -3,8 +3,8 @@
 
 import { PipelinesError } from '../errors.ts';
 import { deadLetterHeaders, type Headers } from '../kafka/headers.ts';
-import type { KafkaMessage } from '../sinks/kafka.ts';
-import type { DeadLetter } from '../topology/plan.ts';
+import type { KafkaMessage } from '../sinks/kafka/sink.ts';
+import type { DeadLetter } from './plan.ts';
 
 /** The message a record was read from. */
 export interface RawMessage {

@@ -8,14 +8,14 @@ import { PipelinesError } from '../errors.ts';
 import type { Headers } from '../kafka/headers.ts';
 import type { WorkerEvents } from '../observe/events.ts';
 import type { WorkerLog } from '../observe/log.ts';
-import type { KafkaMessage, KafkaSink } from '../sinks/kafka.ts';
+import type { KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
 import type { Sink } from '../sinks/sink.ts';
-import type { DeadLetter } from '../topology/plan.ts';
 import { AcknowledgedCommits } from './commit/acknowledged.ts';
 import type { CommitContext, CommitStrategy } from './commit/strategy.ts';
 import { TransactionalCommits, type TransactionalProducer } from './commit/transactional.ts';
 import { deadLetterMessages } from './dead-letter-messages.ts';
 import { stalledPartitions } from './liveness.ts';
+import type { DeadLetter } from './plan.ts';
 import type { BatchProcessor, InputRecord } from './processor.ts';
 import { backoffDelay, type RetryPolicy, retrying } from './retry.ts';
 import {

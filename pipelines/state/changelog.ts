@@ -8,11 +8,11 @@
 // The worker sends a batch's entries only after every sink made that batch's output durable, so a marker
 // never runs ahead of the outputs (at least once); in exactly-once mode they go in the batch's transaction.
 import rdkafka from '@confluentinc/kafka-javascript';
+import type { Topology } from '../compile/schema.ts';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import type { WorkerLog } from '../observe/log.ts';
-import type { KafkaMessage } from '../sinks/kafka.ts';
-import type { Topology } from '../topology/schema.ts';
+import type { KafkaMessage } from '../sinks/kafka/sink.ts';
 
 export const MARKER = '@applied';
 /** Header with the entry's version: an aggregate window fed by several partitions has entries in each. */

@@ -128,6 +128,12 @@ export const aggregate = defineStep({
     },
   ],
   stateful: true,
+  describe(c) {
+    const w = c.window as { tumbling?: number; hopping?: number; session?: number };
+    const size = w.tumbling ?? w.hopping ?? w.session ?? 0;
+    const kind = w.tumbling ? 'tumbling' : w.hopping ? 'hopping' : 'session';
+    return `${kind} ${size / 1000}s by ${JSON.stringify(c.groupBy)}: ${Object.keys(c.measures).join(', ')}`;
+  },
   idHint: (c) => slug(groupNames(c.groupBy).join('-') || 'all'),
   check(c, ctx) {
     const out: Scope = {};

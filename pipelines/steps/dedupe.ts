@@ -16,6 +16,7 @@ export const dedupe = defineStep({
   }),
   examples: [{ key: 'event.eventId', horizon: '1h' }],
   stateful: true,
+  describe: (c) => `by ${c.key}`,
   idHint: (c) => shortHash(c.key),
   check(c, ctx) {
     ctx.expr(c.key, ['key']);

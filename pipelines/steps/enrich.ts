@@ -37,6 +37,8 @@ export const enrich = defineStep({
     { table: 'products', key: 'item.productId', onMissing: 'wait', waitTimeout: '1m', afterWait: 'deadLetter' },
   ],
   stateful: true,
+  describe: (c) => `${c.table} by ${c.key}`,
+  tables: (c) => [c.table],
   idHint: (c) => c.as ?? c.table,
   check(c, ctx) {
     const table = ctx.tables.get(c.table);

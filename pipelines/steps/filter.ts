@@ -14,6 +14,7 @@ export const filter = defineStep({
   }),
   examples: ["event.eventType == 'OrderPlaced'", 'amount > 100 && segment != "test"'],
   stateful: false,
+  describe: (c) => String(c),
   idHint: (c) => shortHash(c),
   check(c, ctx) {
     ctx.expr(c, [], { bool: true });

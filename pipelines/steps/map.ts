@@ -18,6 +18,7 @@ export const map = defineStep({
     .meta({ examples: [{ orderId: 'event.data.orderId', amount: 'event.data.totalAmount' }] }),
   examples: [{ orderId: 'event.data.orderId', amount: 'event.data.totalAmount', at: 'event.timestamp' }],
   stateful: false,
+  describe: (c) => Object.keys(c).join(', '),
   idHint: (c) => shortHash(Object.keys(c).join(',')),
   check(c, ctx) {
     const out: Scope = {};

@@ -38,6 +38,7 @@ export const moduleStep = defineStep({
   }),
   examples: [{ path: './modules/score.ts', export: 'score', output: { orderId: 'string', score: 'double' } }],
   stateful: false,
+  describe: (c) => `${c.path}#${c.export}`,
   idHint: (c) =>
     slug(
       `${c.path

@@ -1,6 +1,7 @@
 // The small contract every step kind implements: a spec (config schema with descriptions, defaults and
 // examples), a type-flow check used by the validator, and a factory for the synchronous processor.
 import type { z } from 'zod';
+import type { Headers } from '../kafka/headers.ts';
 import type { CompiledExpression } from '../topology/expressions.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
 
@@ -13,7 +14,7 @@ export interface SourceRecord {
   value: unknown;
   /** Kafka record timestamp, epoch milliseconds. */
   timestamp: number;
-  headers?: Readonly<Record<string, unknown>>;
+  headers?: Readonly<Headers>;
 }
 
 /** The variables of one record at one point of the chain (`event`, `key`, `record`, then what steps add). */
@@ -120,6 +121,10 @@ export interface StepSpec<S extends z.ZodType = z.ZodType> {
   stateful: boolean;
   /** A readable, config-derived part of the step id (the id is `<kind>-<hint>` unless given). */
   idHint(config: z.output<S>): string;
+  /** One line for `pipelines graph` (e.g. `customers by event.data.customerId`). */
+  describe(config: z.output<S>): string;
+  /** The lookup tables the step reads. */
+  tables?(config: z.output<S>): string[];
   /** The TypeScript file the step runs, if any: loaded before the plan is built, handed over as `module`. */
   moduleFile?(config: z.output<S>): { path: string; export: string; at: RelPath } | undefined;
   /** Type flow: check the config against the input variables; the variables after this step. */

@@ -3,12 +3,12 @@
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { readSource } from '../topology/compile.ts';
+import { readSource } from '../compile/compile.ts';
+import { validate } from '../compile/issues.ts';
+import { loadTopology } from '../runtime/load.ts';
 import type { Diagnostic } from '../topology/diagnostics.ts';
 import { hasErrors } from '../topology/diagnostics.ts';
 import { duration } from '../topology/durations.ts';
-import { validate } from '../topology/issues.ts';
-import { loadTopology } from '../topology/load.ts';
 import { SourceFile } from '../topology/yaml.ts';
 import { InputError, TopologyTestDriver } from './driver.ts';
 

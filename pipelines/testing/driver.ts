@@ -3,12 +3,12 @@
 // the dead letters and the state of each step. Input values are checked against the source's Avro schemas and
 // decoded through them, as the worker would; Kafka sink values are encoded with their schema, as the producer would.
 
+import type { CompileOptions } from '../compile/compile.ts';
+import { loadPlan } from '../runtime/load.ts';
+import type { DeadLetter, Plan, SourceRecord } from '../runtime/plan.ts';
 import type { LoadedSchema } from '../topology/avro.ts';
 import { matchSchema } from '../topology/avro.ts';
-import type { CompileOptions } from '../topology/compile.ts';
 import { parseDuration } from '../topology/durations.ts';
-import { loadPlan } from '../topology/load.ts';
-import type { DeadLetter, Plan, SourceRecord } from '../topology/plan.ts';
 
 export interface TestRecord {
   value: unknown;
@@ -58,7 +58,7 @@ export class TopologyTestDriver {
     this.#schemas = opts.checkInput === false ? [] : plan.checked.schemas;
     for (const s of plan.sinks) {
       this.#outputs[s.id] = [];
-      const t = s.writer.valueType as LoadedSchema['type'] | undefined;
+      const t = s.writer.valueType;
       if (t) this.#encoders.set(s.id, t);
     }
   }

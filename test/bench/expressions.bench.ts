@@ -1,10 +1,10 @@
 // Per-event cost of compiled CEL expressions and of whole plans. Run: node test/bench/expressions.bench.ts
 // Method: warm up, then 9 runs of N evaluations each; prints the median (and min..max) ns per evaluation.
 import { resolve } from 'node:path';
+import { loadPlan } from '../../pipelines/runtime/load.ts';
+import type { SourceRecord } from '../../pipelines/runtime/plan.ts';
 import { loadAvsc, recordConstructors } from '../../pipelines/topology/avro.ts';
 import { ExpressionRuntime } from '../../pipelines/topology/expressions.ts';
-import { loadPlan } from '../../pipelines/topology/load.ts';
-import type { SourceRecord } from '../../pipelines/topology/plan.ts';
 
 const TOPOLOGIES = resolve(process.cwd(), 'topologies');
 const RUNS = 9;

@@ -9,8 +9,8 @@ import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { customerId, customerSnapshots, readSchema } from '../../pipelines/loadgen/orders.ts';
 import { produce, snapshotEncoder } from '../../pipelines/loadgen/produce.ts';
+import { TableStore } from '../../pipelines/runtime/plan.ts';
 import { TableLoader } from '../../pipelines/state/tables.ts';
-import { TableStore } from '../../pipelines/topology/plan.ts';
 
 interface Result {
   rows: number;

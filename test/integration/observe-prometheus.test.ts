@@ -26,7 +26,6 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { orderEventEncoder, produce } from '../../pipelines/loadgen/produce.ts';
-import { instrumentClickHouse } from '../../pipelines/observe/clickhouse.ts';
 import {
   loadDashboards,
   loadRules,
@@ -40,6 +39,7 @@ import { createMetrics } from '../../pipelines/observe/metrics.ts';
 import { watchWatermarks } from '../../pipelines/observe/watermarks.ts';
 import { openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
 import { createTableSql } from '../../pipelines/sinks/clickhouse/ddl.ts';
+import { instrumentClickHouse } from '../../pipelines/sinks/clickhouse/instrument.ts';
 import { ensureOffsetsTable } from '../../pipelines/sinks/clickhouse/offsets.ts';
 import { SinkWriter } from '../../pipelines/sinks/clickhouse/writer.ts';
 import {

@@ -3,7 +3,7 @@
 // (every output and the offsets in one Kafka transaction per batch).
 import type { WorkerEvents } from '../../observe/events.ts';
 import type { WorkerLog } from '../../observe/log.ts';
-import type { KafkaMessage, KafkaSink } from '../../sinks/kafka.ts';
+import type { KafkaMessage, KafkaSink } from '../../sinks/kafka/sink.ts';
 import type { Sink, SourceRange } from '../../sinks/sink.ts';
 import type { SourceConsumer } from '../source.ts';
 import type { PartitionTask } from '../task.ts';

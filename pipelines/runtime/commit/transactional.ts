@@ -5,7 +5,7 @@
 
 import { PipelinesError } from '../../errors.ts';
 import { isFencedError, isGroupMovedError, isMemberLostError } from '../../kafka/errors.ts';
-import { type KafkaMessage, type KafkaSink, sendable } from '../../sinks/kafka.ts';
+import { type KafkaMessage, type KafkaSink, sendable } from '../../sinks/kafka/sink.ts';
 import type { SourceRange } from '../../sinks/sink.ts';
 import type { SourceConsumer } from '../source.ts';
 import type { PartitionTask } from '../task.ts';

@@ -1,8 +1,8 @@
 // The tables of a topology's ClickHouse sinks, and the plan that brings a database to them: CREATE for a
 // missing table, ADD COLUMN for new columns, and (only when allowed) type changes and drops. An engine or a
 // sorting key that differs cannot be changed in place: the plan refuses it and names the rebuild command.
-import type { Plan } from '../../topology/plan.ts';
 import type { Scope } from '../../topology/types.ts';
+import type { SinkSpec } from '../spec.ts';
 import type { ClickHouse } from './connection.ts';
 import {
   alterTableSql,
@@ -16,7 +16,6 @@ import {
 } from './ddl.ts';
 import { ClickHouseSinkError, classifyError } from './errors.ts';
 import { offsetsTableSpec } from './offsets.ts';
-import { type ClickHouseSinkConfig, tableSpecFor } from './table.ts';
 
 export interface SinkTableSpec {
   /** The sink id in the topology (e.g. `clickhouse:order_summary`). */
@@ -26,15 +25,18 @@ export interface SinkTableSpec {
   spec: TableSpec;
 }
 
-/** Every ClickHouse sink's table, with `rename` applied to the physical name (a rebuild writes `t_<suffix>`). */
-export function topologyTables(plan: Plan, rename: (table: string) => string = (t) => t): SinkTableSpec[] {
-  return plan.sinks
-    .filter((s) => s.kind === 'clickhouse')
-    .map((s) => {
-      const scope = plan.checked.sinks.find((c) => c.id === s.id)?.scope as Scope;
-      const spec = tableSpecFor(s.config as unknown as ClickHouseSinkConfig, scope);
-      return { sinkId: s.id, logical: spec.table, spec: { ...spec, table: rename(spec.table) } };
-    });
+/** Every ClickHouse table the sinks need, with `rename` applied to the physical name (a rebuild writes `t_<suffix>`). */
+export function topologyTables(
+  plan: { sinks: readonly { id: string; spec: SinkSpec; config: unknown; scope: Scope }[] },
+  rename: (table: string) => string = (t) => t,
+): SinkTableSpec[] {
+  return plan.sinks.flatMap((s) =>
+    (s.spec.needs(s.config, s.scope).tables ?? []).map((spec) => ({
+      sinkId: s.id,
+      logical: spec.table,
+      spec: { ...spec, table: rename(spec.table) },
+    })),
+  );
 }
 
 export interface TablePlan {

@@ -1,20 +1,8 @@
 // From a topology's clickhouse sink to a table: columns (types given in the file, else from the types the
 // steps produce), engine and keys; and the per-column conversion of values into what ClickHouse parses.
 import type { FieldType, Scope } from '../../topology/types.ts';
+import type { ClickHouseSinkConfig } from './config.ts';
 import type { ColumnSpec, EngineSpec, TableSpec } from './ddl.ts';
-
-/** The clickhouse sink config as the topology gives it (see topology/sinks/clickhouse.ts). */
-export interface ClickHouseSinkConfig {
-  table: string;
-  columns?: string[] | Record<string, string>;
-  engine?: {
-    type: 'MergeTree' | 'ReplacingMergeTree' | 'SummingMergeTree' | 'AggregatingMergeTree';
-    orderBy?: string[];
-    partitionBy?: string;
-    version?: string;
-    ttl?: string;
-  };
-}
 
 /** The ClickHouse type for what a step produces; composite values are written as JSON text. */
 export function clickHouseType(t: FieldType | undefined): string {

@@ -5,10 +5,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
+import { checkFile } from '../../../pipelines/compile/compile.ts';
+import { loadTopology } from '../../../pipelines/runtime/load.ts';
 import { runTestFile } from '../../../pipelines/testing/cases.ts';
-import { checkFile } from '../../../pipelines/topology/compile.ts';
 import { catalogue, type Diagnostic } from '../../../pipelines/topology/diagnostics.ts';
-import { loadTopology } from '../../../pipelines/topology/load.ts';
 import { scratch, TOPOLOGIES } from './helpers.ts';
 
 const dir = scratch();

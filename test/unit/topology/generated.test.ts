@@ -1,10 +1,9 @@
 // Generated files are current: the editor JSON Schemas and REFERENCE.md are regenerated from the specs and
 // compared; the diagnostics catalogue and the reference agree.
 import { readFileSync } from 'node:fs';
-import { steps } from '../../../pipelines/steps/registry.ts';
+import { sinks, steps } from '../../../pipelines/compile/kinds.ts';
+import { generatedFiles, readmeWithReference } from '../../../pipelines/reference/generate.ts';
 import { catalogue } from '../../../pipelines/topology/diagnostics.ts';
-import { generatedFiles, readmeWithReference } from '../../../pipelines/topology/generate.ts';
-import { sinks } from '../../../pipelines/topology/sinks/registry.ts';
 import { TOPOLOGIES } from './helpers.ts';
 
 describe('generated files', () => {

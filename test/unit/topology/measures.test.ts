@@ -2,6 +2,7 @@
 // HyperLogLog, Space-Saving and KLL sketches (bounds on seeded data, also after merging), the JSON state round
 // trip, and through a topology: output types, located validation errors, end-to-end rows and a snapshot/restore.
 import fc from 'fast-check';
+import { checkFile } from '../../../pipelines/compile/compile.ts';
 import {
   init,
   type MeasureFn,
@@ -13,7 +14,6 @@ import {
   step,
 } from '../../../pipelines/steps/measures.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
-import { checkFile } from '../../../pipelines/topology/compile.ts';
 import { formatDiagnostic } from '../../../pipelines/topology/diagnostics.ts';
 import { topology, writeTopology } from './helpers.ts';
 

@@ -1,10 +1,10 @@
 // The plan API a Kafka worker calls: synchronous batches, time from the caller, outputs per sink, dead letters
 // by policy, branching, and decoded avsc records as input.
 
+import { loadPlan } from '../../../pipelines/runtime/load.ts';
+import { PipelineFailure, type SourceRecord } from '../../../pipelines/runtime/plan.ts';
 import { loadAvsc } from '../../../pipelines/topology/avro.ts';
 import { TopologyError } from '../../../pipelines/topology/diagnostics.ts';
-import { loadPlan } from '../../../pipelines/topology/load.ts';
-import { PipelineFailure, type SourceRecord } from '../../../pipelines/topology/plan.ts';
 import { placed, TOPOLOGIES, topology, writeTopology } from './helpers.ts';
 
 const rec = (value: unknown, offset = 0, partition = 0): SourceRecord => ({

@@ -2,11 +2,10 @@
 // driven by the offline driver; and every example in every spec is a valid config.
 import { readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { sinks, steps } from '../../../pipelines/compile/kinds.ts';
+import { loadTopology } from '../../../pipelines/runtime/load.ts';
 import { decodeValue, encodeValue } from '../../../pipelines/state/changelog.ts';
-import { steps } from '../../../pipelines/steps/registry.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
-import { loadTopology } from '../../../pipelines/topology/load.ts';
-import { sinks } from '../../../pipelines/topology/sinks/registry.ts';
 import { jsonTopology, writeTopology } from './helpers.ts';
 
 const driver = (stepsYaml: string, extra = '') =>

@@ -1,8 +1,8 @@
 // The validator: every kind of problem, located at file:line:col, with its hint; all problems in one run.
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests write ${VAR} interpolation on purpose
-import { checkFile } from '../../../pipelines/topology/compile.ts';
+import { checkFile } from '../../../pipelines/compile/compile.ts';
+import { loadTopology } from '../../../pipelines/runtime/load.ts';
 import { catalogue, formatDiagnostic } from '../../../pipelines/topology/diagnostics.ts';
-import { loadTopology } from '../../../pipelines/topology/load.ts';
 import { topology, writeTopology } from './helpers.ts';
 
 // Line numbers in `topology()`: steps start at line 12, sinks after them.

@@ -15,7 +15,7 @@ import {
   type SourceConsumer,
   type TopicPartition,
 } from '../../../pipelines/runtime/source.ts';
-import type { KafkaMessage } from '../../../pipelines/sinks/kafka.ts';
+import type { KafkaMessage } from '../../../pipelines/sinks/kafka/sink.ts';
 
 /** An error as the Kafka client raises it: a librdkafka code and a message. */
 export function kafkaError(code: number, message: string): Error {

@@ -4,7 +4,7 @@ import { jsonDecoder } from '../../../pipelines/codec/decoder.ts';
 import type { InputRecord, StepResult } from '../../../pipelines/runtime/processor.ts';
 import type { WorkerOptions } from '../../../pipelines/runtime/worker.ts';
 import { Worker } from '../../../pipelines/runtime/worker.ts';
-import { KafkaSink } from '../../../pipelines/sinks/kafka.ts';
+import { KafkaSink } from '../../../pipelines/sinks/kafka/sink.ts';
 import {
   FakeBroker,
   FakeClient,

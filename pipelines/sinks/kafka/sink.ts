@@ -1,7 +1,7 @@
 // Kafka sink: keyed messages (order per key), idempotent producer, one batched send awaited per flush.
 // The dead-letter topic is a Kafka sink too, with messages already encoded.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { Ack, Sink, SourceRange } from './sink.ts';
+import type { Ack, Sink, SourceRange } from '../sink.ts';
 
 export interface KafkaMessage {
   key: Buffer | string | null;

@@ -23,24 +23,22 @@ function build(c: CheckedTopology): GNode {
   };
   const nodes = new Map<string, GNode>([['source', root]]);
   for (const s of c.steps) {
-    const cfg = s.config as Record<string, unknown>;
     const node: GNode = {
       id: s.id,
       label: `${s.kind} ${s.id}`,
-      detail: s.description ?? summarize(s.kind, cfg),
+      detail: s.description ?? s.spec.describe(s.config),
       kind: 'step',
       children: [],
-      tables: s.kind === 'enrich' ? [cfg.table as string] : [],
+      tables: s.spec.tables?.(s.config) ?? [],
     };
     nodes.get(s.from)?.children.push(node);
     nodes.set(s.id, node);
   }
   for (const k of c.sinks) {
-    const cfg = k.config as Record<string, unknown>;
     const node: GNode = {
       id: k.id,
       label: k.id,
-      detail: k.kind === 'clickhouse' ? `table ${cfg.table as string}` : `topic ${cfg.topic as string}`,
+      detail: k.spec.describe(k.config),
       kind: 'sink',
       children: [],
       tables: [],
@@ -48,31 +46,6 @@ function build(c: CheckedTopology): GNode {
     nodes.get(k.from)?.children.push(node);
   }
   return root;
-}
-
-function summarize(kind: string, cfg: Record<string, unknown>): string {
-  switch (kind) {
-    case 'filter':
-      return String(cfg);
-    case 'map':
-      return Object.keys(cfg).join(', ');
-    case 'enrich':
-      return `${cfg.table as string} by ${cfg.key as string}`;
-    case 'aggregate': {
-      const w = cfg.window as Record<string, number | undefined>;
-      const size = w.tumbling ?? w.hopping ?? w.session ?? 0;
-      const kindName = w.tumbling ? 'tumbling' : w.hopping ? 'hopping' : 'session';
-      return `${kindName} ${size / 1000}s by ${JSON.stringify(cfg.groupBy)}: ${Object.keys(cfg.measures as object).join(', ')}`;
-    }
-    case 'fold':
-      return `by ${cfg.key as string}: ${Object.keys(cfg.on as object).join(', ')}`;
-    case 'dedupe':
-      return `by ${cfg.key as string}`;
-    case 'module':
-      return `${cfg.path as string}#${cfg.export as string}`;
-    default:
-      return '';
-  }
 }
 
 const esc = (s: string) => s.replace(/"/g, '#quot;').replace(/[<>]/g, (m) => (m === '<' ? '#lt;' : '#gt;'));

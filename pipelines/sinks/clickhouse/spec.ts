@@ -1,9 +1,11 @@
 // The `clickhouse` sink: rows for one table, with the column and engine hints the ClickHouse sink uses.
-import { z } from 'zod';
-import { didYouMean } from '../diagnostics.ts';
-import { defineSink, sinkCommon } from './sink.ts';
-
-const engines = ['MergeTree', 'ReplacingMergeTree', 'SummingMergeTree', 'AggregatingMergeTree'] as const;
+import { didYouMean } from '../../topology/diagnostics.ts';
+import { defineSink, type SinkContext } from '../spec.ts';
+import { clickhouseConfig } from './config.ts';
+import { clickHouseConfigFromEnv, clickHouseFlushFromEnv, openClickHouse } from './connection.ts';
+import { instrumentClickHouse } from './instrument.ts';
+import { ClickHouseSink } from './sink.ts';
+import { tableSpecFor } from './table.ts';
 
 export const clickhouse = defineSink({
   kind: 'clickhouse',
@@ -13,27 +15,7 @@ export const clickhouse = defineSink({
     'ClickHouse types (`{ revenue: Float64 }`), used when the table is created. `engine` hints the table: ' +
     '`orderBy`, `partitionBy`, `version` (the version column of a ReplacingMergeTree); pair partial rows of ' +
     '`aggregate` with `emit: perBatch` with SummingMergeTree or AggregatingMergeTree.',
-  config: z.strictObject({
-    ...sinkCommon,
-    table: z
-      .string()
-      .regex(/^[A-Za-z_][\w.]*$/, 'expected a table name')
-      .describe('Table name (optionally database.table).'),
-    columns: z
-      .union([z.array(z.string()), z.record(z.string(), z.string())])
-      .optional()
-      .describe('Columns to write: a list of field names, or field name -> ClickHouse type.'),
-    engine: z
-      .strictObject({
-        type: z.enum(engines).default('MergeTree').describe('Table engine.'),
-        orderBy: z.array(z.string()).optional().describe('ORDER BY columns (the sorting and dedup key).'),
-        partitionBy: z.string().optional().describe('PARTITION BY SQL expression.'),
-        version: z.string().optional().describe('Version column of a ReplacingMergeTree.'),
-        ttl: z.string().optional().describe('TTL SQL expression.'),
-      })
-      .optional()
-      .describe('Hints for creating the table.'),
-  }),
+  config: clickhouseConfig,
   examples: [
     {
       table: 'revenue_by_segment_1m',
@@ -46,6 +28,9 @@ export const clickhouse = defineSink({
     },
   ],
   defaultId: (c) => `clickhouse:${c.table}`,
+  describe: (c) => `table ${c.table}`,
+  needs: (c, scope) => ({ tables: [tableSpecFor(c, scope)] }),
+  rebuildable: true,
   check(c, ctx, scope) {
     const fields = Object.keys(scope);
     const cols = c.columns ? (Array.isArray(c.columns) ? c.columns : Object.keys(c.columns)) : fields;
@@ -100,4 +85,54 @@ export const clickhouse = defineSink({
       },
     };
   },
+  async build({ id, config, scope }, ctx) {
+    const ch = ctx.shared(
+      'clickhouse',
+      () => connect(ctx),
+      (c) => c.close(),
+    );
+    const live = tableSpecFor(config, scope);
+    const table = ctx.rebuild ? { ...live, table: ctx.rebuild.table(live.table) } : live;
+    ch.sinks.set(table.table, id);
+    const sink = new ClickHouseSink({
+      id,
+      topology: ctx.topology,
+      ch: ch.connection,
+      table,
+      ...(ctx.rebuild ? { tokenName: live.table, logSink: ctx.rebuild.logSink(id) } : {}),
+      allowDestructive: ctx.allowDestructive,
+      writer: {
+        ...clickHouseFlushFromEnv(ctx.env),
+        ...(ctx.tuning.clickhouseMaxRows ? { maxRows: ctx.tuning.clickhouseMaxRows } : {}),
+        retry: {
+          maxAttempts: Number.POSITIVE_INFINITY,
+          onRetry: (error: Error, attempt: number) => ctx.events?.retry?.({ what: `sink ${id}`, attempt, error }),
+        },
+      },
+    });
+    await sink.prepare();
+    return sink;
+  },
 });
+
+/** The one connection of a worker's ClickHouse sinks (instrumented when there are metrics), and its ping. */
+function connect(ctx: SinkContext) {
+  const opened = openClickHouse(clickHouseConfigFromEnv(ctx.env));
+  const sinks = new Map<string, string>();
+  const connection = ctx.events ? instrumentClickHouse(opened, ctx.events, sinks) : opened;
+  ctx.log.info({ clickhouse: opened.description }, 'ClickHouse');
+  if (opened.droppedDedupRecords?.length) {
+    ctx.log.warn(
+      { records: opened.droppedDedupRecords },
+      'ClickHouse: dropped deduplication records of inserts a crash cut short (their replay is written)',
+    );
+  }
+  ctx.readiness(async () => {
+    const ok = await connection.client.ping().then(
+      (r) => r.success,
+      () => false,
+    );
+    return ok ? [] : [`${ctx.topology}: ClickHouse (${opened.description}) does not answer`];
+  });
+  return { connection, sinks, close: () => opened.close() };
+}

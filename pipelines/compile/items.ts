@@ -1,7 +1,6 @@
 // The schema of one step or sink item, by kind (used to validate an item once its kind is known).
 import { z } from 'zod';
-import { stepsByKind } from '../steps/registry.ts';
-import { sinksByKind } from './sinks/registry.ts';
+import { sinksByKind, stepsByKind } from './kinds.ts';
 
 export const STEP_META_KEYS = ['id', 'description', 'from'] as const;
 

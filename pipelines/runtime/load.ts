@@ -1,9 +1,9 @@
 // Load + validate + compile: a topology file in, a plan (or every problem, located) out.
-import { type CheckedTopology, type CompileOptions, checkFile } from './compile.ts';
-import type { Diagnostic } from './diagnostics.ts';
-import { hasErrors, TopologyError } from './diagnostics.ts';
+import { type CheckedTopology, type CompileOptions, checkFile } from '../compile/compile.ts';
+import type { Diagnostic } from '../topology/diagnostics.ts';
+import { hasErrors, TopologyError } from '../topology/diagnostics.ts';
+import type { SourceFile } from '../topology/yaml.ts';
 import { Plan } from './plan.ts';
-import type { SourceFile } from './yaml.ts';
 
 export interface LoadResult {
   diagnostics: Diagnostic[];

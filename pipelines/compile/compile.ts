@@ -2,19 +2,18 @@
 // (YAML → schema → references → types flowing through the steps → lints), each located at file:line:col.
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, extname, relative, resolve, sep } from 'node:path';
-import { stepsByKind } from '../steps/registry.ts';
+import type { SinkSpec } from '../sinks/spec.ts';
 import type { CheckContext, RelPath, StepSpec, TableInfo } from '../steps/step.ts';
 import { shortHash } from '../steps/step.ts';
-import { type LoadedSchema, loadAvsc } from './avro.ts';
-import { catalogue, type Diagnostic, type DiagnosticCode, didYouMean } from './diagnostics.ts';
-import { ExpressionChecker } from './expressions.ts';
+import { type LoadedSchema, loadAvsc } from '../topology/avro.ts';
+import { catalogue, type Diagnostic, type DiagnosticCode, didYouMean } from '../topology/diagnostics.ts';
+import { ExpressionChecker } from '../topology/expressions.ts';
+import type { FieldType, Scope } from '../topology/types.ts';
+import { DOUBLE, DYN, mergeTypes, STRING } from '../topology/types.ts';
+import { MAX_FILE_BYTES, type Path, SourceFile } from '../topology/yaml.ts';
 import { validate } from './issues.ts';
+import { sinksByKind, stepsByKind } from './kinds.ts';
 import { type Topology, TopologySchema } from './schema.ts';
-import { sinksByKind } from './sinks/registry.ts';
-import type { SinkSpec } from './sinks/sink.ts';
-import type { FieldType, Scope } from './types.ts';
-import { DOUBLE, DYN, mergeTypes, STRING } from './types.ts';
-import { MAX_FILE_BYTES, type Path, SourceFile } from './yaml.ts';
 
 export interface CompileOptions {
   /** Environment for `${VAR:-default}` (default: process.env). */
@@ -283,7 +282,7 @@ class TypeFlow {
           `add id: ${id}`,
         );
       }
-      if (kind === 'enrich') used.add((config as { table: string }).table);
+      for (const table of stepSpec.tables?.(config) ?? []) used.add(table);
       let from = prev;
       if (entry.from !== undefined) {
         if (entry.from === 'source' || steps.some((s) => s.id === entry.from)) from = entry.from as string;
@@ -416,7 +415,8 @@ class TypeFlow {
       if (!usedTables.has(name))
         this.report('lint-unused-table', `table '${name}' is not used by any step`, ['spec', 'tables', name]);
     }
-    for (const s of sinks) if (s.kind === 'kafka') undeclared(s.config.topic as string, [...s.path, 'topic']);
+    for (const s of sinks)
+      for (const t of s.spec.needs(s.config, s.scope).topics ?? []) undeclared(t.name, [...s.path, ...t.at]);
     if (spec.errors.deadLetter) undeclared(spec.errors.deadLetter, ['spec', 'errors', 'deadLetter']);
   }
 }

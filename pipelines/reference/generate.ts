@@ -2,11 +2,17 @@
 // come from the specs. `pipelines generate` writes them; a test regenerates them and fails on a difference.
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { steps } from '../steps/registry.ts';
+import { sinks, steps } from '../compile/kinds.ts';
+import {
+  ErrorsSchema,
+  SourceSchema,
+  StateSchema,
+  TableSchema,
+  TopicSchema,
+  TopologySchema,
+} from '../compile/schema.ts';
 import { TestFileSchema } from '../testing/cases.ts';
-import { catalogue } from './diagnostics.ts';
-import { ErrorsSchema, SourceSchema, StateSchema, TableSchema, TopicSchema, TopologySchema } from './schema.ts';
-import { sinks } from './sinks/registry.ts';
+import { catalogue } from '../topology/diagnostics.ts';
 
 type Json = Record<string, unknown>;
 

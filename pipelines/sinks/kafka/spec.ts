@@ -1,10 +1,15 @@
-// The `kafka` sink: records for one topic, with a key expression and an Avro (or JSON) value.
+// The `kafka` sink: records for one topic, with a key expression and an Avro (or JSON) value; built on the
+// worker's producer (idempotent, or transactional with `exactlyOnce`).
 import { z } from 'zod';
+import { subjectName } from '../../codec/subjects.ts';
+import { PipelinesError } from '../../errors.ts';
+import { childTraceHeaders, type Headers } from '../../kafka/headers.ts';
 import type { Vars } from '../../steps/step.ts';
-import { loadAvsc } from '../avro.ts';
-import { didYouMean } from '../diagnostics.ts';
-import { expression } from '../durations.ts';
-import { defineSink, sinkCommon } from './sink.ts';
+import { loadAvsc } from '../../topology/avro.ts';
+import { didYouMean } from '../../topology/diagnostics.ts';
+import { expression } from '../../topology/durations.ts';
+import { defineSink, sinkCommon } from '../spec.ts';
+import { KafkaSink } from './sink.ts';
 
 export const kafka = defineSink({
   kind: 'kafka',
@@ -36,6 +41,10 @@ export const kafka = defineSink({
     { topic: 'orders.status', key: 'orderId', value: { format: 'json' }, exactlyOnce: true },
   ],
   defaultId: (c) => `kafka:${c.topic}`,
+  describe: (c) => `topic ${c.topic}`,
+  needs: (c) => ({ topics: [{ name: c.topic, at: ['topic'] }] }),
+  producer: (c) => (c.exactlyOnce ? 'transactional' : 'idempotent'),
+  rebuildable: false,
   check(c, ctx, scope) {
     if (c.key) ctx.expr(c.key, ['key'], { scope });
     if (c.value.format === 'avro' && !c.value.schema) {
@@ -81,7 +90,7 @@ export const kafka = defineSink({
       valueType: schema?.type,
       /** The value schema as written in its .avsc file, for the registry. */
       valueSchema: schema?.json,
-      toOutput(vars: Vars, rc) {
+      toOutput(vars: Vars, rc): KafkaRow {
         // Right after the source (no map yet), the variables are event/key/record: the value is the event.
         const fields = vars.record === rc.record && 'event' in vars ? (vars.event as Vars) : vars;
         let value: Record<string, unknown> = fields;
@@ -89,7 +98,7 @@ export const kafka = defineSink({
           value = {};
           for (const n of names) if (fields[n] !== undefined) value[n] = fields[n];
         } else value = { ...fields };
-        const out: { key: unknown; value: unknown; headers?: unknown } = {
+        const out: KafkaRow = {
           key: key ? key.evaluate(vars) : null,
           value,
         };
@@ -99,4 +108,36 @@ export const kafka = defineSink({
       },
     };
   },
+  async build({ id, config, writer }, ctx) {
+    let encodeValue: (v: unknown) => Buffer;
+    if (writer.format === 'avro') {
+      if (!writer.valueSchema) throw new PipelinesError('CONFIG', `sink ${id}: an Avro value needs value.schema`);
+      const recordName = (writer.valueType as { name?: string } | undefined)?.name;
+      const subject = subjectName(writer.subjects, { topic: config.topic, recordName, kind: 'value' });
+      const encoder = await ctx.encoder(subject, writer.valueSchema);
+      encodeValue = (v) => encoder.encode(v);
+    } else {
+      encodeValue = (v) => Buffer.from(JSON.stringify(v));
+    }
+    return new KafkaSink({
+      id,
+      topic: config.topic,
+      producer: ctx.producer(),
+      encode: (row) => {
+        const r = row as KafkaRow;
+        return {
+          key: r.key === null || r.key === undefined ? null : String(r.key),
+          value: encodeValue(r.value),
+          headers: childTraceHeaders(r.headers),
+        };
+      },
+    });
+  },
 });
+
+/** What the kafka sink's writer makes of one record. */
+interface KafkaRow {
+  key: unknown;
+  value: unknown;
+  headers?: Readonly<Headers>;
+}

@@ -1,11 +1,10 @@
 // Turns zod issues into located diagnostics, with `did you mean` hints for unknown keys and step kinds.
 import type { z } from 'zod';
-import { steps, stepsByKind } from '../steps/registry.ts';
-import type { Diagnostic } from './diagnostics.ts';
-import { didYouMean } from './diagnostics.ts';
+import type { Diagnostic } from '../topology/diagnostics.ts';
+import { didYouMean } from '../topology/diagnostics.ts';
+import type { Path, SourceFile } from '../topology/yaml.ts';
 import { STEP_META_KEYS, StepStrict } from './items.ts';
-import { sinks, sinksByKind } from './sinks/registry.ts';
-import type { Path, SourceFile } from './yaml.ts';
+import { sinks, sinksByKind, steps, stepsByKind } from './kinds.ts';
 
 type Issue = z.core.$ZodIssue;
 

@@ -1,9 +1,10 @@
 // ClickHouse insert metrics without touching the sink: the connection's client is wrapped so that every
 // insert request (one attempt, the offsets log's included) reports its sink, rows, time and error code.
-import type { ClickHouse } from '../sinks/clickhouse/connection.ts';
-import { classifyError } from '../sinks/clickhouse/errors.ts';
-import { OFFSETS_TABLE } from '../sinks/clickhouse/offsets.ts';
-import type { PipelineEvents } from './metrics.ts';
+
+import type { PipelineEvents } from '../../observe/metrics.ts';
+import type { ClickHouse } from './connection.ts';
+import { classifyError } from './errors.ts';
+import { OFFSETS_TABLE } from './offsets.ts';
 
 type InsertEvents = Pick<PipelineEvents, 'insertStarted' | 'inserted' | 'insertFailed'>;
 

@@ -1,5 +1,9 @@
 // The compiled plan: what a Kafka worker (and the offline driver) runs. Synchronous per batch, time from the
 // caller, tables fed through an explicit API, state open for snapshots, outputs per sink and dead letters.
+
+import type { CheckedTopology } from '../compile/compile.ts';
+import type { ErrorsConfig, Topology } from '../compile/schema.ts';
+import type { SinkSpec, SinkWriter } from '../sinks/spec.ts';
 import type {
   BuildContext,
   Output,
@@ -11,11 +15,9 @@ import type {
   Vars,
 } from '../steps/step.ts';
 import { RejectedRecord } from '../steps/step.ts';
-import { type AvroType, recordConstructors } from './avro.ts';
-import type { CheckedTopology } from './compile.ts';
-import { type CompiledExpression, ExpressionRuntime } from './expressions.ts';
-import type { ErrorsConfig, Topology } from './schema.ts';
-import type { SinkWriter } from './sinks/sink.ts';
+import { type AvroType, recordConstructors } from '../topology/avro.ts';
+import { type CompiledExpression, ExpressionRuntime } from '../topology/expressions.ts';
+import type { Scope } from '../topology/types.ts';
 
 export type { SourceRecord } from '../steps/step.ts';
 
@@ -57,11 +59,15 @@ export class PipelineFailure extends Error {
 export interface PlanSink {
   id: string;
   kind: string;
+  /** The sink's kind, whole: it builds the running sink from this. */
+  spec: SinkSpec;
   /** Step id the sink reads, or 'source'. */
   from: string;
   /** The sink's config as written (with defaults), for the sink runtime (table, engine, topic...). */
   config: Record<string, unknown>;
-  writer: SinkWriter & Record<string, unknown>;
+  writer: SinkWriter;
+  /** The variables the sink receives. */
+  scope: Scope;
 }
 
 export interface PlanState {
@@ -210,7 +216,15 @@ export class Plan {
     });
     this.sinks = checked.sinks.map((s) => {
       const writer = s.spec.create(s.config as never, build(s.id));
-      const sink: PlanSink = { id: s.id, kind: s.kind, from: s.from, config: s.config, writer };
+      const sink: PlanSink = {
+        id: s.id,
+        kind: s.kind,
+        spec: s.spec,
+        from: s.from,
+        config: s.config,
+        writer,
+        scope: s.scope,
+      };
       if (s.config.when) this.#sinkWhen.set(s.id, runtime.compile(s.config.when));
       this.#taps.set(s.from, [...(this.#taps.get(s.from) ?? []), sink]);
       return sink;

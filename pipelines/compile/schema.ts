@@ -1,10 +1,9 @@
 // The topology file format, composed from the step and sink specs: the one source of the TypeScript types,
 // the runtime validation and the editor JSON Schema (topologies/topology.schema.json).
 import { z } from 'zod';
-import { steps } from '../steps/registry.ts';
-import { duration, durationRange, expression, identifier } from './durations.ts';
+import { duration, durationRange, expression, identifier } from '../topology/durations.ts';
 import { StepStrict } from './items.ts';
-import { sinks } from './sinks/registry.ts';
+import { sinks, steps } from './kinds.ts';
 
 /** One item of `spec.steps`: `{ <kind>: config }`, plus an optional id and description. */
 export const StepItem = z.union(
