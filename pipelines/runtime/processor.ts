@@ -1,4 +1,4 @@
-// The topology's steps as the worker sees them: the compiled plan (topology/plan.ts) implements BatchProcessor,
+// The topology's steps as the worker sees them: the compiled plan (runtime/plan.ts) implements BatchProcessor,
 // called synchronously once per batch segment of one partition, with time given by the worker.
 import type { Headers } from '../kafka/headers.ts';
 import type { DeadLetter } from './plan.ts';
