@@ -33,7 +33,7 @@ export {
   type CompatibilityVerdict,
   RegistryClient,
   type RegistryConfig,
-  type RetryOptions,
+  type RegistryRetry,
   type SchemaText,
   type SubjectVersion,
 } from './registry.ts';

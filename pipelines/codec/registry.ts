@@ -2,6 +2,7 @@
 // needs, with retry and backoff on transient failures and typed errors. Credentials are kept out of every message.
 
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { type RetryHooks, type RetryPolicy, retrying } from '../retry.ts';
 import { CodecError, RegistryError } from './errors.ts';
 
 export const COMPATIBILITY_LEVELS = [
@@ -15,13 +16,14 @@ export const COMPATIBILITY_LEVELS = [
 ] as const;
 export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
 
-export interface RetryOptions {
-  /** Retries after the first attempt (default 5). */
-  retries?: number;
-  /** First delay (default 100 ms); doubles each time up to maxDelayMs, with ±20 % jitter. */
-  initialDelayMs?: number;
-  maxDelayMs?: number;
+/** The retries of each request (pipelines/retry.ts); a worker passes its topology's policy and its hooks. */
+export interface RegistryRetry extends RetryPolicy, Pick<RetryHooks, 'stopped'> {
+  /** Before each retry's sleep (logs, metrics). */
+  onRetry?(error: Error, attempt: number): void;
 }
+
+/** What tools outside a worker use: a few quick attempts. */
+const TOOL_RETRY: RegistryRetry = { initialMs: 100, maxMs: 5_000, maxAttempts: 6 };
 
 export interface RegistryConfig {
   /** Base URL, e.g. http://127.0.0.1:18081/apis/ccompat/v7; user:password@ in it is taken as basic auth. */
@@ -30,7 +32,7 @@ export interface RegistryConfig {
   password?: string;
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
-  retry?: RetryOptions;
+  retry?: RegistryRetry;
 }
 
 export interface RegistryDeps {
@@ -69,9 +71,7 @@ export class RegistryClient {
   readonly #username: string | undefined;
   readonly #password: string | undefined;
   readonly #timeoutMs: number;
-  readonly #retries: number;
-  readonly #initialDelayMs: number;
-  readonly #maxDelayMs: number;
+  readonly #retry: RegistryRetry;
   readonly #fetch: typeof fetch;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
@@ -90,9 +90,7 @@ export class RegistryClient {
     this.#auth =
       username === undefined ? undefined : `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}`;
     this.#timeoutMs = config.timeoutMs ?? 10_000;
-    this.#retries = config.retry?.retries ?? 5;
-    this.#initialDelayMs = config.retry?.initialDelayMs ?? 100;
-    this.#maxDelayMs = config.retry?.maxDelayMs ?? 5_000;
+    this.#retry = config.retry ?? TOOL_RETRY;
     this.#fetch = deps.fetch ?? fetch;
     this.#sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#random = deps.random ?? Math.random;
@@ -223,45 +221,59 @@ export class RegistryClient {
     if (body !== undefined) headers['content-type'] = MEDIA_TYPE;
     if (this.#auth) headers.authorization = this.#auth;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    for (let attempt = 0; ; attempt++) {
-      let error: RegistryError;
+    const once = async (): Promise<T> => {
+      let response: Response;
+      let text: string;
       try {
-        const response = await this.#fetch(this.url + path, {
+        response = await this.#fetch(this.url + path, {
           method,
           headers,
           body: payload,
           signal: AbortSignal.timeout(this.#timeoutMs),
         });
-        const text = await response.text();
-        if (response.ok) return (text === '' ? undefined : JSON.parse(text)) as T;
-        error = httpError(what, response.status, text);
+        text = await response.text();
       } catch (cause) {
-        if (cause instanceof RegistryError) throw cause;
-        if (cause instanceof SyntaxError) {
-          throw new RegistryError('REGISTRY_REJECTED', `${what}: the registry answered with invalid JSON`, {
-            request: what,
-            cause,
-          });
-        }
         const reason = cause instanceof Error ? cause.message : String(cause);
-        error = new RegistryError('REGISTRY_UNAVAILABLE', `${what}: registry unreachable at ${this.url} (${reason})`, {
+        throw new RegistryError('REGISTRY_UNAVAILABLE', `${what}: registry unreachable at ${this.url} (${reason})`, {
           request: what,
           cause,
         });
       }
-      if (!error.retriable || attempt >= this.#retries) {
-        if (error.retriable && attempt > 0) {
-          throw new RegistryError(error.code, `${error.message}; gave up after ${attempt + 1} attempts`, {
-            request: what,
-            status: error.status,
-            errorCode: error.errorCode,
-            cause: error,
-          });
-        }
-        throw error;
+      if (!response.ok) throw httpError(what, response.status, text);
+      try {
+        return (text === '' ? undefined : JSON.parse(text)) as T;
+      } catch (cause) {
+        throw new RegistryError('REGISTRY_REJECTED', `${what}: the registry answered with invalid JSON`, {
+          request: what,
+          cause,
+        });
       }
-      const base = Math.min(this.#maxDelayMs, this.#initialDelayMs * 2 ** attempt);
-      await this.#sleep(base * (0.8 + 0.4 * this.#random()));
+    };
+    let attempts = 0;
+    try {
+      return await retrying(
+        this.#retry,
+        () => {
+          attempts++;
+          return once();
+        },
+        {
+          onRetry: (err, attempt) => this.#retry.onRetry?.(err, attempt),
+          ...(this.#retry.stopped ? { stopped: this.#retry.stopped } : {}),
+          sleep: this.#sleep,
+          random: this.#random,
+        },
+      );
+    } catch (err) {
+      if (err instanceof RegistryError && err.retriable && attempts > 1) {
+        throw new RegistryError(err.code, `${err.message}; gave up after ${attempts} attempts`, {
+          request: what,
+          status: err.status,
+          errorCode: err.errorCode,
+          cause: err,
+        });
+      }
+      throw err;
     }
   }
 }

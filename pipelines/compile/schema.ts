@@ -73,11 +73,19 @@ export const ErrorsSchema = z
       .describe('What a record whose processing fails becomes; default deadLetter when a topic is set, else fail.'),
     retry: z
       .strictObject({
-        max: z.number().int().min(0).default(5).describe('Attempts for retriable errors (sink writes).'),
+        max: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe(
+            'Attempts in all for a retriable failure, after which the worker stops with it (exit 1); unbounded ' +
+              'when omitted: the worker waits for the service, saying so in its log, metrics and /healthz.',
+          ),
         backoff: durationRange().prefault('100ms..10s').describe('Exponential backoff, from..to.'),
       })
       .prefault({})
-      .describe('Retries of retriable failures, by the worker.'),
+      .describe('Retries of transient failures (broker, registry, sink writes), each at one level only.'),
   })
   .prefault({})
   .describe('Error policy.');

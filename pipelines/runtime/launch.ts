@@ -11,6 +11,7 @@ import { type ObserveServer, startObserveServer } from '../observe/http.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import { createMetrics, type Metrics, type TopologyMetrics } from '../observe/metrics.ts';
 import { watchWatermarks } from '../observe/watermarks.ts';
+import type { RetryPolicy } from '../retry.ts';
 import { type KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { SinkContext } from '../sinks/spec.ts';
@@ -18,7 +19,6 @@ import { changelogTopic, changelogTopicSpec, StateChangelog } from '../state/cha
 import { TableLoader } from '../state/tables.ts';
 import { loadPlan } from './load.ts';
 import type { Plan } from './plan.ts';
-import { defaultRetry } from './retry.ts';
 import { kafkaSource } from './source.ts';
 import { Worker, type WorkerOptions } from './worker.ts';
 
@@ -55,13 +55,26 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const plan = await loadPlan(o.file, { env });
   const spec = plan.topology.spec;
   const group = o.flags?.group ?? spec.source.group;
+  const retry = retryPolicy(spec.errors.retry);
+  let stopping = false;
   const conns = connectionsFrom(env, o.flags);
   o.log.info({ topology: plan.name, file: o.file, connection: describeConnection(conns) }, 'starting worker');
   const kafka = new KafkaJS.Kafka({
     ...clientConfig(conns.kafka),
     kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
   } as never);
-  const registry = new RegistryClient(conns.registry);
+  // Its requests are retried there, under the topology's policy, and nowhere above (decoding, schema checks).
+  const registry = new RegistryClient({
+    ...conns.registry,
+    retry: {
+      ...retry,
+      stopped: () => stopping,
+      onRetry: (error, attempt) => {
+        events?.retry?.({ what: 'registry', attempt, error });
+        o.log.warn({ what: 'registry', attempt, err: error.message }, 'registry failed, retrying');
+      },
+    },
+  });
   // The plan's own reader types: records decoded through them are what its expressions read fastest.
   const codec = new AvroCodec({ registry, readers: plan.readerTypes.values() });
   const decoder: Decoder = spec.source.value.format === 'json' ? jsonDecoder : codec;
@@ -117,11 +130,12 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       ...(o.rebuild ? { rebuild: o.rebuild } : {}),
       allowDestructive: o.allowDestructive ?? false,
       tuning: o.tuning ?? {},
+      retry,
     };
     const sinks: Sink[] = [];
     for (const s of planSinks) sinks.push(await s.spec.build(s, context));
     const kafkaSink = (id: string, topic: string) =>
-      new KafkaSink({ id, topic, producer: withProducer(), encode: (m) => m as KafkaMessage });
+      new KafkaSink({ id, topic, producer: withProducer(), encode: (m) => m as KafkaMessage, retry });
     const deadLetters = o.rebuild
       ? o.rebuild.deadLetters
       : spec.errors.deadLetter
@@ -164,7 +178,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
             },
           }
         : {}),
-      retry: { ...defaultRetry, initialMs: spec.errors.retry.backoff.min, maxMs: spec.errors.retry.backoff.max },
+      retry,
       ...(o.tuning?.flushIntervalMs ? { flushIntervalMs: o.tuning.flushIntervalMs } : {}),
       ...(o.tuning?.maxBatchSize ? { maxBatchSize: o.tuning.maxBatchSize } : {}),
       ...(o.tuning?.shutdownTimeoutMs ? { shutdownTimeoutMs: o.tuning.shutdownTimeoutMs } : {}),
@@ -189,6 +203,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       worker: started,
       server,
       async stop() {
+        stopping = true;
         await started.stop();
         await closeAll();
       },
@@ -197,6 +212,11 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     await closeAll();
     throw err;
   }
+}
+
+/** The topology's `errors.retry` as the one retry policy. */
+function retryPolicy(r: Plan['topology']['spec']['errors']['retry']): RetryPolicy {
+  return { initialMs: r.backoff.min, maxMs: r.backoff.max, ...(r.max !== undefined ? { maxAttempts: r.max } : {}) };
 }
 
 function withBatchListener(events: TopologyMetrics | undefined, onBatch: LaunchOptions['onBatch']) {

@@ -8,6 +8,7 @@ import { PipelinesError } from '../errors.ts';
 import type { Headers } from '../kafka/headers.ts';
 import type { WorkerEvents } from '../observe/events.ts';
 import type { WorkerLog } from '../observe/log.ts';
+import { backoffDelay, type RetryPolicy, retrying } from '../retry.ts';
 import type { KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { AcknowledgedCommits } from './commit/acknowledged.ts';
@@ -17,7 +18,6 @@ import { deadLetterMessages } from './dead-letter-messages.ts';
 import { stalledPartitions } from './liveness.ts';
 import type { DeadLetter } from './plan.ts';
 import type { BatchProcessor, InputRecord } from './processor.ts';
-import { backoffDelay, type RetryPolicy, retrying } from './retry.ts';
 import {
   ASSIGN_PARTITIONS,
   type FetchedBatch,
@@ -114,6 +114,14 @@ export class Worker {
       (code, partitions) => this.#onRebalance(code, partitions),
     );
     this.#outputs = [...o.sinks, ...(o.deadLetters ? [o.deadLetters] : [])];
+    for (const sink of [...this.#outputs, ...(o.changelog ? [o.changelog.sink] : [])]) {
+      const what = sink === o.changelog?.sink ? 'state changelog' : `sink ${sink.id}`;
+      // A sink that retries pauses the source until it is back.
+      sink.retries = {
+        retried: (attempt, error) => this.#retried(what, attempt, error, () => this.#setPaused(true)),
+        stopped: () => this.#stopping,
+      };
+    }
     const context: CommitContext = {
       consumer: this.#consumer,
       sinks: o.sinks,
@@ -293,21 +301,18 @@ export class Worker {
     return outputs;
   }
 
-  /** Retries retriable failures with backoff until they pass, the worker stops, or the policy's limit. */
+  /** The worker's own calls (consumer, registry, state restore), retried under the topology's policy. */
   #retry<T>(what: string, fn: () => Promise<T>, onRetry?: (attempt: number) => void): Promise<T> {
-    return retrying(
-      this.#o.retry,
-      {
-        stopped: () => this.#stopping,
-        onRetry: (w, attempt, error) => {
-          this.#o.events?.retry?.({ what: w, attempt, error });
-          this.#o.log.warn({ what: w, attempt, err: error.message }, `${w} failed, retrying`);
-          onRetry?.(attempt);
-        },
-      },
-      what,
-      fn,
-    );
+    return retrying(this.#o.retry, fn, {
+      stopped: () => this.#stopping,
+      onRetry: (error, attempt) => this.#retried(what, attempt, error, onRetry),
+    });
+  }
+
+  #retried(what: string, attempt: number, error: Error, then?: (attempt: number) => void): void {
+    this.#o.events?.retry?.({ what, attempt, error });
+    this.#o.log.warn({ what, attempt, err: error.message }, `${what} failed, retrying`);
+    then?.(attempt);
   }
 
   #setPaused(paused: boolean): void {

@@ -25,8 +25,23 @@ export interface ReplayRange {
   last: string;
 }
 
+/** How a sink reports the retries of its writes; set by the worker before the first append. */
+export interface SinkRetries {
+  /** Before each retry's sleep: the worker logs it, counts it and pauses the source meanwhile. */
+  retried(attempt: number, error: Error): void;
+  /** True once the worker stops: a write then gives up and throws its last error. */
+  stopped(): boolean;
+}
+
+export const unsupervised: SinkRetries = { retried: () => {}, stopped: () => false };
+
 export interface Sink {
   readonly id: string;
+  /**
+   * A sink retries its own writes, under the policy it was built with (the topology's `errors.retry`), and
+   * reports each retry here: what `flush` throws is final, and nothing above it retries again.
+   */
+  retries: SinkRetries;
   /** Buffers the rows of one batch. Resolves at once unless the sink's buffer is full (backpressure). */
   append(rows: readonly unknown[], range: SourceRange): void | Promise<void>;
   /** Rows buffered and not yet durable. */
@@ -45,14 +60,4 @@ export interface Sink {
   /** A partition was revoked: drop what is buffered for it (its next owner reads it again). */
   forget?(topic: string, partition: number): void;
   close(): Promise<void>;
-}
-
-/** Errors that say whether trying again can help (as kafkajs does), read by the retry logic. */
-export class SinkError extends Error {
-  readonly retriable: boolean;
-  constructor(message: string, options: { retriable: boolean; cause?: unknown }) {
-    super(message, { cause: options.cause });
-    this.name = 'SinkError';
-    this.retriable = options.retriable;
-  }
 }

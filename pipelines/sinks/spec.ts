@@ -4,6 +4,7 @@ import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { z } from 'zod';
 import type { WorkerLog } from '../observe/log.ts';
 import type { PipelineEvents } from '../observe/metrics.ts';
+import type { RetryPolicy } from '../retry.ts';
 import type { BuildContext, CheckContext, RecordContext, RelPath, Vars } from '../steps/step.ts';
 import type { LoadedSchema } from '../topology/avro.ts';
 import { expression } from '../topology/durations.ts';
@@ -63,6 +64,8 @@ export interface SinkContext {
   /** Rebuild mode (`pipelines replay`): renamed tables under the live ones' insert tokens, own log key. */
   readonly rebuild?: { table(name: string): string; logSink(sinkId: string): string };
   readonly allowDestructive: boolean;
+  /** The topology's retry policy (`errors.retry`): the sink retries its own writes under it. */
+  readonly retry: RetryPolicy;
   readonly tuning: { clickhouseMaxRows?: number };
 }
 

@@ -61,7 +61,7 @@ test('server down during a flush: retries with backoff, then the rows land exact
     tokens: false,
     maxRows: 1_000_000,
     maxDelayMs: 60_000,
-    retry: { baseDelayMs: 100, maxDelayMs: 1_000 },
+    retry: { policy: { initialMs: 100, maxMs: 1_000 } },
     onAck: (a) => acks.push(a),
   });
   const rows = Array.from({ length: 5000 }, (_, i) => ({ id: i, amount: 1 }));

@@ -26,7 +26,10 @@ jest.setTimeout(60_000);
 
 const stack = localStack();
 const run = randomUUID().slice(0, 8);
-const registry = new RegistryClient({ url: stack.registryUrl, retry: { retries: 2 } });
+const registry = new RegistryClient({
+  url: stack.registryUrl,
+  retry: { initialMs: 100, maxMs: 5_000, maxAttempts: 3 },
+});
 const kafka = new KafkaJS.Kafka({ kafkaJS: { brokers: stack.brokers, logLevel: KafkaJS.logLevel.NOTHING } });
 
 function fresh(name: string): string {
@@ -341,7 +344,7 @@ describe('bad messages and registry failures', () => {
   it('reports an unreachable registry as a retriable error from prepare()', async () => {
     const down = new RegistryClient({
       url: 'http://127.0.0.1:9/apis/ccompat/v7',
-      retry: { retries: 1, initialDelayMs: 10 },
+      retry: { initialMs: 10, maxMs: 5_000, maxAttempts: 2 },
     });
     const codec = new AvroCodec({ registry: down, readers: [orderPlacedV2] });
     const error = await codec.prepare([Buffer.from([0, 0, 0, 0, 1, 2])]).catch((e: unknown) => e);

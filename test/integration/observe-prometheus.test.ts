@@ -211,9 +211,7 @@ async function startInProcess(stuckTopic: string): Promise<{ server: ObserveServ
     tokens: false, // 18.16 has no insert tokens
     maxDelayMs: 200,
     retry: {
-      maxAttempts: Number.POSITIVE_INFINITY,
-      baseDelayMs: 200,
-      maxDelayMs: 1000,
+      policy: { initialMs: 200, maxMs: 1000 },
       onRetry: (error: Error, attempt: number) => t.retry?.({ what: 'sink faults', attempt, error }),
     },
   });

@@ -56,7 +56,7 @@ const opts = (o: Partial<SinkWriterOptions> = {}): SinkWriterOptions => ({
   format: 'JSONEachRow',
   maxRows: 10,
   maxDelayMs: 50,
-  retry: { baseDelayMs: 1, maxDelayMs: 2 },
+  retry: { policy: { initialMs: 1, maxMs: 2 } },
   ...o,
 });
 const rows = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ id: from + i, amount: 1 }));

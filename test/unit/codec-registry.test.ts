@@ -29,7 +29,7 @@ function client(replies: Reply[], config: Partial<ConstructorParameters<typeof R
   const registry = new RegistryClient(
     {
       url: 'http://registry.test/apis/ccompat/v7/',
-      retry: { retries: 3, initialDelayMs: 100, maxDelayMs: 250 },
+      retry: { initialMs: 100, maxMs: 250, maxAttempts: 4 },
       ...config,
     },
     { fetch: fake.fn, sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 },
@@ -64,7 +64,8 @@ describe('RegistryClient', () => {
       { status: 200, body: { schema: '"int"' } },
     ]);
     await expect(registry.getSchemaById(1)).resolves.toMatchObject({ schema: '"int"' });
-    expect(sleeps).toEqual([100, 200, 250]);
+    // Full jitter at 0.5: half of the ceiling, which doubles from 100 ms up to its cap (250 ms).
+    expect(sleeps).toEqual([50, 100, 125]);
   });
 
   it('gives up with a retriable error carrying the last cause', async () => {
@@ -109,7 +110,7 @@ describe('RegistryClient', () => {
 
     const fromUrl = client([new TypeError('connect ECONNREFUSED')], {
       url: 'http://svc:s3cret@registry.test/apis/ccompat/v7',
-      retry: { retries: 0 },
+      retry: { initialMs: 100, maxMs: 5_000, maxAttempts: 1 },
     });
     const error = (await fromUrl.registry.getGlobalCompatibility().catch((e: unknown) => e)) as Error;
     expect(fromUrl.seen[0]!.url).toBe('http://registry.test/apis/ccompat/v7/config');

@@ -115,12 +115,8 @@ export class AcknowledgedCommits implements CommitStrategy {
       c.outputs.map(async (sink) => {
         if (sink.buffered === 0) return;
         const started = performance.now();
-        // A sink that fails pauses the source until it is back.
-        await c.retry(
-          `sink ${sink.id}`,
-          () => sink.flush(),
-          () => c.pause(true),
-        );
+        // The sink retries its own writes (pausing the source meanwhile, see the worker); a throw is final.
+        await sink.flush();
         c.events?.flushed?.({ sink: sink.id, ms: performance.now() - started });
       }),
     );
@@ -148,7 +144,7 @@ export class AcknowledgedCommits implements CommitStrategy {
     }
     if (!sent && changelog.buffered === 0) return;
     const started = performance.now();
-    await this.#c.retry('state changelog', () => changelog.flush());
+    await changelog.flush();
     this.#c.events?.flushed?.({ sink: changelog.id, ms: performance.now() - started });
   }
 

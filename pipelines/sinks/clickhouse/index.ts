@@ -34,7 +34,7 @@ export {
   recordRanges,
   type SourceRange,
 } from './offsets.ts';
-export { backoffDelay, newRetryStats, type RetryOptions, type RetryStats, withRetry } from './retry.ts';
+export { newRetryStats, type RetryOptions, type RetryStats, withRetry } from './retry.ts';
 export {
   DEFAULT_FORMAT,
   type InsertFormat,

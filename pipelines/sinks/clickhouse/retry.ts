@@ -1,25 +1,18 @@
-// Retry with exponential backoff and full jitter, driven by the error's `retriable` flag.
+// ClickHouse calls under the one retry policy, their errors classified where they enter.
 // Counters live in a plain stats object that the metrics module can read; no metrics library here.
 
+import { defaultRetry, type RetryHooks, type RetryPolicy, retrying } from '../../retry.ts';
 import { type ClickHouseSinkError, classifyError, type ErrorContext } from './errors.ts';
 
-export interface RetryOptions {
-  /** Attempts in all, the first included; `Infinity` retries until `signal` aborts. Default 10. */
-  maxAttempts?: number;
-  /** Delay before the first retry, before jitter. Default 100 ms. */
-  baseDelayMs?: number;
-  /** Ceiling of the delay. Default 10 s. */
-  maxDelayMs?: number;
-  /** Growth factor per attempt. Default 2. */
-  factor?: number;
+export interface RetryOptions extends Pick<RetryHooks, 'random'> {
+  /** The policy; default: the topology default, at most 10 attempts. `maxAttempts` undefined retries until `signal` aborts. */
+  policy?: RetryPolicy;
   /** Stops retrying (the last error is thrown) when aborted; also cuts a pending sleep short. */
   signal?: AbortSignal;
-  /** Called before each sleep; for logs. */
+  /** Called before each sleep; for logs and metrics. */
   onRetry?: (err: ClickHouseSinkError, attempt: number, delayMs: number) => void;
   /** Counters to update; share one object per sink so metrics can read it. */
   stats?: RetryStats;
-  /** Random source in [0, 1), injectable for tests. */
-  random?: () => number;
   /** Sleep, injectable for tests. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
@@ -45,16 +38,6 @@ export function newRetryStats(): RetryStats {
   return { calls: 0, retries: 0, failures: 0, recovered: 0, retrying: 0, errorsByCode: {}, lastError: undefined };
 }
 
-/** Exponential backoff with full jitter: uniform in [0, min(max, base * factor^(attempt-1))]. */
-export function backoffDelay(
-  attempt: number,
-  o: Required<Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs' | 'factor'>>,
-  random: () => number,
-): number {
-  const ceiling = Math.min(o.maxDelayMs, o.baseDelayMs * o.factor ** Math.max(0, attempt - 1));
-  return Math.round(random() * ceiling);
-}
-
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -71,52 +54,52 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Runs `fn` until it succeeds, a non-retriable error occurs, attempts run out or `signal` aborts.
- * Errors are classified into ClickHouseSinkError (with `ctx` naming the table) before deciding.
+ * The one retry policy (pipelines/retry.ts) around a ClickHouse call: errors are classified into
+ * ClickHouseSinkError (with `ctx` naming the table) before the policy reads them, and counted.
  */
 export async function withRetry<T>(
   fn: (attempt: number) => Promise<T>,
   options: RetryOptions = {},
   ctx: ErrorContext = {},
 ): Promise<T> {
-  const maxAttempts = options.maxAttempts ?? 10;
-  const backoff = {
-    baseDelayMs: options.baseDelayMs ?? 100,
-    maxDelayMs: options.maxDelayMs ?? 10_000,
-    factor: options.factor ?? 2,
-  };
-  const random = options.random ?? Math.random;
-  const pause = options.sleep ?? sleep;
   const stats = options.stats;
   if (stats) stats.calls++;
   let waiting = false;
+  let attempts = 0;
   try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const result = await fn(attempt);
-        if (stats && attempt > 1) stats.recovered++;
-        return result;
-      } catch (raw) {
-        const err = classifyError(raw, ctx);
-        const stop = !err.retriable || attempt >= maxAttempts || options.signal?.aborted === true;
-        if (stats) {
-          stats.errorsByCode[err.code] = (stats.errorsByCode[err.code] ?? 0) + 1;
-          stats.lastError = { code: err.code, message: err.message, at: Date.now() };
-        }
-        if (stop) {
-          if (stats) stats.failures++;
-          throw err;
-        }
-        const delay = backoffDelay(attempt, backoff, random);
-        if (stats) {
-          stats.retries++;
-          if (!waiting) stats.retrying++;
-        }
-        waiting = true;
-        options.onRetry?.(err, attempt, delay);
-        await pause(delay, options.signal);
-      }
-    }
+    const result = await retrying(
+      options.policy ?? { ...defaultRetry, maxAttempts: 10 },
+      (attempt) => {
+        attempts = attempt;
+        return fn(attempt);
+      },
+      {
+        classify: (raw) => {
+          const err = classifyError(raw, ctx);
+          if (stats) {
+            stats.errorsByCode[err.code] = (stats.errorsByCode[err.code] ?? 0) + 1;
+            stats.lastError = { code: err.code, message: err.message, at: Date.now() };
+          }
+          return err;
+        },
+        stopped: () => options.signal?.aborted === true,
+        onRetry: (err, attempt, delay) => {
+          if (stats) {
+            stats.retries++;
+            if (!waiting) stats.retrying++;
+          }
+          waiting = true;
+          options.onRetry?.(err as ClickHouseSinkError, attempt, delay);
+        },
+        sleep: (ms) => (options.sleep ?? sleep)(ms, options.signal),
+        ...(options.random ? { random: options.random } : {}),
+      },
+    );
+    if (stats && attempts > 1) stats.recovered++;
+    return result;
+  } catch (err) {
+    if (stats) stats.failures++;
+    throw err;
   } finally {
     if (stats && waiting) stats.retrying--;
   }

@@ -1,6 +1,7 @@
 // The ClickHouse sink of a topology: one table, created or migrated at start, rows batched by the
 // exactly-once writer (offsets log + insert tokens), acknowledgements by partition offset to the worker.
-import type { Ack, ReplayRange, Sink, SourceRange } from '../sink.ts';
+import type { RetryPolicy } from '../../retry.ts';
+import { type Ack, type ReplayRange, type Sink, type SinkRetries, type SourceRange, unsupervised } from '../sink.ts';
 import type { ClickHouse } from './connection.ts';
 import type { TableSpec } from './ddl.ts';
 import { ensureOffsetsTable, readCommittedOffsets } from './offsets.ts';
@@ -20,12 +21,15 @@ export interface ClickHouseSinkOptions {
   tokenName?: string;
   /** The key of this sink in `_pipelines_offsets`; default the id (a rebuild keeps its own). */
   logSink?: string;
-  writer?: Pick<SinkWriterOptions, 'maxRows' | 'maxDelayMs' | 'maxBufferedRows' | 'format' | 'retry'>;
+  writer?: Pick<SinkWriterOptions, 'maxRows' | 'maxDelayMs' | 'maxBufferedRows' | 'format'>;
+  /** Retries of each insert; default: the topology default, until the sink is closed. */
+  retry?: RetryPolicy;
 }
 
 export class ClickHouseSink implements Sink {
   readonly id: string;
   onAck: (ack: Ack) => void = () => {};
+  retries: SinkRetries = unsupervised;
   readonly writer: SinkWriter;
   readonly #o: ClickHouseSinkOptions;
   readonly #encode: (row: unknown) => unknown[];
@@ -47,6 +51,10 @@ export class ClickHouseSink implements Sink {
         },
       ],
       ...o.writer,
+      retry: {
+        ...(o.retry ? { policy: o.retry } : {}),
+        onRetry: (err, attempt) => this.retries.retried(attempt, err),
+      },
       onAck: (a) => this.onAck(a),
     });
   }

@@ -104,11 +104,8 @@ export const clickhouse = defineSink({
       writer: {
         ...clickHouseFlushFromEnv(ctx.env),
         ...(ctx.tuning.clickhouseMaxRows ? { maxRows: ctx.tuning.clickhouseMaxRows } : {}),
-        retry: {
-          maxAttempts: Number.POSITIVE_INFINITY,
-          onRetry: (error: Error, attempt: number) => ctx.events?.retry?.({ what: `sink ${id}`, attempt, error }),
-        },
       },
+      retry: ctx.retry,
     });
     await sink.prepare();
     return sink;

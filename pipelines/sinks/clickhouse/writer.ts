@@ -3,6 +3,7 @@
 // after recording the range in `_pipelines_offsets` (see offsets.ts for the protocol).
 
 import type { ClickHouseSettings } from '@clickhouse/client';
+import { defaultRetry } from '../../retry.ts';
 import type { ClickHouse } from './connection.ts';
 import { qualifiedName } from './ddl.ts';
 import { ClickHouseSinkError, classifyError } from './errors.ts';
@@ -395,7 +396,7 @@ export class SinkWriter {
   async #flushBatch(batch: PartitionBuffer[]): Promise<void> {
     const started = performance.now();
     const retry: RetryOptions = {
-      maxAttempts: Number.POSITIVE_INFINITY,
+      policy: defaultRetry,
       ...this.#o.retry,
       signal: this.#abort.signal,
       stats: this.stats.retry,

@@ -1,7 +1,8 @@
 // Kafka sink: keyed messages (order per key), idempotent producer, one batched send awaited per flush.
 // The dead-letter topic is a Kafka sink too, with messages already encoded.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { Ack, Sink, SourceRange } from '../sink.ts';
+import { defaultRetry, type RetryPolicy, retrying } from '../../retry.ts';
+import { type Ack, type Sink, type SinkRetries, type SourceRange, unsupervised } from '../sink.ts';
 
 export interface KafkaMessage {
   key: Buffer | string | null;
@@ -19,6 +20,8 @@ export interface KafkaSinkOptions {
   encode: (row: unknown) => KafkaMessage;
   /** Rows above which the worker pauses the consumer until a flush (default 50,000). */
   maxBuffered?: number;
+  /** Retries of a send (default: the topology default, until it works or the worker stops). */
+  retry?: RetryPolicy;
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -35,6 +38,8 @@ export class KafkaSink implements Sink {
   readonly id: string;
   readonly topic: string;
   onAck: (ack: Ack) => void = () => {};
+  retries: SinkRetries = unsupervised;
+  readonly #retry: RetryPolicy;
   #messages: KafkaMessage[] = [];
   /** Per source partition, the last source offset whose output is in #messages. */
   #upTo = new Map<string, { topic: string; partition: number; last: bigint }>();
@@ -46,6 +51,7 @@ export class KafkaSink implements Sink {
     this.topic = o.topic;
     this.#producer = o.producer;
     this.#encode = o.encode;
+    this.#retry = o.retry ?? defaultRetry;
   }
 
   append(rows: readonly unknown[], range: SourceRange): void {
@@ -61,7 +67,7 @@ export class KafkaSink implements Sink {
     return this.#messages.length;
   }
 
-  /** Sends what is buffered; on failure the messages go back in front of the buffer, order kept. */
+  /** Sends what is buffered, retrying; when it gives up the messages go back in front of the buffer, order kept. */
   async flush(): Promise<void> {
     if (this.#messages.length === 0) return;
     const messages = this.#messages;
@@ -69,7 +75,10 @@ export class KafkaSink implements Sink {
     this.#messages = [];
     this.#upTo = new Map();
     try {
-      await this.#producer.send({ topic: this.topic, messages: sendable(messages) });
+      await retrying(this.#retry, () => this.#producer.send({ topic: this.topic, messages: sendable(messages) }), {
+        onRetry: (err, attempt) => this.retries.retried(attempt, err),
+        stopped: () => this.retries.stopped(),
+      });
     } catch (err) {
       this.#messages = messages.concat(this.#messages);
       for (const [k, v] of upTo) if (!this.#upTo.has(k)) this.#upTo.set(k, v);

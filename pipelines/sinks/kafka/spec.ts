@@ -123,6 +123,7 @@ export const kafka = defineSink({
       id,
       topic: config.topic,
       producer: ctx.producer(),
+      retry: ctx.retry,
       encode: (row) => {
         const r = row as KafkaRow;
         return {

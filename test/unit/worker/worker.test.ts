@@ -199,6 +199,30 @@ describe('acknowledged commits', () => {
     await worker.stop();
   });
 
+  test('a sink retrying when the worker stops gives up: stop ends, and nothing past the failure is committed', async () => {
+    const { broker, worker, consumer } = setup();
+    await worker.start();
+    await consumer().assign(TOPIC, 0);
+    for (let i = 0; i < 1000; i++) broker.sendFailures.push(kafkaError(-195, 'Local: Broker transport failure'));
+    await consumer().deliver(TOPIC, 0, 0, values(2));
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(consumer().paused).toBe(true);
+    let settled = false;
+    const stopped = worker.stop().then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await jest.advanceTimersByTimeAsync(60_000);
+    await stopped;
+    expect(settled).toBe(true);
+    // No send is tried after the stop (a retry loop that ignored it would go on in the background).
+    const left = broker.sendFailures.length;
+    await jest.advanceTimersByTimeAsync(120_000);
+    expect(broker.sendFailures.length).toBe(left);
+    expect(outValues(broker)).toEqual([]);
+    expect(consumer().group.get(`${TOPIC}/0`)).toBeUndefined();
+  });
+
   test('a bad record goes to the dead letters, and the offset after it is committed', async () => {
     const { broker, worker, consumer } = setup({ deadLetters: true });
     await worker.start();
