@@ -4,29 +4,27 @@
 // Tasks (task.ts) come and go with rebalances; a liveness guard reports partitions that hold records and make no
 // progress. SIGTERM drains, flushes, commits and leaves the group within a bounded time.
 import type { Decoder } from '../codec/decoder.ts';
-import { PipelinesError } from '../errors.ts';
-import type { Headers } from '../kafka/headers.ts';
 import type { WorkerEvents } from '../observe/events.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import { backoffDelay, type RetryPolicy, retrying } from '../retry.ts';
 import type { KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
 import type { Sink } from '../sinks/sink.ts';
+import { assignedTasks } from './assignment.ts';
 import { AcknowledgedCommits } from './commit/acknowledged.ts';
 import type { CommitContext, CommitStrategy } from './commit/strategy.ts';
 import { TransactionalCommits, type TransactionalProducer } from './commit/transactional.ts';
-import { deadLetterMessages } from './dead-letter-messages.ts';
 import { stalledPartitions } from './liveness.ts';
-import type { DeadLetter } from './plan.ts';
-import type { BatchProcessor, InputRecord } from './processor.ts';
+import type { BatchProcessor } from './processor.ts';
+import { batchEvent, runSegment, type SegmentSteps } from './segment.ts';
 import {
   ASSIGN_PARTITIONS,
   type FetchedBatch,
-  type FetchedMessage,
   type SourceClient,
   type SourceConsumer,
   type TopicPartition,
 } from './source.ts';
-import { PartitionTask, type Segment, tpKey } from './task.ts';
+import type { PartitionTask } from './task.ts';
+import { tpKey } from './task.ts';
 
 export interface WorkerOptions {
   topology: string;
@@ -65,15 +63,6 @@ export interface WorkerOptions {
   now?: () => number;
 }
 
-export class DecodeError extends PipelinesError {
-  override name = 'DecodeError';
-  constructor(message: string) {
-    super('DECODE', message);
-  }
-}
-
-const NO_HEADERS: Headers = Object.freeze({}) as Headers;
-
 export class Worker {
   readonly #o: WorkerOptions;
   readonly #consumer: SourceConsumer;
@@ -81,6 +70,7 @@ export class Worker {
   /** The topology's sinks and the dead letters. */
   readonly #outputs: Sink[];
   readonly #now: () => number;
+  readonly #steps: SegmentSteps;
   /** The task of each assigned partition, in assignment order. */
   readonly #tasks = new Map<string, PartitionTask>();
   /** Batches being handled (one per partition at most). */
@@ -96,6 +86,13 @@ export class Worker {
   constructor(o: WorkerOptions) {
     this.#o = o;
     this.#now = o.now ?? Date.now;
+    this.#steps = {
+      topology: o.topology,
+      decoder: o.decoder,
+      processor: o.processor,
+      deadLetterTopic: o.deadLetters !== undefined,
+      events: o.events,
+    };
     this.finished = new Promise((resolve, reject) => {
       this.#done = (err) => (err ? reject(err) : resolve());
     });
@@ -208,100 +205,28 @@ export class Worker {
     if (admitted.kind === 'restored') return this.#commit.skipped(task, admitted.last);
     if (admitted.kind === 'seen') return;
     const { segments } = admitted;
+    const records = segments.reduce((n, s) => n + s.messages.length, 0);
     const values =
       segments.length === 1
         ? segments[0]!.messages.map((m) => m.value)
         : segments.flatMap((s) => s.messages.map((m) => m.value));
-    await this.#retry('registry', () => o.decoder.prepare(values));
+    // The registry client retries its lookups itself (under the topology's policy): a throw here is final.
+    await o.decoder.prepare(values);
     const outputs: Record<string, unknown[]> = {};
     for (const segment of segments) {
-      const seg = await this.#processSegment(task, segment);
-      for (const [id, rows] of Object.entries(seg)) {
+      const seg = runSegment(this.#steps, task, segment, this.#now());
+      await this.#commit.deliver({ task, ...seg, state: o.changelog?.messages(task.partition, seg.range.last) });
+      for (const [id, rows] of Object.entries(seg.outputs)) {
         const list = outputs[id];
         if (list) list.push(...rows);
         else outputs[id] = rows;
       }
     }
-    if (o.events?.batch) {
-      const lastSegment = segments[segments.length - 1]!.messages;
-      const last = lastSegment[lastSegment.length - 1]!;
-      let timestamps: Float64Array | undefined;
-      if (o.events.acknowledged) {
-        timestamps = new Float64Array(values.length);
-        let i = 0;
-        for (const s of segments) for (const m of s.messages) timestamps[i++] = Number(m.timestamp);
-      }
-      o.events.batch({
-        topic: batch.topic,
-        partition: batch.partition,
-        records: values.length,
-        highWatermark: batch.highWatermark,
-        lastOffset: last.offset,
-        lastTimestamp: Number(last.timestamp),
-        outputs,
-        timestamps,
-      });
-    }
+    if (o.events?.batch) o.events.batch(batchEvent(o.events, batch, segments, records, outputs));
     this.#commit.afterBatch();
   }
 
-  async #processSegment(task: PartitionTask, segment: Segment<FetchedMessage>): Promise<Record<string, unknown[]>> {
-    const o = this.#o;
-    const msgs = segment.messages;
-    const { topic, partition } = task;
-    const records: InputRecord[] = [];
-    const dead: DeadLetter[] = [];
-    // Every record, decoded or not, beside its Kafka message: dead letters carry the original bytes.
-    const all: InputRecord[] = new Array(msgs.length);
-    const started = performance.now();
-    for (let i = 0; i < msgs.length; i++) {
-      const m = msgs[i]!;
-      const rec: InputRecord = {
-        topic,
-        partition,
-        offset: m.offset,
-        key: m.key ? m.key.toString() : null,
-        value: undefined,
-        timestamp: Number(m.timestamp),
-        headers: (m.headers ?? NO_HEADERS) as Headers,
-      };
-      all[i] = rec;
-      try {
-        if (!m.value) throw new DecodeError('empty value (tombstone) on an event topic');
-        rec.value = o.decoder.decode(m.value);
-        records.push(rec);
-      } catch (err) {
-        const e = err as Error & { code?: string };
-        const errorClass = e instanceof DecodeError ? e.name : (e.code ?? e.name);
-        dead.push({ record: rec, stepId: 'decode', errorClass, message: e.message, retriable: false });
-      }
-    }
-    const decoded = performance.now();
-    o.events?.stepped?.({ step: 'decode', ms: decoded - started, recordsIn: msgs.length, recordsOut: records.length });
-    const result = records.length > 0 ? o.processor.process(records, this.#now()) : undefined;
-    o.events?.stepped?.({
-      step: 'steps',
-      ms: performance.now() - decoded,
-      recordsIn: records.length,
-      recordsOut: Object.values(result?.sinks ?? {}).reduce((n, rows) => n + rows.length, 0),
-    });
-    if (result) dead.push(...result.deadLetters);
-    const outputs: Record<string, unknown[]> = {};
-    for (const [id, rows] of Object.entries(result?.sinks ?? {}))
-      if (!segment.skip.has(id) && rows.length > 0) outputs[id] = rows;
-    for (const d of dead) o.events?.deadLetter?.({ step: d.stepId, errorClass: d.errorClass });
-    const range = { topic, partition, first: msgs[0]!.offset, last: msgs[msgs.length - 1]!.offset };
-    await this.#commit.deliver({
-      task,
-      range,
-      outputs,
-      deadLetters: deadLetterMessages(o.topology, o.deadLetters !== undefined, dead, all, msgs),
-      state: o.changelog?.messages(partition, range.last),
-    });
-    return outputs;
-  }
-
-  /** The worker's own calls (consumer, registry, state restore), retried under the topology's policy. */
+  /** The worker's own calls (consumer, state restore), retried under the topology's policy. */
   #retry<T>(what: string, fn: () => Promise<T>, onRetry?: (attempt: number) => void): Promise<T> {
     return retrying(this.#o.retry, fn, {
       stopped: () => this.#stopping,
@@ -329,7 +254,14 @@ export class Worker {
     if (code === ASSIGN_PARTITIONS) {
       let tasks: PartitionTask[];
       try {
-        tasks = await this.#prepareTasks(partitions);
+        tasks = await assignedTasks(partitions, {
+          now: this.#now(),
+          consumer: this.#consumer,
+          restore: this.#o.changelog?.restore,
+          sinks: this.#o.sinks,
+          retry: (what, fn) => this.#retry(what, fn),
+          log: this.#o.log,
+        });
       } catch (err) {
         this.#fail(err as Error);
         return;
@@ -353,42 +285,6 @@ export class Worker {
       for (const sink of this.#outputs) sink.forget?.(tp.topic, tp.partition);
     }
     this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions revoked');
-  }
-
-  /** New tasks, with what the state changelog and the sinks that keep their own positions say to skip. */
-  async #prepareTasks(partitions: TopicPartition[]): Promise<PartitionTask[]> {
-    const now = this.#now();
-    const tasks = new Map(
-      partitions.map((tp) => [tpKey(tp.topic, tp.partition), new PartitionTask(tp.topic, tp.partition, now)]),
-    );
-    if (partitions.length === 0) return [];
-    const changelog = this.#o.changelog;
-    if (changelog) {
-      const applied = await this.#retry('state restore', () => changelog.restore(partitions.map((tp) => tp.partition)));
-      for (const task of tasks.values()) {
-        const offset = applied.get(task.partition);
-        if (offset !== undefined) task.restoredUpTo(offset);
-      }
-    }
-    const positional = this.#o.sinks.filter((s) => s.assigned);
-    if (positional.length === 0) return [...tasks.values()];
-    // Bounded: an offset fetch can go unanswered while the group settles after a member was killed.
-    const committed = await this.#retry('committed offsets', () => this.#consumer.committed(partitions, 15_000));
-    const withCommitted = partitions.map((tp) => {
-      const c = committed.find((x) => x.topic === tp.topic && x.partition === tp.partition);
-      const offset = c?.offset != null && BigInt(c.offset) >= 0n ? c.offset : undefined;
-      return { ...tp, committed: offset };
-    });
-    for (const sink of positional) {
-      for (const r of await sink.assigned!(withCommitted)) {
-        tasks.get(tpKey(r.topic, r.partition))?.replay(sink.id, r);
-        this.#o.log.info(
-          { sink: sink.id, partition: r.partition, first: r.first, last: r.last },
-          'replaying a range the sink may hold',
-        );
-      }
-    }
-    return [...tasks.values()];
   }
 
   #checkLiveness(ms: number): void {

@@ -13,9 +13,9 @@ const driver = (stepsYaml: string, extra = '') =>
 const ev = (t: number, fields: Record<string, unknown> = {}) => ({ value: { t, ...fields } });
 
 describe('specs', () => {
-  it('the registry lists every step file, once', () => {
+  it('compile/kinds.ts lists every step file, once', () => {
     const files = readdirSync(resolve(__dirname, '../../../pipelines/steps'))
-      .filter((f) => !['step.ts', 'registry.ts', 'measures.ts'].includes(f))
+      .filter((f) => f.endsWith('.ts') && !['step.ts', 'measures.ts'].includes(f))
       .map((f) => f.replace(/\.ts$/, ''));
     expect(steps.map((s) => s.kind).sort()).toEqual(files.sort());
   });
@@ -25,6 +25,12 @@ describe('specs', () => {
       expect(s.config.safeParse(e).error?.issues ?? []).toEqual([]);
     },
   );
+  it('compile/kinds.ts lists every sink folder, once', () => {
+    const folders = readdirSync(resolve(__dirname, '../../../pipelines/sinks'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+    expect(sinks.map((s) => s.kind).sort()).toEqual(folders.sort());
+  });
   it.each(sinks.flatMap((s) => s.examples.map((e, i) => [s.kind, i, s, e] as const)))(
     'sink %s example %i is a valid config',
     (_k, _i, s, e) => {
