@@ -2,6 +2,7 @@
 // Each failure is retried at one level only, the edge where it enters (the registry client, a sink's write, the
 // worker's own calls to the consumer), so retries never nest. What is retriable is said by the error
 // (`retriable`, set where the failure was classified) or, for the Kafka client's own errors, by their codes.
+import { PipelinesError } from './errors.ts';
 import { isTransientKafkaError } from './kafka/errors.ts';
 
 export interface RetryPolicy {
@@ -20,8 +21,9 @@ export function backoffDelay(p: RetryPolicy, attempt: number, random: () => numb
   return Math.max(Math.round(p.initialMs / 2), Math.round(random() * ceiling));
 }
 
+/** Said by the error where it was classified (PipelinesError), or for the Kafka client's own errors by their codes. */
 export function isRetriable(err: unknown): boolean {
-  return (err instanceof Error && 'retriable' in err && err.retriable === true) || isTransientKafkaError(err);
+  return err instanceof PipelinesError ? err.retriable : isTransientKafkaError(err);
 }
 
 export interface RetryHooks {

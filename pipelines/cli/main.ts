@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `pipelines` command: one thin module per subcommand, listed here explicitly.
+import { failureText } from './args.ts';
 import { commands } from './commands.ts';
 
 const [name, ...args] = process.argv.slice(2);
@@ -14,13 +15,7 @@ if (!command) {
 try {
   process.exitCode = await command.run(args);
 } catch (err) {
-  // Expected failures carry a message for the user; anything else is a bug worth its stack.
-  const e = err as Error & { userFacing?: boolean; code?: string };
-  // node:util parseArgs refuses unknown or malformed options with ERR_PARSE_ARGS_*: the user's to fix.
-  const forUser = e.userFacing || e.code?.startsWith('ERR_PARSE_ARGS');
-  process.stderr.write(
-    forUser ? `pipelines ${name}: ${e.message}\n` : `pipelines ${name}: internal error\n${e.stack}\n`,
-  );
+  process.stderr.write(failureText(name!, err));
   process.exitCode = 1;
 }
 // A client handle left open (a broker that never answers a disconnect) must not keep a finished command alive.

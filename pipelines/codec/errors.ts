@@ -1,6 +1,8 @@
 // Typed errors of the codec, one catalogue: each code says whether retrying can help (kafkajs style).
 // The worker reads `retriable`: a retriable error retries the batch, any other one goes to the record's policy.
 
+import { PipelinesError } from '../errors.ts';
+
 export const CODEC_ERRORS = {
   REGISTRY_UNAVAILABLE: { retriable: true, description: 'the registry did not answer (network, timeout, 5xx, 429)' },
   REGISTRY_REJECTED: { retriable: false, description: 'the registry refused the request (4xx other than not found)' },
@@ -37,17 +39,14 @@ export interface CodecErrorOptions {
   subject?: string;
 }
 
-export class CodecError extends Error {
-  readonly code: CodecErrorCode;
-  readonly retriable: boolean;
+export class CodecError extends PipelinesError {
+  declare readonly code: CodecErrorCode;
   readonly schemaId: number | undefined;
   readonly subject: string | undefined;
 
   constructor(code: CodecErrorCode, message: string, options: CodecErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(code, message, { retriable: CODEC_ERRORS[code].retriable, cause: options.cause });
     this.name = 'CodecError';
-    this.code = code;
-    this.retriable = CODEC_ERRORS[code].retriable;
     this.schemaId = options.schemaId;
     this.subject = options.subject;
   }

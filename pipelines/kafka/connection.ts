@@ -1,6 +1,8 @@
 // How a worker reaches Kafka and the Schema Registry: from the environment, overridden by CLI flags.
 // Secrets are kept out of anything printable: `describeConnection` masks them.
 
+import { PipelinesError } from '../errors.ts';
+
 export interface KafkaConnection {
   brokers: string[];
   clientId: string;
@@ -27,9 +29,11 @@ export interface ConnectionFlags {
 
 const SECRET = /password|secret|token|key\.password|sasl\.jaas/i;
 
-export class ConfigError extends Error {
-  readonly userFacing = true;
-  readonly retriable = false;
+export class ConfigError extends PipelinesError {
+  constructor(message: string) {
+    super('CONFIG', message);
+    this.name = 'ConfigError';
+  }
 }
 
 /** Reads PIPELINES_* variables; flags win over the environment. */

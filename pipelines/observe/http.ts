@@ -1,8 +1,10 @@
 // The worker's HTTP face for operators: /metrics (Prometheus text), /healthz (the process answers and no stall
 // was seen) and /readyz (partitions assigned, tables caught up, sinks reachable, plus any check given), on a small
 // node:http server.
+
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PipelinesError } from '../errors.ts';
 import type { Metrics, Readiness } from './metrics.ts';
 
 export const DEFAULT_OBSERVE_HOST = '127.0.0.1';
@@ -39,9 +41,7 @@ export function observeAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { h
   const m = /^(?:\[?([^\]]*?)\]?:)?(\d{1,5})$/.exec(raw);
   const port = m ? Number(m[2]) : Number.NaN;
   if (!m || port > 65535) {
-    throw Object.assign(new Error(`PIPELINES_METRICS_ADDRESS must be host:port, :port or port, got '${raw}'`), {
-      userFacing: true,
-    });
+    throw new PipelinesError('CONFIG', `PIPELINES_METRICS_ADDRESS must be host:port, :port or port, got '${raw}'`);
   }
   return { host: m[1] || DEFAULT_OBSERVE_HOST, port };
 }
@@ -95,9 +95,10 @@ export async function startObserveServer(o: ObserveServerOptions): Promise<Obser
     const onError = (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
         reject(
-          Object.assign(
-            new Error(`metrics address ${host}:${wanted} is taken: set PIPELINES_METRICS_ADDRESS to another port`),
-            { userFacing: true, code: err.code },
+          new PipelinesError(
+            'METRICS_ADDRESS_TAKEN',
+            `metrics address ${host}:${wanted} is taken: set PIPELINES_METRICS_ADDRESS to another port`,
+            { cause: err },
           ),
         );
       } else reject(err);

@@ -1,6 +1,7 @@
 // `pipelines status` and the live line of `pipelines run`: reads a worker's /metrics twice, a short
 // interval apart, and /readyz, and sums it up on one screen (throughput, lag, health per topology).
 
+import { PipelinesError } from '../errors.ts';
 import { textTable } from './text-table.ts';
 
 /** One sample of the Prometheus text format. */
@@ -168,11 +169,9 @@ export async function readStatus(o: StatusOptions = {}): Promise<WorkerStatus> {
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const why = e.cause?.code ?? e.cause?.message ?? e.message;
-      throw Object.assign(
-        new Error(
-          `no worker answers at ${url} (${why}): is \`pipelines run\` up there, with --metrics on that address?`,
-        ),
-        { userFacing: true },
+      throw new PipelinesError(
+        'WORKER_UNREACHABLE',
+        `no worker answers at ${url} (${why}): is \`pipelines run\` up there, with --metrics on that address?`,
       );
     }
   };

@@ -3,6 +3,7 @@
 
 import type { CheckedTopology } from '../compile/compile.ts';
 import type { ErrorsConfig, Topology } from '../compile/schema.ts';
+import { PipelinesError } from '../errors.ts';
 import type { SinkSpec, SinkWriter } from '../sinks/spec.ts';
 import type {
   BuildContext,
@@ -41,12 +42,12 @@ export interface BatchResult {
 }
 
 /** Thrown by `process` when a record fails and the policy is `onError: fail`: the batch must not be committed. */
-export class PipelineFailure extends Error {
-  readonly retriable = false;
+export class PipelineFailure extends PipelinesError {
   readonly stepId: string;
   readonly record: SourceRecord;
   constructor(stepId: string, record: SourceRecord, cause: unknown) {
     super(
+      'STEP_FAILED',
       `step '${stepId}' failed on ${record.topic}/${record.partition}@${String(record.offset)}: ${(cause as Error)?.message}`,
       { cause },
     );
@@ -128,7 +129,7 @@ export class TableStore {
 
   #table(name: string): Map<string, unknown> {
     const t = this.#tables.get(name);
-    if (!t) throw Object.assign(new Error(`no table '${name}' in this topology`), { userFacing: true });
+    if (!t) throw new PipelinesError('CONFIG', `no table '${name}' in this topology`);
     return t;
   }
 }

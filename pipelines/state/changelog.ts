@@ -7,8 +7,10 @@
 //
 // The worker sends a batch's entries only after every sink made that batch's output durable, so a marker
 // never runs ahead of the outputs (at least once); in exactly-once mode they go in the batch's transaction.
+
 import rdkafka from '@confluentinc/kafka-javascript';
 import type { Topology } from '../compile/schema.ts';
+import { PipelinesError } from '../errors.ts';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import type { WorkerLog } from '../observe/log.ts';
@@ -109,7 +111,7 @@ export class StateChangelog {
   async ensureTopic(spec: TopicSpec): Promise<void> {
     const [change] = await applyTopics(this.#o.connection, [spec]);
     if (change?.action === 'conflict') {
-      throw Object.assign(new Error(`state changelog ${spec.name}: ${change.detail}`), { userFacing: true });
+      throw new PipelinesError('STATE_CHANGELOG', `state changelog ${spec.name}: ${change.detail}`);
     }
     if (change?.action !== 'unchanged') this.#o.log.info({ topic: spec.name, ...change }, 'state changelog topic');
   }

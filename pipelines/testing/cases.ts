@@ -1,16 +1,18 @@
 // Declarative test cases kept beside the topologies (`<name>.test.yaml`): given tables and input events,
 // expect what the sinks receive. Run by `pipelines test` and by jest, through the offline driver.
+
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { readSource } from '../compile/compile.ts';
 import { validate } from '../compile/issues.ts';
+import { PipelinesError } from '../errors.ts';
 import { loadTopology } from '../runtime/load.ts';
 import type { Diagnostic } from '../topology/diagnostics.ts';
 import { hasErrors } from '../topology/diagnostics.ts';
 import { duration } from '../topology/durations.ts';
 import { SourceFile } from '../topology/yaml.ts';
-import { InputError, TopologyTestDriver } from './driver.ts';
+import { TopologyTestDriver } from './driver.ts';
 
 const RecordInput = z.strictObject({
   value: z.unknown().describe('The event (JSON), checked against the source Avro schemas.'),
@@ -149,7 +151,7 @@ export function runCase(driver: TopologyTestDriver, c: TestCase): string[] {
     end();
     if (c.flush) driver.flush();
   } catch (err) {
-    if (err instanceof InputError || (err as { userFacing?: boolean }).userFacing) return [(err as Error).message];
+    if (err instanceof PipelinesError) return [err.message];
     return [`the run failed: ${(err as Error).message}`];
   }
   const failures: string[] = [];

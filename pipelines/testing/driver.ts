@@ -4,6 +4,7 @@
 // decoded through them, as the worker would; Kafka sink values are encoded with their schema, as the producer would.
 
 import type { CompileOptions } from '../compile/compile.ts';
+import { PipelinesError } from '../errors.ts';
 import { loadPlan } from '../runtime/load.ts';
 import type { DeadLetter, Plan, SourceRecord } from '../runtime/plan.ts';
 import type { LoadedSchema } from '../topology/avro.ts';
@@ -29,11 +30,10 @@ export interface DriverOptions {
 }
 
 /** An input value that does not match the source schemas. */
-export class InputError extends Error {
-  readonly userFacing = true;
+export class InputError extends PipelinesError {
   readonly problems: string[];
   constructor(message: string, problems: string[]) {
-    super(`${message}: ${problems.join('; ')}`);
+    super('INPUT_INVALID', `${message}: ${problems.join('; ')}`);
     this.name = 'InputError';
     this.problems = problems;
   }

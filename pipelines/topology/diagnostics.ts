@@ -1,6 +1,8 @@
 // One diagnostic shape for every problem found in a topology, and the one catalogue of their codes.
 // The reference (topologies/REFERENCE.md) is generated from this catalogue; a test keeps them in step.
 
+import { PipelinesError } from '../errors.ts';
+
 export type Severity = 'error' | 'warning' | 'info';
 
 export interface Diagnostic {
@@ -128,12 +130,11 @@ export function hasErrors(ds: readonly Diagnostic[]): boolean {
 }
 
 /** Thrown by the library when a file cannot become a plan; the CLI prints `message` without a stack. */
-export class TopologyError extends Error {
-  readonly userFacing = true;
+export class TopologyError extends PipelinesError {
   readonly diagnostics: readonly Diagnostic[];
   constructor(diagnostics: readonly Diagnostic[]) {
     const errors = diagnostics.filter((d) => d.severity === 'error');
-    super(`${errors.length} problem(s):\n${errors.map(formatDiagnostic).join('\n')}`);
+    super('TOPOLOGY_INVALID', `${errors.length} problem(s):\n${errors.map(formatDiagnostic).join('\n')}`);
     this.name = 'TopologyError';
     this.diagnostics = diagnostics;
   }

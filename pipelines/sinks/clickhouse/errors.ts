@@ -2,6 +2,8 @@
 // keeps the original error as `cause`, and names the table and column when ClickHouse told us which.
 
 /** Stable codes of the sink's errors; the retry helper reads `retriable`, never the code. */
+import { PipelinesError } from '../../errors.ts';
+
 export type ClickHouseSinkErrorCode =
   | 'CH_UNAVAILABLE' // connection refused/reset, DNS, server restarting
   | 'CH_TIMEOUT' // request or query timed out: the insert may or may not have landed
@@ -32,12 +34,10 @@ export interface ClickHouseSinkErrorDetails {
   cause?: unknown;
 }
 
-export class ClickHouseSinkError extends Error {
+/** Its message names the table, the column and what ClickHouse said: the CLI shows it without a stack. */
+export class ClickHouseSinkError extends PipelinesError {
   override readonly name = 'ClickHouseSinkError';
-  /** Its message names the table, the column and what ClickHouse said: the CLI shows it without a stack. */
-  readonly userFacing = true;
-  readonly code: ClickHouseSinkErrorCode;
-  readonly retriable: boolean;
+  declare readonly code: ClickHouseSinkErrorCode;
   readonly table: string | undefined;
   readonly column: string | undefined;
   readonly row: number | undefined;
@@ -45,9 +45,7 @@ export class ClickHouseSinkError extends Error {
   readonly clickhouseType: string | undefined;
 
   constructor(d: ClickHouseSinkErrorDetails) {
-    super(d.message, d.cause === undefined ? undefined : { cause: d.cause });
-    this.code = d.code;
-    this.retriable = d.retriable;
+    super(d.code, d.message, { retriable: d.retriable, cause: d.cause });
     this.table = d.table;
     this.column = d.column;
     this.row = d.row;
