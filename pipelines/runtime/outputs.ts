@@ -1,0 +1,203 @@
+// What a worker writes to, assembled from its topology: each sink built by its kind through a SinkContext, the one
+// producer they share with the dead letters and the state changelog (idempotent, or transactional for
+// exactly-once Kafka to Kafka), and the changelog's topic made as the source is.
+import { hostname } from 'node:os';
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { AvroCodec, RegistryClient } from '../codec/index.ts';
+import { PipelinesError } from '../errors.ts';
+import type { Connections } from '../kafka/connection.ts';
+import type { WorkerLog } from '../observe/log.ts';
+import type { TopologyMetrics } from '../observe/metrics.ts';
+import type { RetryPolicy } from '../retry.ts';
+import { type KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
+import type { Sink } from '../sinks/sink.ts';
+import type { SinkContext } from '../sinks/spec.ts';
+import { changelogTopic, changelogTopicSpec, StateChangelog } from '../state/changelog.ts';
+import type { Plan } from './plan.ts';
+import type { WorkerOptions } from './worker.ts';
+
+/** What a worker is assembled from, shared by the steps below. */
+/**
+ * Rebuild mode (`pipelines replay`): ClickHouse sinks only, writing renamed tables under the insert tokens of the
+ * live ones and their own offsets-log key; dead letters go to `deadLetters` (the live run sent them).
+ */
+export interface Rebuild {
+  table(name: string): string;
+  logSink(sinkId: string): string;
+  deadLetters: KafkaSink;
+}
+
+export interface Launch {
+  log: WorkerLog;
+  rebuild: Rebuild | undefined;
+  allowDestructive: boolean;
+  tuning: SinkContext['tuning'];
+  env: NodeJS.ProcessEnv;
+  plan: Plan;
+  group: string;
+  retry: RetryPolicy;
+  conns: Connections;
+  kafka: KafkaJS.Kafka;
+  registry: RegistryClient;
+  codec: AvroCodec;
+  events: TopologyMetrics | undefined;
+  /** Run in reverse order when the worker stops (or its start fails). */
+  cleanups: Array<() => Promise<unknown>>;
+}
+
+export interface Outputs {
+  sinks: Sink[];
+  deadLetters: KafkaSink | undefined;
+  changelog: WorkerOptions['changelog'];
+  producer: Producer | undefined;
+  transactional: boolean;
+  readiness: Array<() => Promise<string[]>>;
+}
+
+/**
+ * The sinks, each built by its kind, on the one producer they share with the dead letters and the changelog. A
+ * rebuild writes only the sinks that keep their own positions, from the earliest offsets with empty state: it
+ * neither reads nor writes the changelog, and the live run sent the dead letters.
+ */
+export async function buildOutputs(w: Launch): Promise<Outputs> {
+  const { plan } = w;
+  const spec = plan.topology.spec;
+  const planSinks = w.rebuild ? plan.sinks.filter((s) => s.spec.rebuildable) : plan.sinks;
+  const stateful = !w.rebuild && spec.state.changelog && plan.hasState;
+  const producers = planSinks.map((s) => s.spec.producer?.(s.config));
+  const transactional = producers.includes('transactional');
+  if (transactional && !producers.every((p) => p === 'transactional')) {
+    throw new PipelinesError(
+      'CONFIG',
+      `${plan.name}: exactlyOnce needs every sink to be a Kafka sink with exactlyOnce (a transaction cannot ` +
+        'span ClickHouse); ClickHouse sinks are exactly-once on their own',
+    );
+  }
+  const needProducer = producers.some(Boolean) || (!w.rebuild && spec.errors.deadLetter !== undefined) || stateful;
+  const producer = needProducer ? await openProducer(w.kafka, transactional && `${plan.name}-${w.group}`) : undefined;
+  if (producer) w.cleanups.push(() => producer.current.disconnect());
+  const withProducer = () => {
+    if (!producer) throw new PipelinesError('INTERNAL', `${plan.name}: a sink asked for a producer it did not declare`);
+    return producer.current;
+  };
+  const readiness: Outputs['readiness'] = [];
+  const context = sinkContext(w, withProducer, readiness);
+  const sinks: Sink[] = [];
+  for (const s of planSinks) sinks.push(await s.spec.build(s, context));
+  const kafkaSink = (id: string, topic: string) =>
+    new KafkaSink({ id, topic, producer: withProducer(), encode: (m) => m as KafkaMessage, retry: w.retry });
+  const deadLetters = w.rebuild
+    ? w.rebuild.deadLetters
+    : spec.errors.deadLetter
+      ? kafkaSink('dead-letters', spec.errors.deadLetter)
+      : undefined;
+  const changelog = stateful ? await stateChangelog(w, kafkaSink) : undefined;
+  return { sinks, deadLetters, changelog, producer, transactional, readiness };
+}
+
+/** What the worker lends each sink while it is built (see sinks/spec.ts). */
+function sinkContext(w: Launch, producer: () => KafkaJS.Producer, readiness: Outputs['readiness']): SinkContext {
+  const shared = new Map<string, unknown>();
+  return {
+    topology: w.plan.name,
+    env: w.env,
+    log: w.log,
+    events: w.events,
+    encoder: (subject, schema) => w.codec.encoder(subject, schema),
+    producer,
+    shared<T>(key: string, open: () => T, close: (resource: T) => Promise<void>): T {
+      if (!shared.has(key)) {
+        const resource = open();
+        shared.set(key, resource);
+        w.cleanups.push(() => close(resource));
+      }
+      return shared.get(key) as T;
+    },
+    readiness: (check) => readiness.push(check),
+    ...(w.rebuild ? { rebuild: w.rebuild } : {}),
+    allowDestructive: w.allowDestructive,
+    tuning: w.tuning,
+    retry: w.retry,
+  };
+}
+
+/**
+ * The worker's one producer: idempotent, or transactional under `transactionalName`. A fenced transactional
+ * producer cannot connect again: `renew` makes a new one (same id, new epoch) and it becomes `current`.
+ */
+type Producer = Awaited<ReturnType<typeof openProducer>>;
+
+async function openProducer(kafka: KafkaJS.Kafka, transactionalName: string | false) {
+  const config = {
+    'linger.ms': 5,
+    'compression.type': 'lz4',
+    // A flush hands the client everything a sink buffered (up to the worker's maxBufferedRows) while the
+    // previous one may still be in its queue when the broker is slow: librdkafka's default of 100,000
+    // messages would refuse it (Queue full). Memory stays bounded by the worker's buffers, not by this.
+    'queue.buffering.max.messages': 1_000_000,
+    ...(transactionalName
+      ? {
+          'transactional.id': `pipelines-${transactionalName}-${hostname()}-${process.pid}`,
+          // A worker killed inside a transaction leaves it open, and read_committed readers of the output
+          // wait behind it until the broker aborts it: 10 s (as Kafka Streams) rather than librdkafka's 60 s.
+          'transaction.timeout.ms': 10_000,
+          'socket.timeout.ms': 10_000, // librdkafka requires it at most the transaction timeout
+        }
+      : { 'enable.idempotence': true }),
+  };
+  const connect = async () => {
+    const p = kafka.producer(config as never);
+    await p.connect();
+    return p;
+  };
+  const handle = {
+    current: await connect(),
+    async renew() {
+      handle.current = await connect();
+      return handle.current;
+    },
+  };
+  return handle;
+}
+
+/** The state changelog of a stateful topology: its topic made as the source is, its sink and its reader. */
+async function stateChangelog(
+  w: Launch,
+  kafkaSink: (id: string, topic: string) => KafkaSink,
+): Promise<NonNullable<WorkerOptions['changelog']>> {
+  const { plan, group } = w;
+  const state = new StateChangelog(plan, {
+    connection: w.conns.kafka,
+    topic: changelogTopic(plan.topology, group),
+    log: w.log,
+  });
+  const source = await topicShape(w.kafka, plan.topology.spec.source.topic);
+  const topicSpec = changelogTopicSpec(plan.topology, source?.partitions ?? 1, group);
+  // As replicated as the source really is (a local single broker), never more than the topology says.
+  if (source) topicSpec.replicas = Math.min(topicSpec.replicas, source.replicas);
+  if (topicSpec.minInSync !== undefined) topicSpec.minInSync = Math.min(topicSpec.minInSync, topicSpec.replicas);
+  await state.ensureTopic(topicSpec);
+  return {
+    sink: kafkaSink('state-changelog', state.topic),
+    messages: (partition, last) => state.messages(partition, last),
+    restore: (partitions) => state.restore(partitions),
+  };
+}
+
+/** Partitions and replication of an existing topic (undefined when it does not exist yet). */
+async function topicShape(
+  kafka: KafkaJS.Kafka,
+  topic: string,
+): Promise<{ partitions: number; replicas: number } | undefined> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => [])) as unknown as Array<{
+      partitions: Array<{ replicas: number[] }>;
+    }>;
+    if (!meta || meta.partitions.length === 0) return undefined;
+    return { partitions: meta.partitions.length, replicas: meta.partitions[0]?.replicas.length ?? 1 };
+  } finally {
+    await admin.disconnect();
+  }
+}
