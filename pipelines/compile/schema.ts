@@ -61,7 +61,7 @@ export const TableSchema = z.strictObject({
   topic: z.string().min(1).describe('Compacted topic the table is loaded from.'),
   key: z.string().optional().describe('Field of the row that is its key (default: the Kafka record key).'),
   schema: z.string().optional().describe('Avro schema of a row (.avsc, relative to the topology).'),
-  description: z.string().optional(),
+  description: z.string().optional().describe('What the table holds, for readers of the file and the graph.'),
 });
 
 export const ErrorsSchema = z
@@ -91,8 +91,8 @@ export const ErrorsSchema = z
   .describe('Error policy.');
 
 export const TopicSchema = z.strictObject({
-  partitions: z.number().int().min(1).default(1),
-  replicas: z.number().int().min(1).default(1),
+  partitions: z.number().int().min(1).default(1).describe('Partitions: the most workers of a group that share it.'),
+  replicas: z.number().int().min(1).default(1).describe('Replication factor (3 in production; 1 on a local broker).'),
   retention: z
     .union([duration(), z.literal('infinite')])
     .optional()

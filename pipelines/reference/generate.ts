@@ -63,16 +63,41 @@ export function readmeWithReference(readme: string, reference = generatedFiles()
 
 function fieldsTable(schema: z.ZodType): string {
   const js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json;
+  if (!js.properties) return `Value: ${typeName(js)}. ${String(js.description ?? '')}\n`;
+  return objectTables(js, '');
+}
+
+/** The fields of an object, then a table for each nested map among them (`window.tumbling`, `engine.orderBy`...). */
+function objectTables(js: Json, prefix: string): string {
   const props = (js.properties ?? {}) as Record<string, Json>;
   const required = new Set((js.required ?? []) as string[]);
+  const nested: Array<[string, Json]> = [];
   const rows = Object.entries(props).map(([name, p]) => {
     const def = p.default !== undefined ? `\`${JSON.stringify(p.default)}\`` : required.has(name) ? '**required**' : '';
+    const objects = nestedObjects(p);
+    for (const [i, o] of objects.entries()) {
+      const label =
+        objects.length > 1 ? `\`${prefix}${name}\`, form ${i + 1} of ${objects.length}` : `\`${prefix}${name}\``;
+      nested.push([label, o]);
+    }
     return `| \`${name}\` | ${typeName(p)} | ${def} | ${String(p.description ?? '')
       .replace(/\|/g, '\\|')
       .replace(/\n/g, ' ')} |`;
   });
-  if (rows.length === 0) return `Value: ${typeName(js)}. ${String(js.description ?? '')}\n`;
-  return `| field | type | default | description |\n| --- | --- | --- | --- |\n${rows.join('\n')}\n`;
+  const out = [`| field | type | default | description |\n| --- | --- | --- | --- |\n${rows.join('\n')}\n`];
+  for (const [label, o] of nested) {
+    const path = label.slice(1, label.indexOf('`', 1));
+    out.push(`\n${label}:\n\n${objectTables(o, `${path}.`)}`);
+  }
+  return out.join('');
+}
+
+/** The object schemas with fields of their own inside a property (itself, a union member, or a list's items). */
+function nestedObjects(p: Json): Json[] {
+  if (p.type === 'object' && p.properties) return [p];
+  if (p.anyOf) return (p.anyOf as Json[]).flatMap(nestedObjects);
+  if (p.type === 'array' && p.items) return nestedObjects(p.items as Json);
+  return [];
 }
 
 function typeName(p: Json): string {
@@ -83,7 +108,8 @@ function typeName(p: Json): string {
   if (p.type === 'object' && p.additionalProperties && typeof p.additionalProperties === 'object' && !p.properties) {
     return `map of ${typeName(p.additionalProperties as Json)}`;
   }
-  if (p.type === 'object') return 'map (below)';
+  if (p.type === 'object' && p.properties) return 'map (fields below)';
+  if (p.type === 'object') return 'map';
   if (p.pattern && typeof p.pattern === 'string' && p.pattern.includes('ms|s|m')) return 'duration';
   return String(p.type ?? 'any');
 }

@@ -84,7 +84,7 @@ export const aggregate = defineStep({
     'later than `allowedLateness` go to the dead letters (`onLate: deadLetter`) or are dropped. ' +
     'Output fields: the group fields, `windowStart`, `windowEnd` (epoch ms) and the measures.',
   config: z.strictObject({
-    window: windowSchema,
+    window: windowSchema.describe('The window a record falls in: exactly one of tumbling, hopping, session.'),
     groupBy: z
       .union([z.array(z.string()), z.record(identifier(), z.string())])
       .prefault([])

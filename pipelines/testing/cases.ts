@@ -22,11 +22,11 @@ const RecordInput = z.strictObject({
 });
 const Advance = z.strictObject({ advance: duration().describe('Move the wall clock (ends the batch).') });
 const Upsert = z.strictObject({
-  table: z.string(),
+  table: z.string().describe('A table of the topology (spec.tables).'),
   upsert: z.record(z.string(), z.unknown()).describe('A table row (ends the batch).'),
 });
 const Delete = z.strictObject({
-  table: z.string(),
+  table: z.string().describe('A table of the topology (spec.tables).'),
   delete: z.union([z.string(), z.number()]).describe('A table key (ends the batch).'),
 });
 const Batch = z.strictObject({ batch: z.literal(true).describe('End the current batch here.') });
@@ -51,9 +51,9 @@ export const TestCaseSchema = z.strictObject({
       deadLetters: z
         .array(
           z.strictObject({
-            stepId: z.string().optional(),
-            errorClass: z.string().optional(),
-            message: z.string().optional(),
+            stepId: z.string().optional().describe('The step that rejected it (`decode` for undecodable bytes).'),
+            errorClass: z.string().optional().describe('Its error class (e.g. `LateEvent`, `DecodeError`).'),
+            message: z.string().optional().describe('A substring of its error message.'),
           }),
         )
         .optional()
@@ -66,7 +66,7 @@ export const TestCaseSchema = z.strictObject({
 export const TestFileSchema = z
   .strictObject({
     topology: z.string().describe('The topology file, relative to this file.'),
-    cases: z.array(TestCaseSchema).min(1),
+    cases: z.array(TestCaseSchema).min(1).describe('The cases, each run on a fresh plan.'),
   })
   .describe('Declarative test cases for a topology.');
 

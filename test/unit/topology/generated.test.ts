@@ -25,6 +25,26 @@ describe('generated files', () => {
     expect(schema.additionalProperties).toBe(false);
   });
 
+  it('every field in the reference has a description, and every map with fields has its own table', () => {
+    const lines = files['REFERENCE.md']!.split('\n');
+    const undocumented: string[] = [];
+    const dangling: string[] = [];
+    let table = '';
+    for (const [i, line] of lines.entries()) {
+      const label = /^`([^`]+)`(?:, form \d+ of \d+)?:$/.exec(line);
+      if (label) table = `${label[1]}.`;
+      else if (line.startsWith('### ')) table = '';
+      const row = /^\| `([^`]+)` \| (.*) \| (.*) \| (.*) \|$/.exec(line);
+      if (!row) continue;
+      const [, name, type, , description] = row;
+      if (description!.trim() === '') undocumented.push(`${table}${name}`);
+      if (type!.includes('fields below') && !lines.slice(i).some((l) => l.startsWith(`\`${table}${name}\``)))
+        dangling.push(`${table}${name}`);
+    }
+    expect({ undocumented, dangling }).toEqual({ undocumented: [], dangling: [] });
+    expect(files['REFERENCE.md']).not.toContain('(below)');
+  });
+
   it('the reference documents every step, every sink and every diagnostic code', () => {
     const ref = files['REFERENCE.md']!;
     for (const s of steps) expect(ref).toContain(`### \`${s.kind}\``);
