@@ -2,7 +2,7 @@
 
 /** A subcommand of `pipelines`, as listed in commands.ts. */
 import { PipelinesError } from '../errors.ts';
-import { isTransientKafkaError } from '../kafka/errors.ts';
+import { isKafkaClientError, isTransientKafkaError } from '../kafka/errors.ts';
 
 export interface Command {
   summary: string;
@@ -40,15 +40,25 @@ export function positional(args: string[], withValues: string[] = []): string[] 
 }
 
 /**
- * What the CLI prints for a failure. Expected failures are PipelinesErrors, their message written for the user;
- * node:util parseArgs refuses options with ERR_PARSE_ARGS_* (the user's to fix too); a Kafka client error that
- * says the broker is away is one line with what to check; anything else is a bug worth its stack.
+ * What the CLI prints for a failure: one `error:` line saying what, and what to check. Expected failures are
+ * PipelinesErrors, their message written for the user; node:util parseArgs refuses options with ERR_PARSE_ARGS_*;
+ * the Kafka client's errors (a numeric code) name the broker or the PIPELINES_KAFKA_* settings. Only an error of the
+ * engine's own kinds (TypeError and the like) is a bug, said as one; the trace comes with PIPELINES_LOG_LEVEL=debug.
  */
-export function failureText(command: string, err: unknown): string {
-  const e = err as Error & { code?: unknown };
-  if (err instanceof PipelinesError || (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')))
-    return `pipelines ${command}: ${e.message}\n`;
+export function failureText(command: string, err: unknown, env: NodeJS.ProcessEnv = process.env): string {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const trace = env.PIPELINES_LOG_LEVEL === 'debug' && e.stack ? `\n${e.stack}` : '';
+  const line = (text: string) => `pipelines ${command}: ${text}${trace}\n`;
+  const code = (e as { code?: unknown }).code;
+  if (err instanceof PipelinesError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')))
+    return line(`error: ${e.message}`);
   if (isTransientKafkaError(err))
-    return `pipelines ${command}: Kafka: ${e.message} (is the broker up, at PIPELINES_BROKERS or --brokers?)\n`;
-  return `pipelines ${command}: internal error\n${e?.stack ?? String(err)}\n`;
+    return line(`error: Kafka: ${e.message} (is the broker up, at PIPELINES_BROKERS or --brokers?)`);
+  if (isKafkaClientError(err))
+    return line(`error: Kafka client: ${e.message} (check PIPELINES_BROKERS and the PIPELINES_KAFKA_* settings)`);
+  if (!(err instanceof Error) || BUG_KINDS.some((k) => err instanceof k))
+    return line(`internal error: ${e.message}${trace ? '' : ' (PIPELINES_LOG_LEVEL=debug shows where)'}`);
+  return line(`error: ${e.message}`);
 }
+
+const BUG_KINDS = [TypeError, ReferenceError, RangeError, SyntaxError, EvalError];

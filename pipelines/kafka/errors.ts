@@ -34,6 +34,14 @@ export function isTransientKafkaError(err: unknown): boolean {
   return TRANSIENT.has(e.name ?? '');
 }
 
+/** An error of the Kafka client (librdkafka's, with a numeric code and an origin, or its KafkaJS layer's). */
+export function isKafkaClientError(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; origin?: unknown };
+  if (!e || typeof e !== 'object') return false;
+  if (typeof e.code === 'number' && (e.origin === 'local' || e.origin === 'kafka')) return true;
+  return typeof e.name === 'string' && e.name.startsWith('KafkaJS');
+}
+
 /** The producer's epoch is stale: ERR__FENCED, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH. */
 const FENCED_CODES = new Set([-144, 90, 47]);
 

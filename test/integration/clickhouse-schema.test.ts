@@ -57,7 +57,7 @@ test('a ClickHouse server that does not answer: one line naming what failed, exi
     },
   );
   expect(r.status).toBe(1);
-  expect(r.stderr).toMatch(/^pipelines clickhouse: ClickHouse unavailable .*ECONNREFUSED 127\.0\.0\.1:1\n$/);
+  expect(r.stderr).toMatch(/^pipelines clickhouse: error: ClickHouse unavailable .*ECONNREFUSED 127\.0\.0\.1:1\n$/);
 });
 
 test('migrations: add freely, refuse destructive changes unless allowed, refuse engine and key changes', async () => {

@@ -23,7 +23,7 @@ describe('pipelines CLI', () => {
     ]) {
       const r = cli(...args);
       expect(r.code).toBe(1);
-      expect(r.err).toMatch(new RegExp(`^pipelines ${args[0]}: (Unknown option|--orders: a whole number)`));
+      expect(r.err).toMatch(new RegExp(`^pipelines ${args[0]}: error: (Unknown option|--orders: a whole number)`));
       expect(r.err).not.toMatch(/internal error|\n\s+at /);
     }
   });
@@ -61,7 +61,7 @@ describe('pipelines CLI', () => {
   it('graph on a bad file: the problems, no stack', () => {
     const r = cli('graph', writeTopology('kind: [', 'bad.yaml'));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/pipelines graph: 1 problem\(s\):\n.*bad\.yaml:1:/);
+    expect(r.err).toMatch(/pipelines graph: error: 1 problem\(s\):\n.*bad\.yaml:1:/);
     expect(r.err).not.toMatch(/internal error/);
   });
 
