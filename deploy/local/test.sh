@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: set-up, the local stack, type-check, lint, then jest
-# (unit and integration, in band). Services this script started are stopped again at the end.
+# (unit, integration and deploy, one file at a time). Services this script started are stopped again at the end.
+# The deploy stage (worker image, compose, manifests on a real API server) installs its tools first
+# (deploy-tools.sh, cached); PIPELINES_SKIP_DEPLOY=1 skips the install and the tests that need them.
 # Ends with the line "N passed, N failed". Extra arguments go to jest (e.g. a test path).
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 bash "$here/setup.sh"
 . "$here/env.sh"
+if [ "${PIPELINES_SKIP_DEPLOY:-}" = 1 ]; then
+  say "PIPELINES_SKIP_DEPLOY=1: no deploy tools; the deploy tests skip"
+else
+  bash "$here/deploy-tools.sh"
+fi
 cd "$PIPELINES_ROOT"
 
 started_stack=no
