@@ -6,6 +6,8 @@ import { isKafkaClientError, isTransientKafkaError } from '../kafka/errors.ts';
 
 export interface Command {
   summary: string;
+  /** What `--help` (or `-h`) prints, beginning `usage: pipelines …`. */
+  help: string;
   /** Resolves to the process exit code. */
   run(args: string[]): Promise<number>;
 }

@@ -57,6 +57,7 @@ export async function runQuery(ch: ClickHouse, sql: string, as: 'table' | 'json'
 
 export const clickhouse: Command = {
   summary: 'plan or apply the ClickHouse tables of a topology (DDL from its sinks), or query them',
+  help: usage,
   async run(args) {
     const { values, positionals } = parseArgs({
       args,

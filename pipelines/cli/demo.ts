@@ -7,6 +7,7 @@ import { userError } from './args.ts';
 
 export const demo: Command = {
   summary: 'generate an order stream, run the example topologies on it, print their read models',
+  help: 'usage: pipelines demo [--orders N] [--seed N]\n  PIPELINES_DEMO_DIR: where the read models and logs go (default .local/demo)',
   async run(args) {
     const { values } = parseArgs({
       args,

@@ -11,6 +11,7 @@ const usage = `usage: pipelines dlq inspect <topic> [--limit N] [--json]
 
 export const dlq: Command = {
   summary: 'inspect dead letters (decoded, with provenance) or redrive them to their source topic',
+  help: usage,
   async run(args) {
     const { values, positionals } = parseArgs({
       args,

@@ -26,5 +26,6 @@ export async function generate(args: string[]): Promise<number> {
       process.stdout.write(`wrote ${path}\n`);
     }
   }
+  if (stale === 0) process.stdout.write(`up to date: ${files.map(([path]) => path).join(', ')}\n`);
   return check && stale > 0 ? 1 : 0;
 }

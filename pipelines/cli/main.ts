@@ -12,6 +12,11 @@ if (!command) {
   process.stderr.write(`usage: pipelines <command> [options]\n\ncommands:\n${list}\n`);
   process.exit(name && name !== 'help' && name !== '--help' ? 2 : 0);
 }
+// Every subcommand: its usage on stdout, exit 0; nothing runs.
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(`${command.help}\n\n${command.summary}\n`);
+  process.exit(0);
+}
 try {
   process.exitCode = await command.run(args);
 } catch (err) {

@@ -108,6 +108,7 @@ async function committedOffsets(conn: KafkaConnection, group: string, topic: str
 
 export const replay: Command = {
   summary: 'rebuild the ClickHouse projections of a topology from the earliest offsets (--into, --swap)',
+  help: usage,
   async run(args) {
     const { values, positionals } = parseArgs({
       args,

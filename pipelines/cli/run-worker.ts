@@ -8,7 +8,7 @@ import { readStatus, statusLine } from '../observe/status.ts';
 import { launchWorker, type RunningWorker } from '../runtime/launch.ts';
 import { option, positional, usage } from './args.ts';
 
-const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
+export const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
        [--metrics host:port | --no-metrics]
   or: run <topology.yaml> --dry-run --input <events.jsonl> [--tables <rows.jsonl>] [--batch N]`;
 

@@ -3,7 +3,7 @@
 import { status } from '../observe/status.ts';
 import { option, usage } from './args.ts';
 
-const HELP = 'status [--url http://127.0.0.1:19100] [--watch] [--interval ms]';
+export const HELP = 'status [--url http://127.0.0.1:19100] [--watch] [--interval ms]';
 
 export async function statusCommand(args: string[]): Promise<number> {
   if (args.includes('--help')) throw usage(HELP);

@@ -6,7 +6,7 @@ import { loadPlan } from '../runtime/load.ts';
 import { changelogTopicSpec } from '../state/changelog.ts';
 import { option, positional, usage } from './args.ts';
 
-const HELP =
+export const HELP =
   'topics apply <topology.yaml...> [--dry-run] [--max-replicas N] [--brokers host:port]\n' +
   '  --max-replicas caps replicas and min.insync.replicas to a small cluster (1 for the local stack)';
 

@@ -15,6 +15,18 @@ function cli(...args: string[]) {
 }
 
 describe('pipelines CLI', () => {
+  it('--help and -h on every subcommand: its usage on stdout, exit 0, nothing run', () => {
+    const { commands } =
+      require('../../../pipelines/cli/commands.ts') as typeof import('../../../pipelines/cli/commands.ts');
+    for (const name of Object.keys(commands)) {
+      for (const flag of ['--help', '-h']) {
+        const r = cli(name, 'x.yaml', flag);
+        expect({ name, flag, code: r.code, err: r.err }).toEqual({ name, flag, code: 0, err: '' });
+        expect(r.out.startsWith(`usage: pipelines ${name}`)).toBe(true);
+      }
+    }
+  });
+
   it('an unknown or malformed option is for the user to fix: one line, no stack', () => {
     for (const args of [
       ['demo', '--events', '5'],
