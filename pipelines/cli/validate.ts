@@ -1,9 +1,10 @@
 // `pipelines validate <files…>`: every problem of every file, as path:line:col: message (hint).
 import { dirname, resolve } from 'node:path';
+import { deployLint } from '../deploy/lint.ts';
 import { loadTopology } from '../runtime/load.ts';
 import { checkTestFile } from '../testing/cases.ts';
 import { formatDiagnostic } from '../topology/diagnostics.ts';
-import { usage } from './args.ts';
+import { option, positional, usage, userError } from './args.ts';
 
 async function checkTests(file: string) {
   const r = checkTestFile(file);
@@ -13,16 +14,32 @@ async function checkTests(file: string) {
 }
 
 export async function validate(args: string[]): Promise<number> {
-  const files = args.filter((a) => !a.startsWith('-'));
+  const files = positional(args, ['replicas']);
   const quiet = args.includes('--quiet') || args.includes('-q');
-  if (files.length === 0) throw usage('validate <topology.yaml>…');
+  if (files.length === 0) throw usage('validate <topology.yaml>… [--deploy [--replicas N]]');
+  // --deploy: also what would make the topology undeployable (pipelines/deploy/lint.ts), as warnings.
+  const deploy = args.includes('--deploy');
+  const replicas = option(args, 'replicas');
+  if (replicas !== undefined && !/^[1-9]\d*$/.test(replicas))
+    throw userError(`--replicas: a whole number above 0, not '${replicas}'`);
   let errors = 0;
   for (const file of files) {
     // A test file (x.test.yaml) is checked as one, with the topology it names.
-    const diagnostics = /\.test\.ya?ml$/.test(file) ? await checkTests(file) : (await loadTopology(file)).diagnostics;
+    const isTest = /\.test\.ya?ml$/.test(file);
+    const loaded = isTest ? undefined : await loadTopology(file);
+    const diagnostics = loaded ? loaded.diagnostics : await checkTests(file);
     for (const d of diagnostics) {
       if (d.severity === 'error') errors++;
       if (d.severity === 'error' || !quiet) process.stdout.write(`${formatDiagnostic(d)}\n`);
+    }
+    if (deploy && loaded?.plan && !quiet) {
+      const issues = deployLint(loaded.plan.topology, {
+        ...(replicas ? { replicas: Number(replicas) } : {}),
+        embeddedClickHouse: !process.env.PIPELINES_CLICKHOUSE_URL,
+        hasState: loaded.plan.hasState,
+      });
+      for (const i of issues)
+        process.stdout.write(`${file}: ${i.severity}: ${i.message} (${i.hint}) at ${i.path} [${i.code}]\n`);
     }
     if (!diagnostics.some((d) => d.severity === 'error')) process.stdout.write(`${file}: ok\n`);
   }
