@@ -127,7 +127,7 @@ export class Worker {
       changelog: o.changelog?.sink,
       log: o.log,
       events: o.events,
-      retry: (what, fn, onRetry) => this.#retry(what, fn, onRetry),
+      retry: (what, fn) => this.#retry(what, fn),
       tasks: () => this.#tasks.values(),
       owns: (task) => this.#tasks.get(task.key) === task,
       heldOffsets: () => o.processor.heldOffsets?.(),
@@ -227,17 +227,17 @@ export class Worker {
   }
 
   /** The worker's own calls (consumer, state restore), retried under the topology's policy. */
-  #retry<T>(what: string, fn: () => Promise<T>, onRetry?: (attempt: number) => void): Promise<T> {
+  #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return retrying(this.#o.retry, fn, {
       stopped: () => this.#stopping,
-      onRetry: (error, attempt) => this.#retried(what, attempt, error, onRetry),
+      onRetry: (error, attempt) => this.#retried(what, attempt, error),
     });
   }
 
-  #retried(what: string, attempt: number, error: Error, then?: (attempt: number) => void): void {
+  #retried(what: string, attempt: number, error: Error, then?: () => void): void {
     this.#o.events?.retry?.({ what, attempt, error });
     this.#o.log.warn({ what, attempt, err: error.message }, `${what} failed, retrying`);
-    then?.(attempt);
+    then?.();
   }
 
   #setPaused(paused: boolean): void {

@@ -31,7 +31,7 @@ export interface CommitContext {
   log: WorkerLog;
   events: WorkerEvents | undefined;
   /** Runs `fn`, retrying what is retriable under the topology's policy, until the worker stops. */
-  retry<T>(what: string, fn: () => Promise<T>, onRetry?: (attempt: number) => void): Promise<T>;
+  retry<T>(what: string, fn: () => Promise<T>): Promise<T>;
   /** The current task of each assigned partition. */
   tasks(): Iterable<PartitionTask>;
   /** Whether `task` is still its partition's current task (no revoke since it was created). */
