@@ -1,5 +1,7 @@
 // `pipelines topics apply <file...>`: creates or grows the topics the topologies declare (spec.topics), and the
 // state changelog of those with stateful steps.
+
+import { topicSpecOf } from '../compile/schema.ts';
 import { connectionsFrom } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import { loadPlan } from '../runtime/load.ts';
@@ -18,15 +20,7 @@ export async function topics(args: string[]): Promise<number> {
   for (const file of files) {
     const plan = await loadPlan(file);
     for (const [name, t] of Object.entries(plan.topology.spec.topics)) {
-      specs.set(name, {
-        name,
-        partitions: t.partitions,
-        replicas: t.replicas,
-        cleanup: t.cleanup,
-        ...(typeof t.retention === 'number' ? { retentionMs: t.retention } : {}),
-        ...(t.retention === 'infinite' ? { retentionMs: -1 } : {}),
-        ...(t.minInSync !== undefined ? { minInSync: t.minInSync } : {}),
-      });
+      specs.set(name, topicSpecOf(name, t));
     }
     // The state changelog of fold, aggregate and dedupe steps (the worker creates it too when missing).
     if (plan.hasState && plan.topology.spec.state.changelog) {

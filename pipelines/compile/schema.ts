@@ -1,6 +1,7 @@
 // The topology file format, composed from the step and sink specs: the one source of the TypeScript types,
 // the runtime validation and the editor JSON Schema (topologies/topology.schema.json).
 import { z } from 'zod';
+import type { TopicSpec } from '../kafka/topics.ts';
 import { duration, durationRange, expression, identifier } from '../topology/durations.ts';
 import { StepStrict } from './items.ts';
 import { sinks, steps } from './kinds.ts';
@@ -100,6 +101,19 @@ export const TopicSchema = z.strictObject({
   cleanup: z.enum(['delete', 'compact', 'compact,delete']).default('delete').describe('cleanup.policy'),
   minInSync: z.number().int().min(1).optional().describe('min.insync.replicas'),
 });
+
+/** A topic the topology declares, as the admin client creates it (`topics apply`, the Strimzi resources). */
+export function topicSpecOf(name: string, d: z.output<typeof TopicSchema>): TopicSpec & { cleanup: typeof d.cleanup } {
+  return {
+    name,
+    partitions: d.partitions,
+    replicas: d.replicas,
+    cleanup: d.cleanup,
+    ...(typeof d.retention === 'number' ? { retentionMs: d.retention } : {}),
+    ...(d.retention === 'infinite' ? { retentionMs: -1 } : {}),
+    ...(d.minInSync !== undefined ? { minInSync: d.minInSync } : {}),
+  };
+}
 
 export const StateSchema = z
   .strictObject({

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, normalize, relative, resolve } from 'node:path';
-import type { Topology } from '../compile/schema.ts';
+import { type Topology, topicSpecOf } from '../compile/schema.ts';
 import { loadPlan } from '../runtime/load.ts';
 import { changelogTopicSpec } from '../state/changelog.ts';
 
@@ -98,13 +98,7 @@ export async function render(files: string[], opts: RenderOptions): Promise<Rend
 
 function declaredTopics(t: Topology, hasState: boolean): TopicDecl[] {
   const out: TopicDecl[] = Object.entries(t.spec.topics).map(([name, d]) => ({
-    name,
-    partitions: d.partitions,
-    replicas: d.replicas,
-    cleanup: d.cleanup,
-    ...(typeof d.retention === 'number' ? { retentionMs: d.retention } : {}),
-    ...(d.retention === 'infinite' ? { retentionMs: -1 } : {}),
-    ...(d.minInSync !== undefined ? { minInSync: d.minInSync } : {}),
+    ...topicSpecOf(name, d),
     declaredBy: t.metadata.name,
   }));
   if (hasState && t.spec.state.changelog) {
