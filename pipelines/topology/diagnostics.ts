@@ -90,6 +90,11 @@ export const catalogue = {
   },
   'expr-type': { severity: 'error', stage: 'types', summary: 'An expression does not type-check.' },
   'expr-not-bool': { severity: 'error', stage: 'types', summary: 'A condition expression does not return a bool.' },
+  'expr-regex': {
+    severity: 'error',
+    stage: 'types',
+    summary: 'A `matches()` pattern that is not a literal, not valid, or cannot run in linear time (RE2 rules).',
+  },
   'measure-invalid': { severity: 'error', stage: 'types', summary: 'An aggregate measure is not `fn(expression)`.' },
   'window-invalid': { severity: 'error', stage: 'types', summary: 'A window setting that cannot work.' },
   'sink-unknown-column': {

@@ -7,10 +7,19 @@
 //    beyond that an ExpressionError); `timestamp(...)` results stay JS Dates.
 // Nothing here reaches the process, modules or the file system: CEL has no I/O, and no function is registered
 // that has any.
+import { setFlagsFromString } from 'node:v8';
 import { Environment } from '@marcbachmann/cel-js';
 import { didYouMean } from './diagnostics.ts';
 import type { FieldType, Scope } from './types.ts';
 import { fromCelType } from './types.ts';
+
+// CEL's `matches()` has RE2 semantics (linear time); the library runs it with JavaScript's backtracking RegExp,
+// where `'aaaa…!'.matches('^(a+)+$')` takes minutes. V8 has a linear-time engine: with these flags a RegExp that
+// backtracks too much switches to it, and a pattern compiled with the `l` flag is refused unless the engine can run
+// it (no lookarounds, no backreferences, bounded repeats). The checker requires that of every pattern, so every
+// `matches()` a topology runs is linear in its input.
+setFlagsFromString('--enable-experimental-regexp-engine');
+setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
 
 type Ctor = new (...a: never[]) => unknown;
 const ENV_OPTIONS = { enableOptionalTypes: true, homogeneousAggregateLiterals: false } as const;
@@ -194,7 +203,7 @@ function outOfCel(v: unknown, source: string): unknown {
 // ---- checking ---------------------------------------------------------------------------------------------
 
 export interface ExpressionProblem {
-  code: 'expr-syntax' | 'expr-unknown-field' | 'expr-type' | 'expr-not-bool';
+  code: 'expr-syntax' | 'expr-unknown-field' | 'expr-type' | 'expr-not-bool' | 'expr-regex';
   message: string;
   /** Character offset in the expression. */
   offset: number;
@@ -233,6 +242,7 @@ export class ExpressionChecker {
     }
     const problems: ExpressionProblem[] = [];
     walkFields(ast, scope, new Map(), problems);
+    checkPatterns(ast, problems);
     if (problems.length > 0) return { problems };
     const { env, named } = this.#envFor(scope);
     let result: { valid: boolean; type?: string; error?: Error & { node?: { start?: number } } };
@@ -302,6 +312,51 @@ export class ExpressionChecker {
     this.#envs.set(scope, entry);
     return entry;
   }
+}
+
+/** Every `matches()` pattern must be a literal the linear-time engine can run (see the flags at the top). */
+function checkPatterns(node: unknown, problems: ExpressionProblem[]): void {
+  if (Array.isArray(node)) {
+    for (const c of node) checkPatterns(c, problems);
+    return;
+  }
+  if (!node || typeof node !== 'object' || !('op' in node)) return;
+  const n = node as AstNode;
+  const args = n.args as unknown[];
+  const pattern = n.op === 'rcall' && args[0] === 'matches' ? (args[2] as unknown[])?.[0] : undefined;
+  if (pattern !== undefined) {
+    const p = pattern as AstNode;
+    if (p.op !== 'value' || typeof p.args !== 'string') {
+      problems.push({
+        code: 'expr-regex',
+        message: 'matches() takes its pattern as a string literal',
+        offset: p.start ?? n.start,
+        hint: 'a pattern computed from the data could take exponential time; write it in the expression',
+      });
+    } else {
+      const reason = linearPatternProblem(p.args);
+      if (reason) problems.push({ code: 'expr-regex', ...reason, offset: p.start });
+    }
+  }
+  if (Array.isArray(n.args)) for (const c of n.args) checkPatterns(c, problems);
+}
+
+/** Why a pattern cannot run in linear time (or at all), or undefined when it can. */
+export function linearPatternProblem(pattern: string): { message: string; hint?: string } | undefined {
+  try {
+    new RegExp(pattern);
+  } catch (err) {
+    return { message: `invalid regular expression '${pattern}': ${firstLine(err as Error).replace(/^.*: /, '')}` };
+  }
+  try {
+    new RegExp(pattern, 'l');
+  } catch {
+    return {
+      message: `regular expression '${pattern}' cannot run in linear time`,
+      hint: 'patterns run in linear time (as RE2 does): no lookaheads (?=…) (?!…), no backreferences \\1 \\k<name>, repeats up to {1000}',
+    };
+  }
+  return undefined;
 }
 
 function firstLine(e: Error): string {

@@ -175,3 +175,38 @@ describe('field paths are read directly, with the results and errors of CEL', ()
     expect(fieldPath(src)).toBeUndefined();
   });
 });
+
+describe('matches() runs in linear time (RE2 semantics), and the checker refuses what cannot', () => {
+  const checker = new ExpressionChecker();
+  const scope: Scope = { s: { kind: 'string' } };
+
+  it('a pattern that backtracks exponentially in JavaScript ends at once', () => {
+    // With a backtracking engine this input takes about 2^31 steps (minutes); linear it is microseconds.
+    const expr = runtime.compile(`s.matches('^(a+)+$')`);
+    const started = performance.now();
+    expect(expr.evaluate({ s: `${'a'.repeat(31)}!` })).toBe(false);
+    expect(expr.evaluate({ s: 'a'.repeat(31) })).toBe(true);
+    expect(runtime.compile(`s.matches('^(a|aa)+$')`).evaluate({ s: `${'a'.repeat(5000)}!` })).toBe(false);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it.each([
+    [`s.matches('^(a+)+$')`, undefined],
+    [`s.matches('[A-Z]{2}-\\\\d+')`, undefined],
+    [`s.matches('(?=a)b')`, /cannot run in linear time/],
+    [`s.matches('(a)\\\\1')`, /cannot run in linear time/],
+    [`s.matches('a{1001}')`, /cannot run in linear time/],
+    [`s.matches('(')`, /invalid regular expression '\('/],
+    [`s.matches(s)`, /takes its pattern as a string literal/],
+    [`s.matches(s + 'x')`, /takes its pattern as a string literal/],
+    [`[s].exists(x, x.matches('a(?!b)'))`, /cannot run in linear time/],
+  ])('%s', (src, problem) => {
+    const r = checker.check(src, scope);
+    if (!problem) expect(r.problems).toEqual([]);
+    else {
+      expect(r.problems).toHaveLength(1);
+      expect(r.problems[0]!.code).toBe('expr-regex');
+      expect(r.problems[0]!.message).toMatch(problem);
+    }
+  });
+});

@@ -104,6 +104,15 @@ const cases: {
     message: /expected a bool condition, got string/,
   },
   {
+    name: 'a pattern that cannot run in linear time',
+    yaml: topology({ steps: `    - filter: "event.data.orderId.matches('(a+)(?=b)')"` }),
+    code: 'expr-regex',
+    line: 12,
+    col: 43,
+    message: /cannot run in linear time/,
+    hint: /no lookaheads/,
+  },
+  {
     name: 'CEL syntax error',
     yaml: topology({ steps: '    - filter: "event.data.orderId == "' }),
     code: 'expr-syntax',
