@@ -1,8 +1,8 @@
-// `pipelines generate [--check]`: writes the editor JSON Schemas and REFERENCE.md into topologies/, and the same
-// reference into the README's "Writing a topology" section (with --check: exits 1 when they are not current).
+// `pipelines generate [--check]`: writes the editor JSON Schemas and REFERENCE.md into topologies/ (with --check:
+// exits 1 when they are not current). The reference lives only there; the README links to it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { generatedFiles, readmeWithReference } from '../reference/generate.ts';
+import { generatedFiles } from '../reference/generate.ts';
 import { option } from './args.ts';
 
 export async function generate(args: string[]): Promise<number> {
@@ -10,9 +10,6 @@ export async function generate(args: string[]): Promise<number> {
   const check = args.includes('--check');
   let stale = 0;
   const files = Object.entries(generatedFiles()).map(([name, content]) => [join(dir, name), content] as const);
-  // The README's "Writing a topology" section is the same reference.
-  const readme = resolve(dir, '..', 'README.md');
-  files.push([readme, readmeWithReference(readFileSync(readme, 'utf8'))]);
   for (const [path, content] of files) {
     let current = '';
     try {
