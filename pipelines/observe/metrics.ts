@@ -28,7 +28,7 @@ const STEP_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 const IO_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const LATENCY_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 900, 3600];
 
-/** Every metric the worker declares. The README catalogue is generated from this list. */
+/** Every metric the worker declares. grafana/README.md lists each of them (a test checks it against this list). */
 export const METRICS = {
   recordsIn: spec(
     'counter',

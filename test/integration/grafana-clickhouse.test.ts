@@ -2,7 +2,7 @@
 // tables they name, with a few orders in them: each must return rows for the dashboard's time range, and none
 // for a range without data (so the time filter really filters). A panel whose query returns nothing fails here.
 //
-// The read-model schemas assumed (the projections' owners fix the final ones; see README.md (Observability)).
+// The read-model schemas assumed (the projections' owners fix the final ones; see grafana/README.md).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

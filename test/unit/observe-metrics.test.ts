@@ -32,8 +32,8 @@ describe('catalogue', () => {
       expect({ name: m.name, exported: names.has(m.name) }).toEqual({ name: m.name, exported: true });
   });
 
-  test('the README section lists the whole catalogue (name, type, labels)', () => {
-    const text = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+  test('grafana/README.md lists the whole catalogue (name, type, labels)', () => {
+    const text = readFileSync(join(__dirname, '..', '..', 'grafana', 'README.md'), 'utf8');
     for (const m of CATALOGUE) {
       const row = text.split('\n').find((l) => l.startsWith(`| \`${m.name}\``));
       expect({ name: m.name, row: row !== undefined }).toEqual({ name: m.name, row: true });
