@@ -3,6 +3,7 @@
 /** A subcommand of `pipelines`, as listed in commands.ts. */
 import { PipelinesError } from '../errors.ts';
 import { isKafkaClientError, isTransientKafkaError } from '../kafka/errors.ts';
+import { mask } from '../secrets.ts';
 
 export interface Command {
   summary: string;
@@ -50,7 +51,7 @@ export function positional(args: string[], withValues: string[] = []): string[] 
 export function failureText(command: string, err: unknown, env: NodeJS.ProcessEnv = process.env): string {
   const e = err instanceof Error ? err : new Error(String(err));
   const trace = env.PIPELINES_LOG_LEVEL === 'debug' && e.stack ? `\n${e.stack}` : '';
-  const line = (text: string) => `pipelines ${command}: ${text}${trace}\n`;
+  const line = (text: string) => mask(`pipelines ${command}: ${text}${trace}\n`);
   const code = (e as { code?: unknown }).code;
   if (err instanceof PipelinesError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')))
     return line(`error: ${e.message}`);

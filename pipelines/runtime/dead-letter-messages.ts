@@ -3,6 +3,7 @@
 
 import { PipelinesError } from '../errors.ts';
 import { deadLetterHeaders, type Headers } from '../kafka/headers.ts';
+import { mask } from '../secrets.ts';
 import type { KafkaMessage } from '../sinks/kafka/sink.ts';
 import type { DeadLetter } from './plan.ts';
 
@@ -46,7 +47,7 @@ export function deadLetterMessages(
           topology,
           step: d.stepId,
           errorClass: d.errorClass,
-          errorMessage: d.message,
+          errorMessage: mask(d.message),
         },
         d.record.headers as Headers,
       ),

@@ -1,6 +1,7 @@
 // YAML with positions: parses a file, interpolates `${VAR:-default}` from the environment in string scalars,
 // and maps a path in the parsed value back to `line:col` in the file.
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, parse as parseYaml, visit } from 'yaml';
+import { keepSecret, mask } from '../secrets.ts';
 import type { Diagnostic, DiagnosticCode } from './diagnostics.ts';
 import { catalogue } from './diagnostics.ts';
 
@@ -82,13 +83,13 @@ export class SourceFile {
     const d: Diagnostic = {
       code,
       severity: catalogue[code].severity,
-      message,
+      message: mask(message),
       file: this.file,
       line: p.line,
       column: p.column,
       path: path.join('.'),
     };
-    if (hint) d.hint = hint;
+    if (hint) d.hint = mask(hint);
     return d;
   }
 
@@ -129,7 +130,10 @@ export class SourceFile {
         const replaced = original.replace(pattern, (m, name: string | undefined, def: string | undefined) => {
           if (m === '$${') return '${';
           const v = env[name!];
-          if (v !== undefined && v !== '') return v;
+          if (v !== undefined && v !== '') {
+            keepSecret(v, `\${${name}}`);
+            return v;
+          }
           if (def !== undefined) return def;
           const path = ancestry
             .filter(isPair)
