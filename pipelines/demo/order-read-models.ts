@@ -2,7 +2,7 @@
 // cancelled) and customer and product snapshots go to Kafka in Avro; the example topologies order-status and
 // order-analytics run as workers (`pipelines run --until-caught-up`, one after the other: the embedded engine
 // takes one process at a time) into an embedded ClickHouse of the demo's own; then the read models are read
-// back with the queries the README documents.
+// back with the queries pipelines/sinks/clickhouse/README.md documents.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -153,7 +153,7 @@ export async function runOrderDemo(o: DemoOptions): Promise<number> {
   o.out(
     `\nThe read models stay in ${at} (replaced by the next demo). Query them, e.g.:\n` +
       `  PIPELINES_CLICKHOUSE_PATH=${at} npx pipelines clickhouse query "SELECT segment, sum(revenue) FROM revenue_by_segment_1m GROUP BY segment"\n` +
-      `The README's "Read models in ClickHouse" section has the query of each.\n`,
+      `pipelines/sinks/clickhouse/README.md has the query of each.\n`,
   );
   return 0;
 }

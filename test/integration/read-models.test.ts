@@ -1,7 +1,7 @@
 // The order read models, exactly once under kill -9, on the real stack: 200k+ order events on Kafka, each example
 // topology run as a worker that is SIGKILLed at random moments (at least five times), restarted, and finally run
-// until caught up. Then every read model, read as the README documents it, must equal SQL over the raw events
-// loaded into the same embedded ClickHouse: no missing row, nothing counted twice.
+// until caught up. Then every read model, read as pipelines/sinks/clickhouse/README.md documents it, must equal
+// SQL over the raw events loaded into the same embedded ClickHouse: no missing row, nothing counted twice.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,11 +1,12 @@
 // The order read models checked against an independent computation: the raw generated events go into plain
 // ClickHouse tables (same engine, no pipeline code on the way), each read model is computed there with SQL,
-// and compared with what a reader of the worker's tables gets through the queries of README.md (Read models).
+// and compared with what a reader of the worker's tables gets through the queries documented in
+// pipelines/sinks/clickhouse/README.md.
 
 import type { Customer, OrderEvent } from '../../pipelines/loadgen/orders.ts';
 import type { ClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
 
-/** The reader's queries, exactly as documented in README.md (Read models). */
+/** The reader's queries, exactly as documented in pipelines/sinks/clickhouse/README.md (Queries). */
 export const QUERIES = {
   order_summary: `SELECT order_id, status, customer_id, total_amount, placed_at, paid_at, shipped_at, cancelled_at, version
 FROM order_summary FINAL
