@@ -17,10 +17,7 @@ export const COMPATIBILITY_LEVELS = [
 export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
 
 /** The retries of each request (pipelines/retry.ts); a worker passes its topology's policy and its hooks. */
-export interface RegistryRetry extends RetryPolicy, Pick<RetryHooks, 'stopped'> {
-  /** Before each retry's sleep (logs, metrics). */
-  onRetry?(error: Error, attempt: number): void;
-}
+export interface RegistryRetry extends RetryPolicy, Pick<RetryHooks, 'stopped' | 'onRetry'> {}
 
 /** What tools outside a worker use: a few quick attempts. */
 const TOOL_RETRY: RegistryRetry = { initialMs: 100, maxMs: 5_000, maxAttempts: 6 };
@@ -258,7 +255,7 @@ export class RegistryClient {
           return once();
         },
         {
-          onRetry: (err, attempt) => this.#retry.onRetry?.(err, attempt),
+          onRetry: (err, attempt, delayMs) => this.#retry.onRetry?.(err, attempt, delayMs),
           ...(this.#retry.stopped ? { stopped: this.#retry.stopped } : {}),
           sleep: this.#sleep,
           random: this.#random,

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, jsonDecoder, RegistryClient } from '../codec/index.ts';
+import { PipelinesError } from '../errors.ts';
 import {
   type ConnectionFlags,
   type Connections,
@@ -12,7 +13,7 @@ import {
   connectionsFrom,
   describeConnection,
 } from '../kafka/connection.ts';
-import { type ObserveServer, startObserveServer } from '../observe/http.ts';
+import { type ObserveServer, type ReadinessCheck, startObserveServer } from '../observe/http.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import { createMetrics, type Metrics, type TopologyMetrics } from '../observe/metrics.ts';
 import { watchWatermarks } from '../observe/watermarks.ts';
@@ -50,11 +51,15 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/** How long start-up may wait for the services it needs (the registry first) before the worker gives up. */
+export const DEFAULT_STARTUP_TIMEOUT_MS = 300_000;
+
 export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const env = o.env ?? process.env;
   const plan = await loadPlan(o.file, { env });
   const spec = plan.topology.spec;
   const retry = retryPolicy(spec.errors.retry);
+  const startup = startupOf(plan.name, env);
   let stopping = false;
   const conns = connectionsFrom(env, o.flags);
   o.log.info({ topology: plan.name, file: o.file, connection: describeConnection(conns) }, 'starting worker');
@@ -65,7 +70,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   // Without the observe server (--no-metrics) there are no metrics at all: no registry, no event callbacks.
   const metrics = o.metrics ?? (o.observe === false ? undefined : createMetrics());
   const events = metrics?.topology(plan.name);
-  const registry = registryClient(conns, retry, events, o.log, () => stopping);
+  const registry = registryClient(conns, retry, events, o.log, startup, () => stopping || startup.overdue());
   const cleanups: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -88,26 +93,32 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     cleanups,
   };
   try {
-    const out = await buildOutputs(w);
-    // Up before the tables load: /readyz says what it waits for meanwhile.
+    // Up first: while start-up waits (for the registry, the tables), /healthz answers and /readyz says what for.
     let worker: Worker | undefined;
+    const checks: ReadinessCheck[] = [startup.check];
     const server =
       o.observe === false
         ? undefined
         : await startObserveServer({
             metrics: metrics!,
             ...(o.observe ?? { host: '127.0.0.1', port: 19100 }),
-            checks: out.readiness,
+            checks,
             liveness: () => worker?.health() ?? [],
           });
     if (server) {
       cleanups.push(() => server.close());
       o.log.info({ url: server.url }, 'metrics and health endpoints');
     }
+    startup.phase('registering output schemas and preparing sinks');
+    const out = await buildOutputs(w);
+    checks.push(...out.readiness);
+    startup.phase('loading lookup tables');
     await loadTables(w);
     worker = new Worker(workerOptions(w, o, out));
     const started = worker;
+    startup.phase('joining the consumer group');
     await started.start();
+    startup.done();
     if (events) {
       // The source's end and the group's position, polled: the lag moves while nothing is consumed.
       const watch = watchWatermarks({ ...sourceOf(w), kafka, events, log: o.log });
@@ -125,8 +136,53 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     };
   } catch (err) {
     await closeAll();
-    throw err;
+    throw startup.overdue() ? startup.timeout(err) : err;
   }
+}
+
+/** Start-up's phase (for /readyz and the logs) and its deadline (PIPELINES_STARTUP_TIMEOUT_MS). */
+interface Startup {
+  phase(what: string): void;
+  /** A retried service: said in /readyz until start-up moves on. */
+  waiting(what: string): void;
+  done(): void;
+  overdue(): boolean;
+  timeout(cause: unknown): PipelinesError;
+  check: ReadinessCheck;
+}
+
+function startupOf(topology: string, env: NodeJS.ProcessEnv): Startup {
+  const raw = env.PIPELINES_STARTUP_TIMEOUT_MS;
+  const limitMs = raw === undefined || raw === '' ? DEFAULT_STARTUP_TIMEOUT_MS : Number(raw);
+  if (!Number.isInteger(limitMs) || limitMs <= 0)
+    throw new PipelinesError('CONFIG', `PIPELINES_STARTUP_TIMEOUT_MS must be a positive whole number, got '${raw}'`);
+  const deadline = Date.now() + limitMs;
+  let phase: string | undefined = 'starting';
+  let waiting: string | undefined;
+  return {
+    phase(what) {
+      phase = what;
+      waiting = undefined;
+    },
+    waiting(what) {
+      if (phase !== undefined) waiting = what;
+    },
+    done() {
+      phase = undefined;
+      waiting = undefined;
+    },
+    overdue: () => phase !== undefined && Date.now() > deadline,
+    timeout(cause) {
+      const why = (cause as Error)?.message ?? String(cause);
+      return new PipelinesError(
+        'STARTUP_TIMEOUT',
+        `gave up starting after ${Math.round(limitMs / 1000)} s ${waiting ?? phase}: ${why} ` +
+          '(the deadline is PIPELINES_STARTUP_TIMEOUT_MS)',
+        { cause },
+      );
+    },
+    check: () => (phase === undefined ? [] : [`${topology}: starting: ${waiting ?? phase}`]),
+  };
 }
 
 function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions {
@@ -167,16 +223,22 @@ function registryClient(
   retry: RetryPolicy,
   events: TopologyMetrics | undefined,
   log: WorkerLog,
+  startup: Startup,
   stopping: () => boolean,
 ): RegistryClient {
+  const url = conns.registry.url;
   return new RegistryClient({
     ...conns.registry,
     retry: {
       ...retry,
       stopped: stopping,
-      onRetry: (error, attempt) => {
+      onRetry: (error, attempt, delayMs) => {
         events?.retry?.({ what: 'registry', attempt, error });
-        log.warn({ what: 'registry', attempt, err: error.message }, 'registry failed, retrying');
+        startup.waiting(`waiting for the schema registry at ${url} (attempt ${attempt}: ${error.message})`);
+        log.warn(
+          { what: 'registry', url, attempt, retryInMs: delayMs, err: error.message },
+          'schema registry failed, retrying',
+        );
       },
     },
   });
