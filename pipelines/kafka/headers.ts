@@ -62,6 +62,11 @@ export interface DeadLetterProvenance {
   step: string;
   errorClass: string;
   errorMessage: string;
+  /** Set when the original value was too large for the dead-letter topic and was left out: why, in words. */
+  valueOmitted?: string;
+  /** With valueOmitted: the original value's size and SHA-256 (hex), to find it again at the source. */
+  valueBytes?: number;
+  valueSha256?: string;
 }
 
 const PREFIX = 'pipelines.dlq.';
@@ -75,6 +80,7 @@ const FIELDS: Array<keyof DeadLetterProvenance> = [
   'errorClass',
   'errorMessage',
 ];
+const OPTIONAL: Array<keyof DeadLetterProvenance> = ['valueOmitted', 'valueBytes', 'valueSha256'];
 /** Long messages are cut: a header is not a log. */
 const MAX_MESSAGE = 1000;
 
@@ -92,6 +98,7 @@ export function deadLetterHeaders(
     const value = String(p[f]);
     out[PREFIX + f] = f === 'errorMessage' && value.length > MAX_MESSAGE ? `${value.slice(0, MAX_MESSAGE)}…` : value;
   }
+  for (const f of OPTIONAL) if (p[f] !== undefined) out[PREFIX + f] = String(p[f]);
   return out;
 }
 
@@ -100,6 +107,10 @@ export function readDeadLetter(headers: Headers | undefined): DeadLetterProvenan
   if (!headers || headerText(headers[`${PREFIX}topic`]) === undefined) return undefined;
   const p = {} as Record<string, string | number>;
   for (const f of FIELDS) p[f] = headerText(headers[PREFIX + f]) ?? '';
+  for (const f of OPTIONAL) {
+    const v = headerText(headers[PREFIX + f]);
+    if (v !== undefined) p[f] = f === 'valueBytes' ? Number(v) : v;
+  }
   p.partition = Number(p.partition);
   return p as unknown as DeadLetterProvenance;
 }

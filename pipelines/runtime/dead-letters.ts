@@ -131,6 +131,8 @@ export interface RedriveResult {
   redriven: number;
   byTopic: Record<string, number>;
   skipped: number;
+  /** Dead letters that went without their value (too large): not redriven, counted in `skipped` too. */
+  withoutValue: number;
 }
 
 /**
@@ -145,7 +147,7 @@ export async function redriveDeadLetters(
   const kafka = kafkaOf(conn);
   const producer = kafka.producer({ 'enable.idempotence': true, 'linger.ms': 5 } as never);
   await producer.connect();
-  const result: RedriveResult = { redriven: 0, byTopic: {}, skipped: 0 };
+  const result: RedriveResult = { redriven: 0, byTopic: {}, skipped: 0, withoutValue: 0 };
   try {
     await readToEnd(
       conn,
@@ -160,6 +162,12 @@ export async function redriveDeadLetters(
           const target = options.to ?? p?.topic;
           if (!p || !target || (options.filterStep && p.step !== options.filterStep)) {
             result.skipped++;
+            continue;
+          }
+          // Its value is not here to send back: the original is at p.topic/p.partition@p.offset, if still kept.
+          if (p.valueOmitted !== undefined) {
+            result.skipped++;
+            result.withoutValue++;
             continue;
           }
           const list = byTarget.get(target) ?? [];
