@@ -26,7 +26,8 @@ export const moduleStep = defineStep({
     'called with the variables and `{ time, record }`, and returns the new variables (an object), several ' +
     '(an array), or null to drop the record. It must be synchronous and pure: it is the only code a topology ' +
     'can run. Declare `output` (field: type) so later steps can be checked; without it the variables are ' +
-    'assumed unchanged.',
+    'assumed unchanged. `validate`, `graph` and `test` load the module to check its export, so its top-level ' +
+    'code runs there too: keep it free of effects (no files, network or environment read at import).',
   config: z.strictObject({
     ...moduleFileFields,
     output: z
