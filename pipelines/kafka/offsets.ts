@@ -15,6 +15,12 @@ export async function withAdmin<T>(conn: KafkaConnection, fn: (admin: KafkaJS.Ad
   }
 }
 
+/** The members a consumer group has now (0 when it has none or does not exist). */
+export async function groupMembers(conn: KafkaConnection, group: string): Promise<number> {
+  const { groups } = await withAdmin(conn, (a) => a.describeGroups([group]));
+  return groups[0]?.members.length ?? 0;
+}
+
 /** The end (high watermark) of each partition that holds records. */
 export async function endOffsets(conn: KafkaConnection, topic: string): Promise<Map<number, bigint>> {
   const offsets = await withAdmin(conn, (a) => a.fetchTopicOffsets(topic));

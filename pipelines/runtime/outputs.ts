@@ -6,6 +6,7 @@ import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { AvroCodec, RegistryClient } from '../codec/index.ts';
 import { PipelinesError } from '../errors.ts';
 import type { Connections } from '../kafka/connection.ts';
+import { groupMembers } from '../kafka/offsets.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import type { TopologyMetrics } from '../observe/metrics.ts';
 import type { RetryPolicy } from '../retry.ts';
@@ -118,6 +119,7 @@ function sinkContext(w: Launch, producer: () => KafkaJS.Producer, readiness: Out
     allowDestructive: w.allowDestructive,
     tuning: w.tuning,
     retry: w.retry,
+    groupMembers: () => groupMembers(w.conns.kafka, w.group),
   };
 }
 

@@ -67,6 +67,8 @@ export interface SinkContext {
   /** The topology's retry policy (`errors.retry`): the sink retries its own writes under it. */
   readonly retry: RetryPolicy;
   readonly tuning: { clickhouseMaxRows?: number };
+  /** The members the worker's consumer group has now, itself included once it joined. */
+  groupMembers(): Promise<number>;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface ClickHouseSinkOptions {
   writer?: Pick<SinkWriterOptions, 'maxRows' | 'maxDelayMs' | 'maxBufferedRows' | 'format'>;
   /** Retries of each insert; default: the topology default, until the sink is closed. */
   retry?: RetryPolicy;
+  /** Run at the first assignment, before anything is written; throws to refuse (an embedded engine shared). */
+  firstAssignment?: () => Promise<void>;
 }
 
 export class ClickHouseSink implements Sink {
@@ -31,7 +33,7 @@ export class ClickHouseSink implements Sink {
   onAck: (ack: Ack) => void = () => {};
   retries: SinkRetries = unsupervised;
   readonly writer: SinkWriter;
-  readonly #o: ClickHouseSinkOptions;
+  #o: ClickHouseSinkOptions;
   readonly #encode: (row: unknown) => unknown[];
 
   constructor(o: ClickHouseSinkOptions) {
@@ -92,6 +94,11 @@ export class ClickHouseSink implements Sink {
   async assigned(
     partitions: ReadonlyArray<{ topic: string; partition: number; committed: string | undefined }>,
   ): Promise<ReplayRange[]> {
+    if (this.#o.firstAssignment) {
+      const check = this.#o.firstAssignment;
+      this.#o = { ...this.#o, firstAssignment: undefined };
+      await check();
+    }
     const recorded = await readCommittedOffsets(
       this.#o.ch,
       this.#o.topology,

@@ -1,4 +1,5 @@
 // The `clickhouse` sink: rows for one table, with the column and engine hints the ClickHouse sink uses.
+import { PipelinesError } from '../../errors.ts';
 import { didYouMean } from '../../topology/diagnostics.ts';
 import { defineSink, type SinkContext } from '../spec.ts';
 import { clickhouseConfig } from './config.ts';
@@ -106,11 +107,29 @@ export const clickhouse = defineSink({
         ...(ctx.tuning.clickhouseMaxRows ? { maxRows: ctx.tuning.clickhouseMaxRows } : {}),
       },
       retry: ctx.retry,
+      ...(clickHouseConfigFromEnv(ctx.env).kind === 'embedded' && !ctx.rebuild
+        ? { firstAssignment: () => aloneInGroup(ctx) }
+        : {}),
     });
     await sink.prepare();
     return sink;
   },
 });
+
+/**
+ * The embedded engine is one process's: several workers of a group, each with its own data directory, would
+ * split the read models between them and count twice what moves on a rebalance. Checked when this worker gets
+ * its first partitions (before it writes anything); a worker that joins a running one is the one refused.
+ */
+async function aloneInGroup(ctx: SinkContext): Promise<void> {
+  const members = await ctx.groupMembers();
+  if (members > 1)
+    throw new PipelinesError(
+      'CH_EMBEDDED_SHARED',
+      `the embedded ClickHouse holds this worker's read models alone, but its consumer group has ${members} members: ` +
+        'run one worker, or point every worker at one ClickHouse server with PIPELINES_CLICKHOUSE_URL',
+    );
+}
 
 /** The one connection of a worker's ClickHouse sinks (instrumented when there are metrics), and its ping. */
 function connect(ctx: SinkContext) {
