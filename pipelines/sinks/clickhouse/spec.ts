@@ -7,6 +7,7 @@ import { clickHouseConfigFromEnv, clickHouseFlushFromEnv, openClickHouse } from 
 import { instrumentClickHouse } from './instrument.ts';
 import { ClickHouseSink } from './sink.ts';
 import { tableSpecFor } from './table.ts';
+import { assertServerSupported } from './version.ts';
 
 export const clickhouse = defineSink({
   kind: 'clickhouse',
@@ -92,6 +93,7 @@ export const clickhouse = defineSink({
       () => connect(ctx),
       (c) => c.close(),
     );
+    await ch.supported;
     const live = tableSpecFor(config, scope);
     const table = ctx.rebuild ? { ...live, table: ctx.rebuild.table(live.table) } : live;
     ch.sinks.set(table.table, id);
@@ -150,5 +152,8 @@ function connect(ctx: SinkContext) {
     );
     return ok ? [] : [`${ctx.topology}: ClickHouse (${opened.description}) does not answer`];
   });
-  return { connection, sinks, close: () => opened.close() };
+  // Checked once per connection, before any DDL: an old server rejects it with a message that names no cause.
+  const supported = assertServerSupported(opened);
+  supported.catch(() => {});
+  return { connection, sinks, supported, close: () => opened.close() };
 }
