@@ -6,6 +6,7 @@ import { observeAddressFromEnv } from '../observe/http.ts';
 import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
 import { launchWorker, type RunningWorker } from '../runtime/launch.ts';
+import { mask } from '../secrets.ts';
 import { option, positional, usage } from './args.ts';
 
 export const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
@@ -105,7 +106,7 @@ export async function runWorker(args: string[]): Promise<number> {
     // The worker stopped on an error it could not get past: the log has the details, the terminal one line.
     const e = err as Error;
     log.error({ err: e.message, stack: e.stack }, 'worker stopped on an error');
-    process.stderr.write(`pipelines run: the worker stopped: ${e.message}\n`);
+    process.stderr.write(mask(`pipelines run: error: the worker stopped: ${e.message}\n`));
     // The worker is down; its tables, producer and metrics server are released too, or they keep the process up.
     await (stopping ?? running.stop()).catch(() => {});
     return 1;
