@@ -1,10 +1,13 @@
 // Small helpers shared by the subcommands: options and user-facing errors.
+// Exit codes: 0 done (nothing found), 1 problems found or the work failed, 2 a usage error (nothing was done).
 
-/** A subcommand of `pipelines`, as listed in commands.ts. */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { PipelinesError } from '../errors.ts';
 import { isKafkaClientError, isTransientKafkaError } from '../kafka/errors.ts';
 import { mask } from '../secrets.ts';
+import { nearest } from '../topology/diagnostics.ts';
 
+/** A subcommand of `pipelines`, as listed in commands.ts. */
 export interface Command {
   summary: string;
   /** What `--help` (or `-h`) prints, beginning `usage: pipelines …`. */
@@ -13,33 +16,52 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
+export const EXIT_PROBLEMS = 1;
+export const EXIT_USAGE = 2;
+
+/** The command was called wrongly: its usage line; exit 2. */
 export function usage(text: string): Error {
   return new PipelinesError('USAGE', `usage: pipelines ${text}`);
 }
 
-export function userError(message: string): Error {
+/** An option with a value it cannot take: exit 2. */
+export function usageError(message: string): Error {
   return new PipelinesError('USAGE', message);
 }
 
-/** The value of `--name value` or `--name=value`. */
-export function option(args: string[], name: string): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === `--${name}`) return args[i + 1];
-    if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
-  }
-  return undefined;
+/** Something the user can fix that is not the command line (a file, a group with members): exit 1. */
+export function userError(message: string): Error {
+  return new PipelinesError('INPUT', message);
 }
 
-/** Arguments that are neither options nor their values. */
-export function positional(args: string[], withValues: string[] = []): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (withValues.includes(a.replace(/^--/, ''))) i++;
-    else if (!a.startsWith('-')) out.push(a);
+/** The exit code of a failure: 2 for how the command was called, 1 for anything else. */
+export function exitCodeOf(err: unknown): number {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'USAGE' || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
+    ? EXIT_USAGE
+    : EXIT_PROBLEMS;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * The one option parser of the subcommands: node's parseArgs, strict. An unknown option is a usage error that
+ * names the nearest known one; a missing or extra value too.
+ */
+export function parseOptions<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const given = /'(-[^']*)'/.exec(e.message)?.[1] ?? '';
+      const near = nearest(given.replace(/^-+/, '').split('=')[0]!, Object.keys(options), 2);
+      const hint = near.length > 0 ? `; did you mean ${near.map((n) => `'--${n}'`).join(' or ')}?` : '';
+      throw usageError(`unknown option '${given}'${hint}`);
+    }
+    if (e.code?.startsWith('ERR_PARSE_ARGS')) throw usageError(e.message.split('. To specify')[0]!);
+    throw err;
   }
-  return out;
 }
 
 /**

@@ -2,13 +2,12 @@
 // COLUMN; type changes and drops only with --allow-destructive; engine and key changes refused with the rebuild
 // command), printed or run, on the ClickHouse of PIPELINES_CLICKHOUSE_URL or the embedded one.
 // `pipelines clickhouse query <sql>`: the query side, for the embedded engine as much as for a server.
-import { parseArgs } from 'node:util';
 import { alignByContent, textTable } from '../observe/text-table.ts';
 import { loadPlan } from '../runtime/load.ts';
 import { type ClickHouse, clickHouseConfigFromEnv, withClickHouse } from '../sinks/clickhouse/connection.ts';
 import { classifyError } from '../sinks/clickhouse/errors.ts';
 import { applyTablePlan, planTopologyTables, type TablePlan, topologyTables } from '../sinks/clickhouse/schema.ts';
-import type { Command } from './args.ts';
+import { type Command, parseOptions } from './args.ts';
 
 const usage = `usage: pipelines clickhouse plan <topology.yaml> [--into <suffix>] [--allow-destructive]
        pipelines clickhouse apply <topology.yaml> [--into <suffix>] [--allow-destructive]
@@ -59,14 +58,10 @@ export const clickhouse: Command = {
   summary: 'plan or apply the ClickHouse tables of a topology (DDL from its sinks), or query them',
   help: usage,
   async run(args) {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        into: { type: 'string' },
-        'allow-destructive': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-      },
+    const { values, positionals } = parseOptions(args, {
+      into: { type: 'string' },
+      'allow-destructive': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
     });
     const [action, file] = positionals;
     const clickhouse = clickHouseConfigFromEnv(process.env);

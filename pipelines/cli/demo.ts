@@ -1,23 +1,21 @@
 // `pipelines demo`: the main job on embedded defaults, on the local Kafka and Schema Registry.
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { runOrderDemo } from '../demo/order-read-models.ts';
-import type { Command } from './args.ts';
-import { userError } from './args.ts';
+import { type Command, parseOptions, usageError } from './args.ts';
 
 export const demo: Command = {
   summary: 'generate an order stream, run the example topologies on it, print their read models',
   help: 'usage: pipelines demo [--orders N] [--seed N]\n  PIPELINES_DEMO_DIR: where the read models and logs go (default .local/demo)',
   async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: { orders: { type: 'string', default: '20000' }, seed: { type: 'string', default: '42' } },
+    const { values } = parseOptions(args, {
+      orders: { type: 'string', default: '20000' },
+      seed: { type: 'string', default: '42' },
     });
     const orders = Number(values.orders);
     const seed = Number(values.seed);
     if (!Number.isInteger(orders) || orders < 1)
-      throw userError(`--orders: a whole number above 0, not '${values.orders}'`);
-    if (!Number.isInteger(seed)) throw userError(`--seed: a whole number, not '${values.seed}'`);
+      throw usageError(`--orders: a whole number above 0, not '${values.orders}'`);
+    if (!Number.isInteger(seed)) throw usageError(`--seed: a whole number, not '${values.seed}'`);
     const root = resolve(import.meta.dirname, '../..');
     return runOrderDemo({
       orders,

@@ -4,14 +4,23 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { dirname, join, relative } from 'node:path';
 import { kustomizeTree } from '../deploy/kustomize.ts';
 import { DEFAULTS, type RenderOptions, render } from '../deploy/render.ts';
-import { option, positional, usage, userError } from './args.ts';
+import { parseOptions, usage, usageError } from './args.ts';
 
 export const HELP = `deploy render <topology.yaml… | folder> --out <dir> [--check] [--image name:tag] [--namespace ns]
        [--strimzi-api v1|v1beta2] [--kafka-cluster name] [--lag-threshold N] [--memory-limit MiB]
   --check   render in memory and exit 1 if <dir> differs (a file changed, missing or left over)
   A folder stands for its *.yaml topologies; test cases (*.test.yaml) are not topologies and are left out.`;
 
-const VALUED = ['out', 'image', 'namespace', 'strimzi-api', 'kafka-cluster', 'lag-threshold', 'memory-limit'];
+const OPTIONS = {
+  out: { type: 'string' },
+  check: { type: 'boolean' },
+  image: { type: 'string' },
+  namespace: { type: 'string' },
+  'strimzi-api': { type: 'string' },
+  'kafka-cluster': { type: 'string' },
+  'lag-threshold': { type: 'string' },
+  'memory-limit': { type: 'string' },
+} as const;
 
 export function defaultImage(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,22 +28,23 @@ export function defaultImage(): string {
 }
 
 export function renderOptions(args: string[]): RenderOptions {
-  const api = option(args, 'strimzi-api') ?? DEFAULTS.strimziApi;
-  if (api !== 'v1' && api !== 'v1beta2') throw userError(`--strimzi-api must be v1 or v1beta2, not '${api}'`);
-  const int = (name: string, fallback: number) => {
-    const raw = option(args, name);
+  const { values } = parseOptions(args, OPTIONS);
+  const api = values['strimzi-api'] ?? DEFAULTS.strimziApi;
+  if (api !== 'v1' && api !== 'v1beta2') throw usageError(`--strimzi-api must be v1 or v1beta2, not '${api}'`);
+  const int = (name: 'memory-limit' | 'lag-threshold', fallback: number) => {
+    const raw = values[name];
     if (raw === undefined) return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) throw userError(`--${name} must be a positive integer, not '${raw}'`);
+    if (!Number.isInteger(n) || n < 1) throw usageError(`--${name} must be a positive integer, not '${raw}'`);
     return n;
   };
   const memoryLimitMiB = int('memory-limit', DEFAULTS.memoryLimitMiB);
   return {
     ...DEFAULTS,
-    image: option(args, 'image') ?? defaultImage(),
-    namespace: option(args, 'namespace') ?? DEFAULTS.namespace,
+    image: values.image ?? defaultImage(),
+    namespace: values.namespace ?? DEFAULTS.namespace,
     strimziApi: api,
-    kafkaCluster: option(args, 'kafka-cluster') ?? DEFAULTS.kafkaCluster,
+    kafkaCluster: values['kafka-cluster'] ?? DEFAULTS.kafkaCluster,
     lagThreshold: int('lag-threshold', DEFAULTS.lagThreshold),
     memoryLimitMiB,
     // The request is half the limit, as the defaults: steady work needs far less than a catch-up.
@@ -85,12 +95,13 @@ export function compareTree(tree: Map<string, string>, dir: string): string[] {
 }
 
 export async function deploy(args: string[]): Promise<number> {
-  const [action, ...given] = positional(args, VALUED);
+  const { values, positionals } = parseOptions(args, OPTIONS);
+  const [action, ...given] = positionals;
   const files = topologyArgs(given);
-  const out = option(args, 'out');
+  const out = values.out;
   if (action !== 'render' || files.length === 0 || !out) throw usage(HELP);
   const tree = await renderTree(files, renderOptions(args));
-  if (args.includes('--check')) {
+  if (values.check) {
     const problems = compareTree(tree, out);
     for (const p of problems) process.stdout.write(`${p}\n`);
     process.stdout.write(

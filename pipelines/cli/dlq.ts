@@ -1,9 +1,8 @@
 // `pipelines dlq inspect|redrive <topic>`: look at dead letters decoded, or send them back for another try.
-import { parseArgs } from 'node:util';
 import { RegistryClient } from '../codec/index.ts';
 import { connectionsFrom } from '../kafka/connection.ts';
 import { inspectDeadLetters, redriveDeadLetters } from '../runtime/dead-letters.ts';
-import type { Command } from './args.ts';
+import { type Command, parseOptions } from './args.ts';
 
 const usage = `usage: pipelines dlq inspect <topic> [--limit N] [--json]
        pipelines dlq redrive <topic> [--to <topic>] [--step <step id>]
@@ -13,17 +12,13 @@ export const dlq: Command = {
   summary: 'inspect dead letters (decoded, with provenance) or redrive them to their source topic',
   help: usage,
   async run(args) {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        limit: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        to: { type: 'string' },
-        step: { type: 'string' },
-        brokers: { type: 'string' },
-        registry: { type: 'string' },
-      },
+    const { values, positionals } = parseOptions(args, {
+      limit: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      to: { type: 'string' },
+      step: { type: 'string' },
+      brokers: { type: 'string' },
+      registry: { type: 'string' },
     });
     const [action, topic] = positionals;
     if (!topic || (action !== 'inspect' && action !== 'redrive')) {

@@ -3,11 +3,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generatedFiles } from '../reference/generate.ts';
-import { option } from './args.ts';
+import { parseOptions } from './args.ts';
 
 export async function generate(args: string[]): Promise<number> {
-  const dir = resolve(option(args, 'dir') ?? 'topologies');
-  const check = args.includes('--check');
+  const { values } = parseOptions(args, { dir: { type: 'string' }, check: { type: 'boolean' } });
+  const dir = resolve(values.dir ?? 'topologies');
+  const check = values.check === true;
   let stale = 0;
   const files = Object.entries(generatedFiles()).map(([name, content]) => [join(dir, name), content] as const);
   for (const [path, content] of files) {

@@ -3,11 +3,12 @@
 import { toMermaid, toTree } from '../compile/graph.ts';
 import { loadTopology } from '../runtime/load.ts';
 import { TopologyError } from '../topology/diagnostics.ts';
-import { option, positional, usage } from './args.ts';
+import { parseOptions, usage } from './args.ts';
 
 export async function graph(args: string[]): Promise<number> {
-  const [file] = positional(args, ['format']);
-  const format = option(args, 'format') ?? (args.includes('--mermaid') ? 'mermaid' : 'tree');
+  const { values, positionals } = parseOptions(args, { format: { type: 'string' }, mermaid: { type: 'boolean' } });
+  const [file] = positionals;
+  const format = values.format ?? (values.mermaid ? 'mermaid' : 'tree');
   if (!file || !['tree', 'mermaid'].includes(format)) throw usage('graph <topology.yaml> [--format tree|mermaid]');
   const { diagnostics, checked } = await loadTopology(file);
   if (!checked || diagnostics.some((d) => d.severity === 'error')) throw new TopologyError(diagnostics);

@@ -2,7 +2,6 @@
 // earliest offsets into new tables (<table>_<suffix>), with its own consumer group, showing progress (a bar on a
 // terminal, log lines otherwise); --swap then exchanges each live table with its rebuild and hands the rebuild's
 // position to the live sink, so that the live worker carries on from there without a gap or a double count.
-import { parseArgs } from 'node:util';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
 import { createLogger } from '../observe/log.ts';
@@ -12,8 +11,7 @@ import { clickHouseConfigFromEnv, withClickHouse } from '../sinks/clickhouse/con
 import { topologyTables } from '../sinks/clickhouse/schema.ts';
 import { rebuildLogSink, type SwapTable, swappedIn, swapTables } from '../sinks/clickhouse/swap.ts';
 import type { Ack, SourceRange } from '../sinks/sink.ts';
-import type { Command } from './args.ts';
-import { userError } from './args.ts';
+import { type Command, parseOptions, usageError, userError } from './args.ts';
 
 const usage = `usage: pipelines replay <topology.yaml> --into <suffix> [--swap] [--group <live group>]
   rebuilds every ClickHouse table of the topology as <table>_<suffix> from the earliest offsets;
@@ -110,16 +108,12 @@ export const replay: Command = {
   summary: 'rebuild the ClickHouse projections of a topology from the earliest offsets (--into, --swap)',
   help: usage,
   async run(args) {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        into: { type: 'string' },
-        swap: { type: 'boolean', default: false },
-        group: { type: 'string' },
-        brokers: { type: 'string' },
-        registry: { type: 'string' },
-      },
+    const { values, positionals } = parseOptions(args, {
+      into: { type: 'string' },
+      swap: { type: 'boolean', default: false },
+      group: { type: 'string' },
+      brokers: { type: 'string' },
+      registry: { type: 'string' },
     });
     const [file] = positionals;
     const suffix = values.into;
@@ -127,7 +121,7 @@ export const replay: Command = {
       process.stderr.write(`${usage}\n`);
       return 2;
     }
-    if (!/^\w+$/.test(suffix)) throw userError(`--into '${suffix}': letters, digits and _ only (a table suffix)`);
+    if (!/^\w+$/.test(suffix)) throw usageError(`--into '${suffix}': letters, digits and _ only (a table suffix)`);
     const plan = await loadPlan(file, { env: process.env });
     const spec = plan.topology.spec;
     const tables = topologyTables(plan, (t) => `${t}_${suffix}`);

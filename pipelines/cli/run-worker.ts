@@ -7,23 +7,26 @@ import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
 import { launchWorker, type RunningWorker } from '../runtime/launch.ts';
 import { mask } from '../secrets.ts';
-import { option, positional, usage } from './args.ts';
+import { parseOptions, usage } from './args.ts';
 
 export const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
        [--metrics host:port | --no-metrics]
   or: run <topology.yaml> --dry-run --input <events.jsonl> [--tables <rows.jsonl>] [--batch N]`;
 
 export async function runWorker(args: string[]): Promise<number> {
-  const valued = ['brokers', 'registry', 'group', 'metrics'];
-  const [file] = positional(args, valued);
+  const { values, positionals } = parseOptions(args, {
+    brokers: { type: 'string' },
+    registry: { type: 'string' },
+    group: { type: 'string' },
+    metrics: { type: 'string' },
+    'no-metrics': { type: 'boolean' },
+    'until-caught-up': { type: 'boolean' },
+  });
+  const [file] = positionals;
   if (!file) throw usage(HELP);
   const log = createLogger('pipelines');
-  const flags = {
-    brokers: option(args, 'brokers'),
-    registry: option(args, 'registry'),
-    group: option(args, 'group'),
-  };
-  const metricsAt = option(args, 'metrics');
+  const flags = { brokers: values.brokers, registry: values.registry, group: values.group };
+  const metricsAt = values.metrics;
   // The later of --metrics and --no-metrics wins (a wrapper's default can be overridden).
   const observe =
     args.lastIndexOf('--no-metrics') > args.lastIndexOf('--metrics')
@@ -54,7 +57,7 @@ export async function runWorker(args: string[]): Promise<number> {
   if (requested) void stop(requested);
 
   const timers: NodeJS.Timeout[] = [];
-  if (args.includes('--until-caught-up')) {
+  if (values['until-caught-up']) {
     const conn = connectionsFrom(process.env, flags).kafka;
     const topic = running.plan.topology.spec.source.topic;
     let ends: Map<number, bigint> | undefined;

@@ -5,19 +5,25 @@ import { readFileSync } from 'node:fs';
 import { loadTopology } from '../runtime/load.ts';
 import { InputError, TopologyTestDriver } from '../testing/driver.ts';
 import { TopologyError } from '../topology/diagnostics.ts';
-import { option, positional, usage, userError } from './args.ts';
+import { parseOptions, usage, usageError, userError } from './args.ts';
 import { runWorker } from './run-worker.ts';
 
 export async function run(args: string[]): Promise<number> {
   if (!args.includes('--dry-run')) return runWorker(args);
-  const [file] = positional(args, ['input', 'tables', 'batch']);
-  const input = option(args, 'input');
+  const { values, positionals } = parseOptions(args, {
+    'dry-run': { type: 'boolean' },
+    input: { type: 'string' },
+    tables: { type: 'string' },
+    batch: { type: 'string' },
+  });
+  const [file] = positionals;
+  const input = values.input;
   if (!file || !input)
     throw usage('run <topology.yaml> --dry-run --input <events.jsonl> [--tables <rows.jsonl>] [--batch N]');
   const { diagnostics, plan } = await loadTopology(file);
   if (!plan) throw new TopologyError(diagnostics);
   const driver = new TopologyTestDriver(plan);
-  const tables = option(args, 'tables');
+  const tables = values.tables;
   if (tables) {
     // Lines of {"table": "customers", "row": {...}}.
     for (const [n, line] of lines(tables)) {
@@ -26,7 +32,9 @@ export async function run(args: string[]): Promise<number> {
       driver.table(t.table).upsert(t.row);
     }
   }
-  const batchSize = Number(option(args, 'batch') ?? 1000);
+  const batchSize = Number(values.batch ?? 1000);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw usageError(`--batch: a whole number above 0, not '${values.batch}'`);
   let batch: { value: unknown; partition?: number; key?: unknown }[] = [];
   const flushBatch = () => {
     if (batch.length) print(driver.pipe(batch));

@@ -1,16 +1,20 @@
 // `pipelines status [--url http://127.0.0.1:19100] [--watch]`: one screen on a running worker (throughput, lag,
 // dead letters, retries, readiness and its reasons) from its /metrics and /readyz. Exit 0 when ready, 1 when not.
 import { status } from '../observe/status.ts';
-import { option, usage } from './args.ts';
+import { parseOptions, usage } from './args.ts';
 
 export const HELP = 'status [--url http://127.0.0.1:19100] [--watch] [--interval ms]';
 
 export async function statusCommand(args: string[]): Promise<number> {
-  if (args.includes('--help')) throw usage(HELP);
-  const url = option(args, 'url') ?? process.env.PIPELINES_STATUS_URL ?? 'http://127.0.0.1:19100';
-  const intervalMs = Number(option(args, 'interval') ?? 1000);
+  const { values } = parseOptions(args, {
+    url: { type: 'string' },
+    watch: { type: 'boolean' },
+    interval: { type: 'string' },
+  });
+  const url = values.url ?? process.env.PIPELINES_STATUS_URL ?? 'http://127.0.0.1:19100';
+  const intervalMs = Number(values.interval ?? 1000);
   if (!Number.isFinite(intervalMs) || intervalMs < 0) throw usage(HELP);
-  if (!args.includes('--watch')) {
+  if (!values.watch) {
     const s = await status({ url, intervalMs });
     process.stdout.write(s.text);
     return s.ready ? 0 : 1;

@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { findTestFiles, runTestFile } from '../testing/cases.ts';
 import { formatDiagnostic } from '../topology/diagnostics.ts';
-import { usage, userError } from './args.ts';
+import { parseOptions, usage, userError } from './args.ts';
 
 export async function test(args: string[]): Promise<number> {
-  const paths = args.filter((a) => !a.startsWith('-'));
+  const paths = parseOptions(args, {}).positionals;
   if (paths.length === 0) throw usage('test <file.test.yaml | folder>…');
   const files: string[] = [];
   for (const p of paths) {

@@ -6,16 +6,21 @@ import { connectionsFrom } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import { loadPlan } from '../runtime/load.ts';
 import { changelogTopicSpec } from '../state/changelog.ts';
-import { option, positional, usage } from './args.ts';
+import { parseOptions, usage } from './args.ts';
 
 export const HELP =
   'topics apply <topology.yaml...> [--dry-run] [--max-replicas N] [--brokers host:port]\n' +
   '  --max-replicas caps replicas and min.insync.replicas to a small cluster (1 for the local stack)';
 
 export async function topics(args: string[]): Promise<number> {
-  const [action, ...files] = positional(args, ['max-replicas', 'brokers']);
+  const { values, positionals } = parseOptions(args, {
+    'dry-run': { type: 'boolean' },
+    'max-replicas': { type: 'string' },
+    brokers: { type: 'string' },
+  });
+  const [action, ...files] = positionals;
   if (action !== 'apply' || files.length === 0) throw usage(HELP);
-  const maxReplicas = option(args, 'max-replicas');
+  const maxReplicas = values['max-replicas'];
   const specs = new Map<string, TopicSpec>();
   for (const file of files) {
     const plan = await loadPlan(file);
@@ -28,8 +33,8 @@ export async function topics(args: string[]): Promise<number> {
       specs.set(spec.name, spec);
     }
   }
-  const conn = connectionsFrom(process.env, { brokers: option(args, 'brokers') });
-  const dryRun = args.includes('--dry-run');
+  const conn = connectionsFrom(process.env, { brokers: values.brokers });
+  const dryRun = values['dry-run'] === true;
   const changes = await applyTopics(conn.kafka, [...specs.values()], {
     dryRun,
     ...(maxReplicas ? { maxReplicas: Number(maxReplicas) } : {}),

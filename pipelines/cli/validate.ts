@@ -4,7 +4,7 @@ import { deployLint } from '../deploy/lint.ts';
 import { loadTopology } from '../runtime/load.ts';
 import { checkTestFile } from '../testing/cases.ts';
 import { formatDiagnostic } from '../topology/diagnostics.ts';
-import { option, positional, usage, userError } from './args.ts';
+import { parseOptions, usage, usageError } from './args.ts';
 
 async function checkTests(file: string) {
   const r = checkTestFile(file);
@@ -14,14 +14,18 @@ async function checkTests(file: string) {
 }
 
 export async function validate(args: string[]): Promise<number> {
-  const files = positional(args, ['replicas']);
-  const quiet = args.includes('--quiet') || args.includes('-q');
+  const { values, positionals: files } = parseOptions(args, {
+    quiet: { type: 'boolean', short: 'q' },
+    deploy: { type: 'boolean' },
+    replicas: { type: 'string' },
+  });
+  const quiet = values.quiet === true;
   if (files.length === 0) throw usage('validate <topology.yaml>… [--deploy [--replicas N]]');
   // --deploy: also what would make the topology undeployable (pipelines/deploy/lint.ts), as warnings.
-  const deploy = args.includes('--deploy');
-  const replicas = option(args, 'replicas');
+  const deploy = values.deploy === true;
+  const replicas = values.replicas;
   if (replicas !== undefined && !/^[1-9]\d*$/.test(replicas))
-    throw userError(`--replicas: a whole number above 0, not '${replicas}'`);
+    throw usageError(`--replicas: a whole number above 0, not '${replicas}'`);
   let errors = 0;
   for (const file of files) {
     // A test file (x.test.yaml) is checked as one, with the topology it names.

@@ -27,15 +27,38 @@ describe('pipelines CLI', () => {
     }
   });
 
-  it('an unknown or malformed option is for the user to fix: one line, no stack', () => {
-    for (const args of [
-      ['demo', '--events', '5'],
-      ['demo', '--orders', 'many'],
-      ['replay', 'x.yaml', '--intto', 'v2'],
-    ]) {
+  it('an unknown option is refused by every subcommand, with the nearest one; exit 2, one line', () => {
+    const { commands } =
+      require('../../../pipelines/cli/commands.ts') as typeof import('../../../pipelines/cli/commands.ts');
+    for (const name of Object.keys(commands)) {
+      const r = cli(name, 'x.yaml', '--no-such-option');
+      expect({ name, code: r.code }).toEqual({ name, code: 2 });
+      expect(r.err).toMatch(new RegExp(`^pipelines ${name}: error: unknown option '--no-such-option'`));
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+    }
+    for (const [args, near] of [
+      [['validate', 'x.yaml', '--quite'], '--quiet'],
+      [['run', 'x.yaml', '--dry-run', '--inptu', 'e.jsonl'], '--input'],
+      [['run', 'x.yaml', '--until-caught'], '--until-caught-up'],
+      [['replay', 'x.yaml', '--intto', 'v2'], '--into'],
+      [['deploy', 'render', 'x.yaml', '--namspace', 'n'], '--namespace'],
+    ] as const) {
       const r = cli(...args);
-      expect(r.code).toBe(1);
-      expect(r.err).toMatch(new RegExp(`^pipelines ${args[0]}: error: (Unknown option|--orders: a whole number)`));
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`did you mean '${near}'?`);
+    }
+  });
+
+  it('a malformed option value or a missing argument is a usage error too (exit 2); no stack', () => {
+    for (const [args, text] of [
+      [['demo', '--orders', 'many'], '--orders: a whole number'],
+      [['validate'], 'usage: pipelines validate'],
+      [['validate', 'x.yaml', '--replicas', 'two'], '--replicas: a whole number'],
+      [['deploy', 'render', 'x.yaml', '--out', 'd', '--strimzi-api', 'v3'], '--strimzi-api must be v1 or v1beta2'],
+    ] as const) {
+      const r = cli(...args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.err).toContain(`pipelines ${args[0]}: error: ${text}`);
       expect(r.err).not.toMatch(/internal error|\n\s+at /);
     }
   });
