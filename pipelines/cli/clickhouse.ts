@@ -6,12 +6,19 @@ import { alignByContent, textTable } from '../observe/text-table.ts';
 import { loadPlan } from '../runtime/load.ts';
 import { type ClickHouse, clickHouseConfigFromEnv, withClickHouse } from '../sinks/clickhouse/connection.ts';
 import { classifyError } from '../sinks/clickhouse/errors.ts';
-import { applyTablePlan, planTopologyTables, type TablePlan, topologyTables } from '../sinks/clickhouse/schema.ts';
+import {
+  applyTablePlan,
+  planTopologyTables,
+  planTopologyTablesOffline,
+  type TablePlan,
+  topologyTables,
+} from '../sinks/clickhouse/schema.ts';
 import { type Command, parseOptions } from './args.ts';
 
-const usage = `usage: pipelines clickhouse plan <topology.yaml> [--into <suffix>] [--allow-destructive]
+const usage = `usage: pipelines clickhouse plan <topology.yaml> [--live] [--into <suffix>] [--allow-destructive]
        pipelines clickhouse apply <topology.yaml> [--into <suffix>] [--allow-destructive]
        pipelines clickhouse query "<sql>" [--json]
+  plan prints the DDL from the topology alone and opens nothing; --live compares with ClickHouse (what apply runs)
   --into writes the tables of a rebuild (<table>_<suffix>); PIPELINES_CLICKHOUSE_URL or _PATH chooses ClickHouse`;
 
 /** The plan as SQL, one comment line per table saying what happens to it. */
@@ -62,6 +69,7 @@ export const clickhouse: Command = {
       into: { type: 'string' },
       'allow-destructive': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      live: { type: 'boolean', default: false },
     });
     const [action, file] = positionals;
     const clickhouse = clickHouseConfigFromEnv(process.env);
@@ -77,6 +85,13 @@ export const clickhouse: Command = {
     const plan = await loadPlan(file, { env: process.env });
     const suffix = values.into;
     const tables = topologyTables(plan, suffix ? (t) => `${t}_${suffix}` : undefined);
+    if (action === 'plan' && !values.live) {
+      process.stdout.write(
+        `-- ${plan.name}: the DDL from the topology alone (--live compares with ClickHouse)\n` +
+          formatPlan(planTopologyTablesOffline(tables)),
+      );
+      return 0;
+    }
     return withClickHouse(clickhouse, async (ch) => {
       const allowDestructive = values['allow-destructive'];
       const plans = await planTopologyTables(ch, tables, { allowDestructive });

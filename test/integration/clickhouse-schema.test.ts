@@ -2,7 +2,7 @@
 // read-model table; a new column is added; a type change or a drop is refused without the flag and applied with
 // it; an engine or sorting key change is refused with the rebuild command; the CLI prints and applies the plan.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
@@ -27,14 +27,28 @@ test('pipelines clickhouse plan/apply on the example topologies (a child process
     const env = { ...process.env, PIPELINES_CLICKHOUSE_PATH: dir };
     const cli = (...args: string[]) =>
       spawnSync(process.execPath, ['pipelines/cli/main.ts', 'clickhouse', ...args], { env, encoding: 'utf8' });
-    const plan = cli('plan', 'topologies/order-analytics.yaml');
+    // Offline by default: the DDL from the topology alone, and the data directory not even created.
+    const offline = join(dir, 'never-opened');
+    const alone = spawnSync(
+      process.execPath,
+      ['pipelines/cli/main.ts', 'clickhouse', 'plan', 'topologies/order-analytics.yaml'],
+      {
+        env: { ...env, PIPELINES_CLICKHOUSE_PATH: offline },
+        encoding: 'utf8',
+      },
+    );
+    expect(alone.status).toBe(0);
+    expect(alone.stdout).toMatch(/the DDL from the topology alone/);
+    expect(alone.stdout.match(/: create\n/g)).toHaveLength(4);
+    expect(existsSync(offline)).toBe(false);
+    const plan = cli('plan', 'topologies/order-analytics.yaml', '--live');
     expect(plan.status).toBe(0);
     expect(plan.stdout).toMatch(/-- revenue_by_segment_1m: create/);
     expect(plan.stdout).toMatch(/ENGINE = SummingMergeTree\nPARTITION BY toYYYYMM\(window_start\)/);
     expect(plan.stdout).toMatch(/-- customer_ltv: create[\s\S]*SimpleAggregateFunction\(min, DateTime64/);
     const apply = cli('apply', 'topologies/order-analytics.yaml');
     expect(apply.stdout).toMatch(/applied 4 statement\(s\)/);
-    const again = cli('plan', 'topologies/order-analytics.yaml');
+    const again = cli('plan', 'topologies/order-analytics.yaml', '--live');
     expect(again.stdout.match(/: up to date/g)).toHaveLength(4);
     const status = cli('apply', 'topologies/order-status.yaml', '--into', 'v2');
     expect(status.stdout).toMatch(/-- order_summary_v2: create/);
@@ -50,7 +64,7 @@ test('pipelines clickhouse plan/apply on the example topologies (a child process
 test('a ClickHouse server that does not answer: one line naming what failed, exit 1, no stack', () => {
   const r = spawnSync(
     process.execPath,
-    ['pipelines/cli/main.ts', 'clickhouse', 'plan', 'topologies/order-analytics.yaml'],
+    ['pipelines/cli/main.ts', 'clickhouse', 'plan', 'topologies/order-analytics.yaml', '--live'],
     {
       env: { ...process.env, PIPELINES_CLICKHOUSE_URL: 'http://127.0.0.1:1' },
       encoding: 'utf8',

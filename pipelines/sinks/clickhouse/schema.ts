@@ -142,9 +142,25 @@ export async function planTopologyTables(
   tables: readonly SinkTableSpec[],
   opts: { allowDestructive?: boolean } = {},
 ): Promise<TablePlan[]> {
-  const databases = [...new Set(tables.map((t) => t.spec.database))];
   const out: TablePlan[] = [];
-  for (const db of databases) out.push(await planTable(ch, offsetsTableSpec(db)));
-  for (const t of tables) out.push(await planTable(ch, t.spec, opts));
+  for (const spec of neededTables(tables)) out.push(await planTable(ch, spec, opts));
   return out;
+}
+
+/** The plan from the topology alone, as for an empty database: every table created, nothing opened. */
+export function planTopologyTablesOffline(tables: readonly SinkTableSpec[]): TablePlan[] {
+  const empty: ColumnDiff = { add: [], change: [], drop: [] };
+  return neededTables(tables).map((spec) => ({
+    table: spec.table,
+    exists: false,
+    statements: [createTableSql(spec)],
+    refused: [],
+    diff: empty,
+  }));
+}
+
+/** The offsets log of each database, then the sinks' tables. */
+function neededTables(tables: readonly SinkTableSpec[]): TableSpec[] {
+  const databases = [...new Set(tables.map((t) => t.spec.database))];
+  return [...databases.map((db) => offsetsTableSpec(db)), ...tables.map((t) => t.spec)];
 }
