@@ -31,7 +31,8 @@ export const dlq: Command = {
       const targets = Object.entries(r.byTopic).map(([t, n]) => `${n} to ${t}`);
       process.stdout.write(
         `redrove ${r.redriven} dead letter(s)${targets.length ? ` (${targets.join(', ')})` : ''}` +
-          `${r.skipped ? `, skipped ${r.skipped}` : ''}\n`,
+          `${r.skipped ? `, skipped ${r.skipped}` : ''}` +
+          `${r.withoutValue ? ` (${r.withoutValue} without their value: too large to keep; see pipelines.dlq.valueOmitted)` : ''}\n`,
       );
       return 0;
     }

@@ -8,6 +8,7 @@ import { committedOffsets } from '../../pipelines/kafka/offsets.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { produce } from '../../pipelines/loadgen/produce.ts';
 import { DEAD_LETTER_MAX_BYTES } from '../../pipelines/runtime/dead-letter-messages.ts';
+import { redriveDeadLetters } from '../../pipelines/runtime/dead-letters.ts';
 import {
   createTopics,
   ORDER_SCHEMAS,
@@ -97,4 +98,8 @@ test('a 5 MB poison record is dead-lettered without its value; the rest of its b
   expect(out).toHaveLength(good.length);
   const committed = await committedOffsets(conn.kafka, group, topics.ORDERS_TOPIC);
   expect(committed.get(0)).toBe(BigInt(good.length + 3));
+
+  // A redrive sends back what it has, and says what it could not.
+  const r = await redriveDeadLetters(conn.kafka, topics.DLQ_TOPIC, { idleMs: 3000 });
+  expect(r).toMatchObject({ redriven: 2, skipped: 1, withoutValue: 1 });
 });
