@@ -11,7 +11,13 @@ import { parseOptions, usage } from './args.ts';
 
 export const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] [--group id] [--until-caught-up]
        [--metrics host:port | --no-metrics]
-  or: run <topology.yaml> --dry-run --input <events.jsonl> [--tables <rows.jsonl>] [--batch N]`;
+  or: run <topology.yaml> --dry-run --input <events.jsonl> [--tables <rows.jsonl>] [--batch N]
+  --dry-run: no service needed. --input has one event per line (JSON, as the source's Avro schemas read it), or
+    {"value": <event>, "partition": p, "key": k}; blank lines and lines starting with # or // are skipped.
+    --tables has one {"table": "<name>", "row": {...}} per line, loaded before the first event.
+    Prints "<sink id>\t<row>" per output and "dead-letter\t{...}" per dead letter; a line that is not JSON or not
+    an event of the source is a dead letter of its own line, and the run goes on (exit 0; a summary on stderr).
+    --batch N: events per batch (default 1000), as the worker's batches (perBatch emits follow them).`;
 
 export async function runWorker(args: string[]): Promise<number> {
   const { values, positionals } = parseOptions(args, {

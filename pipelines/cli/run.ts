@@ -1,6 +1,8 @@
 // `pipelines run <file>`: the topology as a Kafka worker (see runtime/launch.ts), until SIGTERM or SIGINT.
 // `pipelines run <file> --dry-run --input <events.jsonl>`: the topology on a file of events, no service needed;
-// prints what each sink would receive (JSON lines, prefixed by the sink id) and the dead letters.
+// prints what each sink would receive (JSON lines, prefixed by the sink id) and the dead letters. A line that is
+// not JSON or not an event of the source's schemas is a dead letter of its own line (as the worker would
+// dead-letter a record it cannot decode), and the run goes on; a summary line on stderr counts them.
 import { readFileSync } from 'node:fs';
 import { loadTopology } from '../runtime/load.ts';
 import { InputError, TopologyTestDriver } from '../testing/driver.ts';
@@ -36,26 +38,51 @@ export async function run(args: string[]): Promise<number> {
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw usageError(`--batch: a whole number above 0, not '${values.batch}'`);
   let batch: { value: unknown; partition?: number; key?: unknown }[] = [];
+  let events = 0;
+  let bad = 0;
+  let dead = 0;
   const flushBatch = () => {
-    if (batch.length) print(driver.pipe(batch));
+    if (batch.length) dead += print(driver.pipe(batch));
     batch = [];
   };
-  let lineNo = 0;
-  try {
-    for (const [n, line] of lines(input)) {
-      lineNo = n;
-      const v = parse(input, n, line) as Record<string, unknown>;
-      // A line is an event, or {"value": event, "partition": p, "key": k}.
-      batch.push(v && typeof v === 'object' && 'value' in v ? (v as { value: unknown }) : { value: v });
-      if (batch.length >= batchSize) flushBatch();
+  const badLine = (n: number, errorClass: string, message: string) => {
+    bad++;
+    process.stdout.write(
+      `dead-letter\t${JSON.stringify({ line: `${input}:${n}`, stepId: 'decode', errorClass, message })}\n`,
+    );
+  };
+  for (const [n, line] of lines(input)) {
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (err) {
+      badLine(n, 'NOT_JSON', (err as Error).message);
+      continue;
     }
+    // A line is an event, or {"value": event, "partition": p, "key": k}.
+    const record =
+      v && typeof v === 'object' && 'value' in v ? (v as { value: unknown; partition?: number }) : { value: v };
+    const problems = driver.inputProblems(record.value);
+    if (problems) {
+      badLine(n, 'INPUT_INVALID', problems.join('; '));
+      continue;
+    }
+    events++;
+    batch.push(record);
+    if (batch.length >= batchSize) flushBatch();
+  }
+  try {
     flushBatch();
+    dead += print(driver.flush());
   } catch (err) {
-    // Input problems name the batch that held the line; --batch 1 pins them to one line.
-    if (err instanceof InputError) throw userError(`${input}:${lineNo}: ${err.message}`);
+    // A sink that cannot encode what a step made: the topology's problem, not the input's.
+    if (err instanceof InputError) throw userError(`${file}: ${err.message}`);
     throw err;
   }
-  print(driver.flush());
+  const deadLetters = plan.topology.spec.errors.deadLetter
+    ? `${bad + dead} dead letter(s)`
+    : `${bad + dead} record(s) the worker would stop on (no errors.deadLetter)`;
+  process.stderr.write(`dry run: ${events} event(s) processed, ${bad} bad input line(s), ${deadLetters}\n`);
   return 0;
 }
 
@@ -72,6 +99,7 @@ function lines(file: string): [number, string][] {
     .filter(([, l]) => l !== '' && !l.startsWith('#') && !l.startsWith('//'));
 }
 
+/** A --tables line as JSON; a bad one stops the run (the tables are the run's set-up, not its input). */
 function parse(file: string, n: number, line: string): unknown {
   try {
     return JSON.parse(line);
@@ -80,6 +108,7 @@ function parse(file: string, n: number, line: string): unknown {
   }
 }
 
+/** Prints a batch's outputs and dead letters; returns how many dead letters. */
 function print(result: {
   sinks: Record<string, unknown[]>;
   deadLetters: {
@@ -96,4 +125,5 @@ function print(result: {
       `dead-letter\t${JSON.stringify({ stepId: d.stepId, errorClass: d.errorClass, message: d.message, partition: d.record.partition, offset: String(d.record.offset) })}\n`,
     );
   }
+  return result.deadLetters.length;
 }

@@ -107,6 +107,13 @@ export class TopologyTestDriver {
     };
   }
 
+  /** Why a value would not decode as an input record (no source schema takes it), or undefined when it would. */
+  inputProblems(value: unknown): string[] | undefined {
+    if (this.#schemas.length === 0) return undefined;
+    const m = matchSchema(this.#schemas, value);
+    return 'problems' in m ? m.problems.map((p) => p.message) : undefined;
+  }
+
   /** Everything a sink received so far. */
   output(sinkId: string): unknown[] {
     const out = this.#outputs[sinkId];

@@ -117,7 +117,7 @@ describe('pipelines CLI', () => {
     );
   });
 
-  it('run --dry-run: what each sink would receive; a bad event names its line and field', () => {
+  it('run --dry-run: what each sink would receive', () => {
     const dir = scratch();
     const input = join(dir, 'events.jsonl');
     writeFileSync(
@@ -131,10 +131,34 @@ describe('pipelines CLI', () => {
     expect(lines).toContainEqual(
       expect.stringMatching(/^kafka:orders.status\t\{"key":"o1","value":\{"orderId":"o1","status":"CANCELLED"/),
     );
-    writeFileSync(input, `${JSON.stringify(placed({}, { totalAmount: 'x' }))}\n`);
-    const bad = cli('run', `${TOPOLOGIES}/order-status.yaml`, '--dry-run', '--input', input, '--batch', '1');
-    expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/events\.jsonl:1: .*data\.totalAmount: expected double/);
+  });
+
+  it('run --dry-run forgives bad lines: each a dead letter of its own line number, the rest processed', () => {
+    const input = join(scratch(), 'events.jsonl');
+    const unknownType = { eventId: 'e9', eventType: 'OrderTeleported', timestamp: 1, data: { orderId: 'o9' } };
+    writeFileSync(
+      input,
+      [
+        JSON.stringify(placed({ eventId: 'a' }, { orderId: 'o1' })),
+        JSON.stringify(placed({ eventId: 'b' }, { orderId: 'o2', totalAmount: 'x' })),
+        '{ not json',
+        JSON.stringify(unknownType),
+        JSON.stringify(placed({ eventId: 'c' }, { orderId: 'o3' })),
+      ].join('\n'),
+    );
+    const r = cli('run', `${TOPOLOGIES}/order-status.yaml`, '--dry-run', '--input', input);
+    expect(r.code).toBe(0);
+    const out = r.out.trim().split('\n');
+    const summaries = out.filter((l) => l.startsWith('clickhouse:order_summary\t'));
+    expect(summaries.map((l) => JSON.parse(l.split('\t')[1]!).order_id)).toEqual(['o1', 'o3']);
+    const dead = out.filter((l) => l.startsWith('dead-letter\t')).map((l) => JSON.parse(l.split('\t')[1]!));
+    expect(dead.map((d) => [d.line.replace(/^.*:/, ''), d.errorClass])).toEqual([
+      ['2', 'INPUT_INVALID'],
+      ['3', 'NOT_JSON'],
+      ['4', 'INPUT_INVALID'],
+    ]);
+    expect(dead[0].message).toMatch(/data\.totalAmount: expected double/);
+    expect(r.err).toMatch(/dry run: 2 event\(s\) processed, 3 bad input line\(s\)/);
   });
 
   it('generate --check: the generated files are current', () => {
