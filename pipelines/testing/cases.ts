@@ -104,13 +104,17 @@ export function checkTestFile(file: string): {
   file: string;
   diagnostics: Diagnostic[];
   spec?: z.output<typeof TestFileSchema>;
+  source?: SourceFile;
 } {
   const src = readSource(file);
   if (!(src instanceof SourceFile)) return { file, diagnostics: [src] };
   const diagnostics = [...src.diagnostics, ...(src.diagnostics.length ? [] : validate(TestFileSchema, src.value, src))];
   if (hasErrors(diagnostics)) return { file: src.file, diagnostics };
-  return { file: src.file, diagnostics, spec: TestFileSchema.parse(src.value) };
+  return { file: src.file, diagnostics, spec: TestFileSchema.parse(src.value), source: src };
 }
+
+/** Where a failing expectation is written: `file:line:col` of a path in the test file. */
+export type Locate = (path: ReadonlyArray<string | number>) => string;
 
 export async function runTestFile(file: string): Promise<FileResult> {
   const checked = checkTestFile(file);
@@ -121,17 +125,21 @@ export async function runTestFile(file: string): Promise<FileResult> {
   const loaded = await loadTopology(topologyFile);
   if (!loaded.plan) return { file: src.file, diagnostics: [...diagnostics, ...loaded.diagnostics], cases: [] };
   const cases: CaseResult[] = [];
-  for (const c of spec.cases) {
+  for (const [i, c] of spec.cases.entries()) {
     const started = performance.now();
     // A fresh plan per case: no state leaks from one case to the next.
     const { plan } = await loadTopology(topologyFile);
-    const failures = runCase(new TopologyTestDriver(plan!, { now: c.now ?? 0 }), c);
+    const locate: Locate = (path) => {
+      const p = checked.source!.locate(['cases', i, ...path]);
+      return `${checked.file}:${p.line}:${p.column}`;
+    };
+    const failures = runCase(new TopologyTestDriver(plan!, { now: c.now ?? 0 }), c, locate);
     cases.push({ name: c.name, passed: failures.length === 0, failures, ms: performance.now() - started });
   }
   return { file: src.file, diagnostics, cases };
 }
 
-export function runCase(driver: TopologyTestDriver, c: TestCase): string[] {
+export function runCase(driver: TopologyTestDriver, c: TestCase, locate?: Locate): string[] {
   try {
     for (const [table, rows] of Object.entries(c.tables ?? {})) for (const row of rows) driver.table(table).upsert(row);
     let batch: Parameters<TopologyTestDriver['pipe']>[0] & unknown[] = [];
@@ -161,45 +169,96 @@ export function runCase(driver: TopologyTestDriver, c: TestCase): string[] {
       failures.push(`no sink '${sinkId}' (sinks: ${Object.keys(driver.outputs()).join(', ')})`);
       continue;
     }
-    failures.push(...compareRows(sinkId, expected, actual, c.expect.ordered));
+    failures.push(
+      ...compareRows(sinkId, expected, actual, c.expect.ordered, (j) => locate?.(['expect', 'sinks', sinkId, j])),
+    );
   }
   if (c.expect.deadLetters) {
     const actual = driver
       .deadLetters()
       .map((d) => ({ stepId: d.stepId, errorClass: d.errorClass, message: d.message }));
-    failures.push(...compareRows('dead letters', c.expect.deadLetters, actual, c.expect.ordered));
+    failures.push(
+      ...compareRows('dead letters', c.expect.deadLetters, actual, c.expect.ordered, (j) =>
+        locate?.(['expect', 'deadLetters', j]),
+      ),
+    );
   }
   return failures;
 }
 
+/**
+ * Expected rows against actual ones. A failure shows what came out beside what was expected: the actual rows for a
+ * count that differs, and for an expected row that nothing matches, the closest actual row and how it differs
+ * (and, at the end, the actual rows that matched nothing). `where(j)` locates expected row j in the test file.
+ */
 function compareRows(
   what: string,
   expected: readonly unknown[],
   actual: readonly unknown[],
   ordered: boolean,
+  where: (j: number) => string | undefined = () => undefined,
 ): string[] {
   const out: string[] = [];
+  const at = (j: number) => (where(j) ? `${where(j)}: ` : '');
+  const rows = (list: readonly unknown[]) => list.map((a) => `\n        ${short(a)}`).join('');
   if (expected.length !== actual.length) {
     out.push(
-      `${what}: expected ${expected.length} row(s), got ${actual.length}${actual.length ? `:\n${actual.map((a) => `        ${short(a)}`).join('\n')}` : ''}`,
+      `${at(0)}${what}: expected ${expected.length} row(s), got ${actual.length}` +
+        `${expected.length ? `\n      expected:${rows(expected)}` : ''}` +
+        `${actual.length ? `\n      got:${rows(actual)}` : ''}`,
     );
     return out;
   }
   if (ordered) {
     expected.forEach((e, i) => {
       const diff = mismatch(e, actual[i], '');
-      if (diff) out.push(`${what} row ${i + 1}: ${diff}\n        got ${short(actual[i])}`);
+      if (diff) out.push(`${at(i)}${what} row ${i + 1}: ${diff}\n        got ${short(actual[i])}`);
     });
     return out;
   }
   const left = [...actual];
-  for (const e of expected) {
+  expected.forEach((e, j) => {
     const i = left.findIndex((a) => mismatch(e, a, '') === undefined);
-    if (i < 0) out.push(`${what}: no row matches ${short(e)}`);
-    else left.splice(i, 1);
-  }
+    if (i >= 0) {
+      left.splice(i, 1);
+      return;
+    }
+    const closest = closestRow(e, left);
+    out.push(
+      `${at(j)}${what}: no row matches ${short(e)}` +
+        (closest ? `\n        closest: ${short(closest.row)}\n        differs: ${closest.differs.join('; ')}` : ''),
+    );
+  });
+  if (out.length > 0 && left.length > 0) out.push(`${what}: rows that matched no expected row:${rows(left)}`);
   return out;
 }
+
+/** The actual row with the fewest fields differing from `expected`, and those differences. */
+function closestRow(expected: unknown, candidates: readonly unknown[]) {
+  let best: { row: unknown; differs: string[] } | undefined;
+  for (const row of candidates) {
+    const differs = differences(expected, row, '');
+    if (!best || differs.length < best.differs.length) best = { row, differs };
+  }
+  return best;
+}
+
+/** Every field of `expected` that `actual` does not match, nested objects field by field. */
+function differences(expected: unknown, actual: unknown, at: string): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+  if (actual === MISSING) return [`${at}: missing`];
+  if (!isObject(expected) || !isObject(actual)) {
+    const d = mismatch(expected, actual, at);
+    return d ? [d] : [];
+  }
+  return Object.entries(expected).flatMap(([k, v]) =>
+    k === 'message'
+      ? [mismatch({ [k]: v }, actual, at)].filter((d): d is string => d !== undefined)
+      : differences(v, k in actual ? actual[k] : MISSING, at ? `${at}.${k}` : k),
+  );
+}
+
+const MISSING = Symbol('missing');
 
 /** Undefined when `actual` has every field of `expected` with an equal value (numbers within 1e-9). */
 function mismatch(expected: unknown, actual: unknown, at: string): string | undefined {
