@@ -17,9 +17,9 @@ let scanned: NodeJS.ProcessEnv | undefined;
 
 /** Masks `value` as `replacement` in every later message (the YAML loader passes `${NAME}`). */
 export function keepSecret(value: string, replacement = '***'): void {
-  if (TOO_PLAIN.test(value.trim()) || replacements.get(value) === replacement) return;
+  const known = replacements.get(value);
   // A secret already known under `***` stays `***` (the stronger mask wins).
-  if (replacements.get(value) === '***') return;
+  if (TOO_PLAIN.test(value.trim()) || known === replacement || known === '***') return;
   replacements.set(value, replacement);
   pattern = undefined;
 }

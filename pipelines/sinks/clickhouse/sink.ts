@@ -33,12 +33,15 @@ export class ClickHouseSink implements Sink {
   onAck: (ack: Ack) => void = () => {};
   retries: SinkRetries = unsupervised;
   readonly writer: SinkWriter;
-  #o: ClickHouseSinkOptions;
+  readonly #o: ClickHouseSinkOptions;
   readonly #encode: (row: unknown) => unknown[];
+  /** The one-shot check of the first assignment (cleared once run). */
+  #firstAssignment: (() => Promise<void>) | undefined;
 
   constructor(o: ClickHouseSinkOptions) {
     this.id = o.id;
     this.#o = o;
+    this.#firstAssignment = o.firstAssignment;
     this.#encode = rowEncoder(o.table.columns);
     this.writer = new SinkWriter(o.ch, {
       topology: o.topology,
@@ -94,11 +97,9 @@ export class ClickHouseSink implements Sink {
   async assigned(
     partitions: ReadonlyArray<{ topic: string; partition: number; committed: string | undefined }>,
   ): Promise<ReplayRange[]> {
-    if (this.#o.firstAssignment) {
-      const check = this.#o.firstAssignment;
-      this.#o = { ...this.#o, firstAssignment: undefined };
-      await check();
-    }
+    const check = this.#firstAssignment;
+    this.#firstAssignment = undefined;
+    await check?.();
     const recorded = await readCommittedOffsets(
       this.#o.ch,
       this.#o.topology,

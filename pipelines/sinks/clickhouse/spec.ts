@@ -109,9 +109,7 @@ export const clickhouse = defineSink({
         ...(ctx.tuning.clickhouseMaxRows ? { maxRows: ctx.tuning.clickhouseMaxRows } : {}),
       },
       retry: ctx.retry,
-      ...(clickHouseConfigFromEnv(ctx.env).kind === 'embedded' && !ctx.rebuild
-        ? { firstAssignment: () => aloneInGroup(ctx) }
-        : {}),
+      ...(ch.connection.kind === 'embedded' && !ctx.rebuild ? { firstAssignment: () => aloneInGroup(ctx) } : {}),
     });
     await sink.prepare();
     return sink;
