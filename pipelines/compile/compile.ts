@@ -313,14 +313,10 @@ class TypeFlow {
     });
     const scope = steps.at(-1)?.scopeOut ?? sourceScope;
 
-    // Sinks: each reads the last step, or the step named in `from`.
+    // Sinks: each reads the last step, or the step named in `from`; then those a step declares itself.
     const sinks: CheckedSink[] = [];
-    spec.sinks.forEach((item, i) => {
-      const entry = item as Record<string, unknown>;
-      const kind = Object.keys(entry).find((k) => sinksByKind.has(k))!;
+    const addSink = (kind: string, config: CheckedSink['config'], path: Path) => {
       const sinkSpec = sinksByKind.get(kind)!;
-      const config = entry[kind] as CheckedSink['config'];
-      const path: Path = ['spec', 'sinks', i, kind];
       const id = (config.id as string | undefined) ?? sinkSpec.defaultId(config as never);
       if (ids.has(id)) {
         this.report(
@@ -354,7 +350,19 @@ class TypeFlow {
       if (config.when !== undefined) ctx.expr(config.when, ['when'], { bool: true });
       sinkSpec.check(config as never, ctx, sinkScope);
       sinks.push({ id, kind, spec: sinkSpec, config, path, from, scope: sinkScope });
+    };
+    spec.sinks.forEach((item, i) => {
+      const entry = item as Record<string, unknown>;
+      const kind = Object.keys(entry).find((k) => sinksByKind.has(k))!;
+      addSink(kind, entry[kind] as CheckedSink['config'], ['spec', 'sinks', i, kind]);
     });
+    for (const step of steps) {
+      for (const own of step.spec.sinks?.(step.config as never, step.id) ?? []) {
+        // Parsed by the sink kind's schema, as a sink written under spec.sinks would be.
+        const config = sinksByKind.get(own.kind)!.config.parse(own.config) as CheckedSink['config'];
+        addSink(own.kind, config, [...step.path, step.kind, ...own.at]);
+      }
+    }
 
     this.#lints(used, sinks);
     return {

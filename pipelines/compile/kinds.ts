@@ -10,9 +10,10 @@ import { filter } from '../steps/filter.ts';
 import { fold } from '../steps/fold.ts';
 import { map } from '../steps/map.ts';
 import { moduleStep } from '../steps/module.ts';
+import { saga } from '../steps/saga/spec.ts';
 import type { StepSpec } from '../steps/step.ts';
 
-export const steps = [filter, map, enrich, aggregate, fold, dedupe, moduleStep] as const;
+export const steps = [filter, map, enrich, aggregate, fold, dedupe, saga, moduleStep] as const;
 
 export type StepKind = (typeof steps)[number]['kind'];
 

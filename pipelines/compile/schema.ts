@@ -149,7 +149,10 @@ export const TopologySchema = z
       source: SourceSchema,
       tables: z.record(identifier(), TableSchema).default({}).describe('Lookup tables, loaded from compacted topics.'),
       steps: z.array(StepItem).default([]).describe('The steps, in order.'),
-      sinks: z.array(SinkItem).min(1).describe('Where the results go.'),
+      sinks: z
+        .array(SinkItem)
+        .default([])
+        .describe('Where the results go (a saga step declares the sinks of its own messages).'),
       errors: ErrorsSchema,
       topics: z.record(z.string(), TopicSchema).default({}).describe('Topics this topology owns (created by deploy).'),
       state: StateSchema,

@@ -173,6 +173,8 @@ export class Plan {
   readonly #assigned = new Set<number>();
   readonly #knownCtors = new Set<unknown>([Object, undefined]);
   #watermark = Number.NEGATIVE_INFINITY;
+  /** The wall clock of the batch or tick in hand. */
+  #now = 0;
   #result!: BatchResult;
 
   constructor(checked: CheckedTopology, modules: ReadonlyMap<number, (...a: never[]) => unknown>) {
@@ -199,6 +201,7 @@ export class Plan {
 
     const build = (stepId: string, module?: (...a: never[]) => unknown): BuildContext => ({
       stepId,
+      now: () => this.#now,
       compile: (s) => runtime.compile(s),
       table: (name) => this.tables.view(name),
       file: (rel) => `${checked.dir}/${rel}`,
@@ -235,6 +238,7 @@ export class Plan {
 
   /** Processes one batch of decoded records, in order. `now` is the wall clock (epoch ms) from the caller. */
   process(records: readonly SourceRecord[], now: number): BatchResult {
+    this.#now = now;
     const result = this.#result;
     for (let r = 0; r < records.length; r++) {
       const record = records[r]!;
@@ -259,12 +263,15 @@ export class Plan {
       result.stats.records++;
       this.#deliver('source', vars, { record, time });
     }
-    return this.#advance(now, false);
+    return this.#advance(now, false, records[0]?.partition);
   }
 
-  /** Time moves without records: idle partitions, enrich waits, window closes. */
-  tick(now: number): BatchResult {
-    return this.#advance(now, false);
+  /**
+   * Time moves without records: idle partitions, enrich waits, window closes, and the timers of `partition` (or of
+   * every partition, offline) fall due.
+   */
+  tick(now: number, partition?: number): BatchResult {
+    return this.#advance(now, false, partition);
   }
 
   /** End of input (offline runs, shutdown of a bounded replay): every window closes, waits end. */
@@ -371,7 +378,8 @@ export class Plan {
     return { sinks, deadLetters: [], watermark: this.#watermark, stats: { records: 0, deadLettered: 0, skipped: 0 } };
   }
 
-  #advance(now: number, final: boolean): BatchResult {
+  #advance(now: number, final: boolean, partition?: number): BatchResult {
+    this.#now = now;
     let wm = Number.POSITIVE_INFINITY;
     let any = false;
     for (const [p, max] of this.#partitionMax) {
@@ -388,6 +396,7 @@ export class Plan {
     if (!any) wm = Number.NEGATIVE_INFINITY;
     if (wm > this.#watermark) this.#watermark = wm;
     const time: TimeInfo = { watermark: final ? Number.POSITIVE_INFINITY : this.#watermark, now, final };
+    if (partition !== undefined) time.partition = partition;
     for (const n of this.#nodes) {
       if (!n.processor.advance) continue;
       try {

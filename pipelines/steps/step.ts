@@ -34,6 +34,11 @@ export interface TimeInfo {
   now: number;
   /** End of input (offline runs, shutdown): close every window and stop waiting. */
   final: boolean;
+  /**
+   * The source partition whose batch (or tick) this is, when there is one: a step whose timers emit (a saga)
+   * fires only that partition's, so that what they emit and change is committed with that partition.
+   */
+  partition?: number;
 }
 
 export interface Output {
@@ -102,6 +107,8 @@ export interface TableView {
 
 export interface BuildContext {
   readonly stepId: string;
+  /** The wall clock of the batch or tick being run (epoch ms), as the worker or the test driver gives it. */
+  now(): number;
   compile(source: string): CompiledExpression;
   table(name: string): TableView;
   /** For `module` steps: the loaded function. */
@@ -127,6 +134,11 @@ export interface StepSpec<S extends z.ZodType = z.ZodType> {
   tables?(config: z.output<S>): string[];
   /** The TypeScript file the step runs, if any: loaded before the plan is built, handed over as `module`. */
   moduleFile?(config: z.output<S>): { path: string; export: string; at: RelPath } | undefined;
+  /**
+   * Sinks the step declares in its own config (a saga's commands), added to the topology's sinks and fed by this
+   * step; `at` locates each in the step's config, for diagnostics.
+   */
+  sinks?(config: z.output<S>, stepId: string): Array<{ kind: string; config: Record<string, unknown>; at: RelPath }>;
   /** Type flow: check the config against the input variables; the variables after this step. */
   check(config: z.output<S>, ctx: CheckContext): Scope;
   create(config: z.output<S>, ctx: BuildContext): Processor;

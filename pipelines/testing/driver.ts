@@ -169,7 +169,7 @@ export class TopologyTestDriver {
       for (const row of rows) {
         let out = row;
         if (enc) {
-          const rec = row as { key: unknown; value: unknown };
+          const rec = row as { key: unknown; value: unknown; set?: Record<string, string> };
           const problems: string[] = [];
           if (!enc.isValid(rec.value, { errorHook: (p: string[]) => problems.push(p.join('.')) })) {
             throw new InputError(
@@ -177,7 +177,11 @@ export class TopologyTestDriver {
               problems.map((p) => `field ${p}`),
             );
           }
-          out = { key: rec.key, value: plain(enc.fromBuffer(enc.toBuffer(rec.value))) };
+          out = {
+            key: rec.key,
+            value: plain(enc.fromBuffer(enc.toBuffer(rec.value))),
+            ...(rec.set ? { headers: rec.set } : {}),
+          };
         }
         this.#outputs[id]!.push(plain(out));
       }

@@ -103,8 +103,11 @@ export function matchSchema(
   value: unknown,
   typeField = 'eventType',
 ): { schema: LoadedSchema } | { problems: ValueProblem[] } {
-  for (const s of schemas) if (s.type.isValid(value)) return { schema: s };
   const declared = value && typeof value === 'object' ? (value as Record<string, unknown>)[typeField] : undefined;
+  // The schema the value names first: a record with fewer fields (extra fields are allowed) would take it too.
+  const named = schemas.find((s) => s.shortName === declared);
+  if (named?.type.isValid(value)) return { schema: named };
+  for (const s of schemas) if (s.type.isValid(value)) return { schema: s };
   const likely = schemas.find((s) => s.shortName === declared) ?? schemas[0];
   if (!likely) return { problems: [{ path: '', message: 'no schema to check against' }] };
   const problems: ValueProblem[] = [];

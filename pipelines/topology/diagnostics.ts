@@ -75,7 +75,12 @@ export const catalogue = {
   'ref-unknown-event-type': {
     severity: 'error',
     stage: 'references',
-    summary: 'A `fold` handler names an event type the source schemas do not have.',
+    summary: 'A `fold` handler or a saga names an event type the source schemas do not have.',
+  },
+  'saga-invalid': {
+    severity: 'error',
+    stage: 'references',
+    summary: 'A saga that cannot run as written (a reply type used twice, a message that does not fit its schema).',
   },
   'ref-dead-letter-missing': {
     severity: 'error',

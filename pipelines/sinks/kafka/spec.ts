@@ -34,11 +34,16 @@ export const kafka = defineSink({
       })
       .prefault({})
       .describe('How the value is encoded.'),
+    headers: z
+      .record(z.string().min(1), expression('a header value (converted to a string)'))
+      .optional()
+      .describe('Headers to set on each record, by name (beside the W3C trace context, which is always carried on).'),
     exactlyOnce: z.boolean().default(false).describe('Transactional writes, offsets committed with them.'),
   }),
   examples: [
     { topic: 'orders.enriched', key: 'orderId', value: { format: 'avro', schema: 'schemas/EnrichedOrder.avsc' } },
     { topic: 'orders.status', key: 'orderId', value: { format: 'json' }, exactlyOnce: true },
+    { topic: 'orders.audit', key: 'orderId', value: { format: 'json' }, headers: { 'x-order-status': 'status' } },
   ],
   defaultId: (c) => `kafka:${c.topic}`,
   describe: (c) => `topic ${c.topic}`,
@@ -47,6 +52,7 @@ export const kafka = defineSink({
   rebuildable: false,
   check(c, ctx, scope) {
     if (c.key) ctx.expr(c.key, ['key'], { scope });
+    for (const [name, e] of Object.entries(c.headers ?? {})) ctx.expr(e, ['headers', name], { scope });
     if (c.value.format === 'avro' && !c.value.schema) {
       ctx.report(
         'schema-missing-key',
@@ -79,6 +85,7 @@ export const kafka = defineSink({
   },
   create(c, ctx) {
     const key = c.key ? ctx.compile(c.key) : undefined;
+    const headers = Object.entries(c.headers ?? {}).map(([name, e]) => [name, ctx.compile(e)] as const);
     const schema = c.value.schema ? loadAvsc(ctx.file(c.value.schema)) : undefined;
     const names = (schema?.type as unknown as { fields?: { name: string }[] } | undefined)?.fields?.map((f) => f.name);
     return {
@@ -104,6 +111,13 @@ export const kafka = defineSink({
         };
         // The input's headers ride along so the producer can continue its trace (W3C traceparent).
         if (rc.record.headers) out.headers = rc.record.headers;
+        if (headers.length > 0) {
+          out.set = {};
+          for (const [name, e] of headers) {
+            const v = e.evaluate(vars);
+            if (v !== null && v !== undefined) out.set[name] = String(v);
+          }
+        }
         return out;
       },
     };
@@ -129,7 +143,7 @@ export const kafka = defineSink({
         return {
           key: r.key === null || r.key === undefined ? null : String(r.key),
           value: encodeValue(r.value),
-          headers: childTraceHeaders(r.headers),
+          headers: r.set ? { ...childTraceHeaders(r.headers), ...r.set } : childTraceHeaders(r.headers),
         };
       },
     });
@@ -141,4 +155,6 @@ interface KafkaRow {
   key: unknown;
   value: unknown;
   headers?: Readonly<Headers>;
+  /** The sink's own `headers`, evaluated. */
+  set?: Record<string, string>;
 }
