@@ -290,9 +290,15 @@ export class Plan {
 
   /** Stop tracking a source partition (revoked in a rebalance), so that it no longer holds the watermark back. */
   releasePartition(partition: number): void {
+    for (const n of this.#nodes) n.processor.release?.(partition);
     this.#assigned.delete(partition);
     this.#partitionMax.delete(partition);
     this.#partitionSeen.delete(partition);
+  }
+
+  /** A step has timers: the worker ticks idle partitions (see `tick`). */
+  get ticks(): boolean {
+    return this.#nodes.some((n) => n.processor.timers === true);
   }
 
   get watermark(): number {

@@ -23,6 +23,9 @@ export interface StepResult {
 export interface BatchProcessor {
   /** One batch of one partition; outputs per sink id, in order. */
   process(records: InputRecord[], now: number): StepResult;
+  /** Steps with timers: `tick` lets the wall clock act on one partition's state between its batches. */
+  readonly ticks?: boolean;
+  tick?(now: number, partition: number): StepResult;
   /** Per 'topic/partition', the oldest offset still held by a step: nothing at or past it is committed. */
   heldOffsets?(): Record<string, number | bigint | string>;
   /** The partition was assigned (before its first batch). */

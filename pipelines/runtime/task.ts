@@ -83,6 +83,11 @@ export class PartitionTask {
     return { kind: 'process', segments: this.#segments(msgs) };
   }
 
+  /** The last offset whose effects the state holds: processed here, or restored (undefined: neither yet). */
+  get applied(): bigint | undefined {
+    return this.#next !== undefined ? this.#next - 1n : this.#restored;
+  }
+
   /** The offset after the last record processed (undefined before the first). */
   get next(): bigint | undefined {
     return this.#next;

@@ -56,6 +56,8 @@ export interface WorkerOptions {
   /** Partitions handled at the same time (default 3). */
   concurrency?: number;
   shutdownTimeoutMs?: number;
+  /** How often partitions are ticked when a step has timers (a saga): default 250 ms, the timers' resolution. */
+  tickIntervalMs?: number;
   /** No progress for this long on a partition with records waiting turns the worker unhealthy (default 5 min). */
   stallTimeoutMs?: number;
   log: WorkerLog;
@@ -75,6 +77,9 @@ export class Worker {
   readonly #tasks = new Map<string, PartitionTask>();
   /** Batches being handled (one per partition at most). */
   readonly #inBatch = new Set<Promise<void>>();
+  /** Per partition, the batch or tick in hand: a tick never runs beside its partition's batch. */
+  readonly #lanes = new Map<string, Promise<void>>();
+  #ticker: NodeJS.Timeout | undefined;
   #stopping = false;
   #paused = false;
   #failure: Error | undefined;
@@ -174,15 +179,20 @@ export class Worker {
       eachBatchAutoResolve: true,
       eachBatch: async ({ batch }) => {
         if (this.#stopping || this.#failure) return;
-        const work = this.#handleBatch(batch);
+        const key = tpKey(batch.topic, batch.partition);
+        // After the partition's tick in hand, if any.
+        const tick = this.#lanes.get(key);
+        const work = tick ? tick.then(() => this.#handleBatch(batch)) : this.#handleBatch(batch);
         const settled = work.catch(() => {});
         this.#inBatch.add(settled);
+        this.#lanes.set(key, settled);
         try {
           await work;
         } catch (err) {
           this.#fail(err as Error);
         } finally {
           this.#inBatch.delete(settled);
+          if (this.#lanes.get(key) === settled) this.#lanes.delete(key);
         }
       },
     });
@@ -190,6 +200,40 @@ export class Worker {
     const stallMs = this.#o.stallTimeoutMs ?? 300_000;
     this.#liveness = setInterval(() => this.#checkLiveness(stallMs), Math.min(5000, Math.max(10, stallMs / 4)));
     this.#liveness.unref();
+    if (this.#o.processor.ticks && this.#o.processor.tick) {
+      this.#ticker = setInterval(() => this.#tick(), this.#o.tickIntervalMs ?? 250);
+      this.#ticker.unref();
+    }
+  }
+
+  /**
+   * Timers of partitions between batches: what falls due is delivered as a batch of the partition would be, at
+   * the offset its state already holds (so committed with the same offset again, in its transaction).
+   */
+  #tick(): void {
+    if (this.#stopping || this.#failure) return;
+    const o = this.#o;
+    for (const task of this.#tasks.values()) {
+      const applied = task.applied;
+      if (applied === undefined || this.#lanes.has(task.key)) continue;
+      const result = o.processor.tick!(this.#now(), task.partition);
+      const outputs: Record<string, unknown[]> = {};
+      for (const [id, rows] of Object.entries(result.sinks)) if (rows.length > 0) outputs[id] = rows;
+      const last = applied.toString();
+      const state = o.changelog?.messages(task.partition, last);
+      if (Object.keys(outputs).length === 0 && !state?.length) continue;
+      const range = { topic: task.topic, partition: task.partition, first: last, last };
+      const work = this.#commit.deliver({ task, range, outputs, deadLetters: [], state }).then(() => {
+        this.#commit.afterBatch();
+      });
+      const settled = work.catch((err: Error) => this.#fail(err));
+      this.#lanes.set(task.key, settled);
+      this.#inBatch.add(settled);
+      void settled.finally(() => {
+        this.#lanes.delete(task.key);
+        this.#inBatch.delete(settled);
+      });
+    }
   }
 
   async #handleBatch(batch: FetchedBatch): Promise<void> {
@@ -317,6 +361,7 @@ export class Worker {
     this.#stopping = true;
     this.#commit.stop();
     clearInterval(this.#liveness);
+    clearInterval(this.#ticker);
     const timeout = this.#o.shutdownTimeoutMs ?? 20_000;
     const drain = async () => {
       await Promise.all(this.#inBatch);

@@ -62,6 +62,10 @@ export interface Processor {
   changes?(): Array<[string, unknown]>;
   /** Loads one entry read back from the changelog (null: delete), before any record. */
   load?(key: string, value: unknown): void;
+  /** Acts on the wall clock alone (timers): the worker ticks each partition when no record comes. */
+  readonly timers?: boolean;
+  /** A partition left this worker: forget its state (its next owner restores it from the changelog). */
+  release?(partition: number): void;
   /** Records held back (waiting for a table row): the worker must not commit past them. */
   held?(): Iterable<SourceRecord>;
 }

@@ -186,6 +186,15 @@ export class SagaMachine {
 
   processor(): Processor & { counters(): SagaCounters; instances(): IterableIterator<Instance> } {
     return {
+      timers: true,
+      release: (partition) => {
+        for (const [id, inst] of this.#instances) {
+          if (inst.origin.partition !== partition) continue;
+          this.#instances.delete(id);
+          this.#changed?.delete(id);
+        }
+        this.#due.delete(partition);
+      },
       process: (vars, rc, out) => this.#process(vars, rc, out),
       advance: (time, out) => this.#advance(time, out),
       snapshot: () => Object.fromEntries(this.#instances),
