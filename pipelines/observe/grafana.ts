@@ -411,6 +411,27 @@ const overview = dashboard({
   ],
 });
 
+/** The `$topology` variable: the topologies that export `metric`. */
+function topologyVariable(metric: string): Variable {
+  return {
+    type: 'query',
+    name: 'topology',
+    label: 'Topology',
+    datasource: PROMETHEUS_DATASOURCE,
+    query: {
+      query: `label_values(${metric}, topology)`,
+      refId: 'PrometheusVariableQueryEditor-VariableQuery',
+    },
+    definition: `label_values(${metric}, topology)`,
+    refresh: 2,
+    sort: 1,
+    multi: false,
+    includeAll: false,
+    options: [],
+    hide: 0,
+  };
+}
+
 const T = '{topology="$topology"}';
 const TI = '{instance=~"$instance"}';
 const detail = dashboard({
@@ -420,23 +441,7 @@ const detail = dashboard({
   tags: ['topology'],
   // No `current`: Grafana selects a value when it loads the options (the schema's VariableOption needs text and value).
   variables: [
-    {
-      type: 'query',
-      name: 'topology',
-      label: 'Topology',
-      datasource: PROMETHEUS_DATASOURCE,
-      query: {
-        query: `label_values(${n.recordsIn.name}, topology)`,
-        refId: 'PrometheusVariableQueryEditor-VariableQuery',
-      },
-      definition: `label_values(${n.recordsIn.name}, topology)`,
-      refresh: 2,
-      sort: 1,
-      multi: false,
-      includeAll: false,
-      options: [],
-      hide: 0,
-    },
+    topologyVariable(n.recordsIn.name),
     {
       type: 'query',
       name: 'instance',
@@ -690,9 +695,72 @@ const orders = dashboard({
   ],
 });
 
+const S = (events: string) => `${n.sagaEvents.name}{topology="$topology",event=~"${events}"}`;
+const INFLIGHT = `${n.sagaInstances.name}{topology="$topology",state=~"(running|compensating):.*"}`;
+const sagas = dashboard({
+  uid: 'pipelines-sagas',
+  title: 'Sagas',
+  description:
+    'Saga steps of one topology: instances in flight by step, outcomes, timeouts, retries, compensations, odd replies.',
+  tags: ['sagas'],
+  variables: [topologyVariable(n.sagaEvents.name)],
+  rows: [
+    {
+      title: 'Now',
+      panels: [
+        stat('In flight', 'short', [{ expr: `sum(${INFLIGHT})`, legend: 'in flight' }], {
+          description: 'Saga instances running or compensating, over every worker.',
+        }),
+        stat('Started / s', 'cps', [{ expr: `sum(${rate(S('started'), '')})`, legend: 'started' }]),
+        stat('Compensated (share of ended)', 'percentunit', [
+          {
+            expr: `sum(${rate(S('compensated'), '')}) / clamp_min(sum(${rate(S('completed|compensated|failed'), '')}), 1e-9)`,
+            legend: 'compensated',
+          },
+        ]),
+        stat('Failed to compensate', 'short', [{ expr: `sum(${S('failed')})`, legend: 'failed' }], {
+          description:
+            'Sagas whose compensation failed or timed out, since the workers started: each needs an operator.',
+          thresholds: {
+            mode: 'absolute',
+            steps: [
+              { color: 'green', value: null },
+              { color: 'red', value: 1 },
+            ],
+          },
+        }),
+      ],
+    },
+    {
+      title: 'Flow',
+      panels: [
+        series('Instances by state', 'short', [
+          { expr: `sum by (step, state) (${INFLIGHT})`, legend: '{{step}} {{state}}' },
+        ]),
+        series('Started and ended / s', 'cps', [
+          { expr: `sum by (event) (${rate(S('started|completed|compensated|failed'), '')})`, legend: '{{event}}' },
+        ]),
+        series('Timeouts, retries and compensations / s', 'cps', [
+          { expr: `sum by (event) (${rate(S('timedOut|retried|compensations'), '')})`, legend: '{{event}}' },
+        ]),
+        series(
+          'Replies ignored, undone, unknown / s',
+          'cps',
+          [{ expr: `sum by (event) (${rate(S('duplicates|late|unknown'), '')})`, legend: '{{event}}' }],
+          {
+            description:
+              'duplicates: replies to a step no longer waiting; late: successes after a step was given up (undone); unknown: replies for no saga (dead-lettered).',
+          },
+        ),
+      ],
+    },
+  ],
+});
+
 /** The dashboards, by file name under grafana/dashboards/. */
 export const DASHBOARDS: Record<string, GrafanaDashboard> = {
   'pipelines-overview.json': overview,
   'pipelines-topology.json': detail,
   'order-analytics.json': orders,
+  'pipelines-sagas.json': sagas,
 };

@@ -1,6 +1,7 @@
 // The metrics catalogue: every metric a worker exports is declared here, once (name, type, labels, help,
 // buckets), and fed by one object per topology that implements the worker's events plus per-batch helpers.
-// Labels stay bounded: topology, step, sink, topic, partition, reason; never a key, an order or an offset.
+// Labels stay bounded: topology, step, sink, topic, partition, reason, and a saga's event and state; never a key,
+// an order or an offset.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { WorkerEvents } from './events.ts';
 import { FastHistogram, type HistogramChild } from './histogram.ts';
@@ -193,6 +194,19 @@ export const METRICS = {
     ['topology', 'topic'],
     '1 once a lookup table has read its topic to the end at least once.',
   ),
+  sagaEvents: spec(
+    'counter',
+    'pipelines_saga_events_total',
+    ['topology', 'step', 'event'],
+    'Saga events since the worker started: started, completed, compensated, failed (to compensate), timedOut, ' +
+      'retried, compensations (sent), duplicates (replies ignored), late (successes undone), unknown (dead-lettered).',
+  ),
+  sagaInstances: spec(
+    'gauge',
+    'pipelines_saga_instances',
+    ['topology', 'step', 'state'],
+    'Saga instances this worker holds, by state: running:<step>, compensating:<step>, or an end state (kept for `retain`).',
+  ),
   ready: spec(
     'gauge',
     'pipelines_ready',
@@ -266,6 +280,9 @@ export interface PipelineEvents extends WorkerEvents {
 export interface TopologyMetrics extends PipelineEvents {
   readonly topology: string;
   readiness(): Readiness;
+  /** Where the steps' own counts are read at scrape time (the plan's `observed`). */
+  observeSteps(source: () => StepObservations): void;
+  observed(): StepObservations;
 }
 
 export interface Metrics {
@@ -275,6 +292,8 @@ export interface Metrics {
   /** Readiness over every topology of this process. */
   readiness(): Readiness;
 }
+
+export type StepObservations = Array<{ step: string; counts: Record<string, number>; held: Record<string, number> }>;
 
 interface PartitionState {
   labels: { topology: string; topic: string; partition: string };
@@ -368,6 +387,25 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     tableRows: gauge(M.tableRows),
     tableCatchup: gauge(M.tableCatchupRecords),
     tableCaughtUp: gauge(M.tableCaughtUp),
+    sagaEvents: new Counter({
+      name: M.sagaEvents.name,
+      help: M.sagaEvents.help,
+      labelNames: M.sagaEvents.labels,
+      registers,
+      // The step keeps the counts: set at scrape time (a Counter may only grow, and these only grow).
+      collect(this: Counter<'topology' | 'step' | 'event'>) {
+        this.reset();
+        for (const h of handles.values())
+          for (const s of h.observed())
+            for (const [event, n] of Object.entries(s.counts)) this.inc({ topology: h.topology, step: s.step, event }, n);
+      },
+    }),
+    sagaInstances: gauge(M.sagaInstances, (g) => {
+      g.reset();
+      for (const h of handles.values())
+        for (const s of h.observed())
+          for (const [state, n] of Object.entries(s.held)) g.set({ topology: h.topology, step: s.step, state }, n);
+    }),
     ready: gauge(M.ready, (g) => {
       for (const h of handles.values()) g.set({ topology: h.topology }, h.readiness().ready ? 1 : 0);
     }),
@@ -398,6 +436,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
       m.chInFlight.set({ topology, sink: id }, v);
     };
     let assigned = 0;
+    let observed: () => StepObservations = () => [];
     m.assigned.set(t, 0);
     m.paused.set(t, 0);
 
@@ -595,6 +634,10 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         m.tableCatchup.set(l, Math.max(0, e.behind));
         m.tableCaughtUp.set(l, caughtUp ? 1 : 0);
       },
+      observeSteps(source) {
+        observed = source;
+      },
+      observed: () => observed(),
       readiness() {
         const reasons: string[] = [];
         if (assigned === 0) reasons.push(`${topology}: no partitions assigned`);

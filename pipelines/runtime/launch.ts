@@ -70,6 +70,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   // Without the observe server (--no-metrics) there are no metrics at all: no registry, no event callbacks.
   const metrics = o.metrics ?? (o.observe === false ? undefined : createMetrics());
   const events = metrics?.topology(plan.name);
+  events?.observeSteps(() => plan.observed());
   const registry = registryClient(conns, retry, events, o.log, startup, () => stopping || startup.overdue());
   const cleanups: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {

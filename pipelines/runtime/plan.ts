@@ -296,6 +296,11 @@ export class Plan {
     this.#partitionSeen.delete(partition);
   }
 
+  /** What the steps that observe themselves count and hold (sagas), for the metrics. */
+  observed(): Array<{ step: string; counts: Record<string, number>; held: Record<string, number> }> {
+    return this.#nodes.flatMap((n) => (n.processor.observe ? [{ step: n.id, ...n.processor.observe() }] : []));
+  }
+
   /** A step has timers: the worker ticks idle partitions (see `tick`). */
   get ticks(): boolean {
     return this.#nodes.some((n) => n.processor.timers === true);

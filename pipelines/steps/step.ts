@@ -66,6 +66,11 @@ export interface Processor {
   readonly timers?: boolean;
   /** A partition left this worker: forget its state (its next owner restores it from the changelog). */
   release?(partition: number): void;
+  /**
+   * What the step counts (cumulative, by event) and holds (by state), read when metrics are scraped: bounded
+   * label values only (a saga's events, its steps), never a key.
+   */
+  observe?(): { counts: Record<string, number>; held: Record<string, number> };
   /** Records held back (waiting for a table row): the worker must not commit past them. */
   held?(): Iterable<SourceRecord>;
 }

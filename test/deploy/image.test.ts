@@ -17,7 +17,7 @@ const BROKERS = process.env.PIPELINES_BROKERS || '127.0.0.1:19092';
 const REGISTRY = process.env.PIPELINES_REGISTRY_URL || 'http://127.0.0.1:18081/apis/ccompat/v7';
 const PROMETHEUS = process.env.PIPELINES_PROMETHEUS_URL || 'http://127.0.0.1:19090';
 // Ports the stack's Prometheus scrapes (deploy/local/stack); the in-container workers listen on two of them.
-const PORTS = (process.env.WORKER_METRICS_PORTS || '19100 19101 19102 19103').split(/\s+/).map(Number);
+const PORTS = (process.env.WORKER_METRICS_PORTS || '19100 19101 19102 19103 19104').split(/\s+/).map(Number);
 const MEASURED = join(ROOT, '.local/deploy-measurements.json');
 
 /** The memory limit and NODE_OPTIONS the rendered Deployment gives a topology's worker, as podman options. */

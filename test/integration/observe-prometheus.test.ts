@@ -1,5 +1,5 @@
 // Every dashboard query and every alert rule, run through the real Prometheus of the local stack after it has
-// scraped REAL workers (`pipelines run`, child processes, on the ports it scrapes, 19100-19103) under load:
+// scraped REAL workers (`pipelines run`, child processes, on the ports it scrapes, 19100-19104) under load:
 //   healthy  test/integration/observe-orders.yaml: Avro in, two lookup tables, a module, a window that
 //            dead-letters late lines, Kafka out and ClickHouse out (embedded); live orders, a few poison
 //            records and a few late ones (old event times);
@@ -24,7 +24,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig } from '../../pipelines/kafka/connection.ts';
-import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
+import { applyTopics } from '../../pipelines/kafka/topics.ts';
+import { orderLifecycleStream, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { orderEventEncoder, produce } from '../../pipelines/loadgen/produce.ts';
 import {
   loadDashboards,
@@ -57,7 +58,7 @@ jest.setTimeout(240_000);
 
 const root = resolve(__dirname, '..', '..');
 const prometheus = process.env.PIPELINES_PROMETHEUS_URL ?? 'http://127.0.0.1:19090';
-const PORTS = (process.env.WORKER_METRICS_PORTS ?? '19100 19101 19102 19103').split(/\s+/).map(Number);
+const PORTS = (process.env.WORKER_METRICS_PORTS ?? '19100 19101 19102 19103 19104').split(/\s+/).map(Number);
 const CLICKHOUSE_URL = process.env.PIPELINES_CLICKHOUSE_SERVER_URL ?? 'http://127.0.0.1:18123';
 /** Scrapes (every 5 s) to wait for once every source is up: enough for rate() over $__rate_interval (1m). */
 const SCRAPES = 4;
@@ -118,7 +119,14 @@ async function scraped(url: string, since: number, timeoutMs = 90_000): Promise<
 }
 
 const run = `obs${process.pid % 100000}${Date.now() % 100000}`;
-const names = { healthy: `${run}-healthy`, noisy: `${run}-noisy`, stuck: `${run}-stuck`, chfault: `${run}-chfault` };
+const names = {
+  healthy: `${run}-healthy`,
+  noisy: `${run}-noisy`,
+  stuck: `${run}-stuck`,
+  chfault: `${run}-chfault`,
+  // The topology's own name: the example saga, with its participants failing and losing replies.
+  saga: 'order-fulfilment',
+};
 type Source = keyof typeof names;
 const instances: Partial<Record<Source, string>> = {};
 const workers: WorkerProcess[] = [];
@@ -170,6 +178,64 @@ async function startWorker(source: Source, file: string, topics: TestTopics, env
   return w;
 }
 const taken = new Set<number>();
+
+/**
+ * The example saga under load: orders placed every 250 ms into its inbox, participants that refuse 30% and lose
+ * 10% of their replies, timeouts of 1 s: sagas complete, compensate, time out, retry and see late replies.
+ */
+async function startSaga(): Promise<() => Promise<void>> {
+  const p = `${run}-saga`;
+  const env = {
+    FULFILMENT_TOPIC: `${p}.fulfilment`,
+    COMMANDS_TOPIC: `${p}.commands`,
+    OUTCOMES_TOPIC: `${p}.outcomes`,
+    SAGA_TIMEOUT: '1s',
+    PARTICIPANT_FAILURE_RATE: '0.3',
+    PARTICIPANT_LOSS_RATE: '0.1',
+  };
+  await applyTopics(stack().conn.kafka, [
+    ...[env.FULFILMENT_TOPIC, env.COMMANDS_TOPIC, env.OUTCOMES_TOPIC].map((name) => ({
+      name,
+      partitions: 3,
+      replicas: 1,
+    })),
+    { name: `${p}.dlq`, partitions: 1, replicas: 1 },
+  ]);
+  const participants = spawnWorker(
+    join(root, 'topologies/order-participants.yaml'),
+    { ...env, DLQ_TOPIC: `${p}.dlq` },
+    [],
+    'observe-participants',
+  );
+  workers.push(participants);
+  await startWorker('saga', join(root, 'topologies/order-fulfilment.yaml'), {} as TestTopics, {
+    ...env,
+    DLQ_TOPIC: `${p}.dlq`,
+  });
+  const { conn, codec } = stack();
+  const encode = await orderEventEncoder(codec, env.FULFILMENT_TOPIC);
+  let stopped = false;
+  let tick = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      tick++;
+      const orders = [...orderPlacedStream(20, { seed: tick, startTime: Date.now() })];
+      await produce(
+        conn.kafka,
+        env.FULFILMENT_TOPIC,
+        orders.map((o) => ({
+          key: `${tick}-${o.data.orderId}`,
+          value: encode({ ...o, data: { ...o.data, orderId: `${tick}-${o.data.orderId}` } } as never),
+        })),
+      );
+      await sleep(250);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
 
 /**
  * In the test process, on one port: the ClickHouse sink's writer on the Debian server, instrumented as launch
@@ -275,6 +341,7 @@ beforeAll(async () => {
   await startWorker('healthy', file, healthy, chPath('healthy'));
   await startWorker('noisy', file, noisy, chPath('noisy'));
   await startInProcess(stuck.ORDERS_TOPIC);
+  stops.push(await startSaga());
 
   // Every source is scraped, then the ClickHouse server goes away for real while the writer keeps writing.
   const started = Date.now();
@@ -301,13 +368,18 @@ afterAll(async () => {
 const dashboards = loadDashboards(join(root, 'grafana', 'dashboards'));
 /** The source whose data a query shows: the fault panels read chfault, everything else the healthy worker. */
 const sourceOf = (expr: string): Source =>
-  /pipelines_(retries|clickhouse_insert_errors)_total/.test(expr) ? 'chfault' : 'healthy';
+  /pipelines_saga_/.test(expr)
+    ? 'saga'
+    : /pipelines_(retries|clickhouse_insert_errors)_total/.test(expr)
+      ? 'chfault'
+      : 'healthy';
 
 describe.each(dashboards.map((d) => [d.file, d.dashboard] as const))('%s', (file, d) => {
   test('every variable lists the topology and the worker under test', async () => {
+    const source: Source = file === 'pipelines-sagas.json' ? 'saga' : 'healthy';
     for (const v of promVariables(d)) {
-      const listed = await labelValues(substituteVariables(v.selector, { topology: names.healthy }), v.label);
-      const expected = v.label === 'topology' ? names.healthy : instances.healthy!;
+      const listed = await labelValues(substituteVariables(v.selector, { topology: names[source] }), v.label);
+      const expected = v.label === 'topology' ? names[source] : instances[source]!;
       expect({ variable: v.name, listed: listed.includes(expected) }).toEqual({ variable: v.name, listed: true });
     }
   });

@@ -7,13 +7,13 @@ import { DEFAULT_OBSERVE_PORT, observeAddressFromEnv, startObserveServer } from 
 import { CATALOGUE, createMetrics, METRICS } from '../../pipelines/observe/metrics.ts';
 import { parseExposition, readStatus, renderStatus, statusLine } from '../../pipelines/observe/status.ts';
 
-const ALLOWED_LABELS = new Set(['topology', 'step', 'sink', 'topic', 'partition', 'reason']);
+const ALLOWED_LABELS = new Set(['topology', 'step', 'sink', 'topic', 'partition', 'reason', 'event', 'state']);
 
 describe('catalogue', () => {
   test.each(Object.values(METRICS).map((m) => [m.name, m] as const))('%s follows the naming rules', (_, m) => {
     expect(m.name).toMatch(/^pipelines_[a-z0-9_]+$/);
     if (m.type === 'counter') expect(m.name).toMatch(/_total$/);
-    else expect(m.name).toMatch(/_(seconds|bytes|records|rows|partitions|paused|up|ready|caught_up)$/);
+    else expect(m.name).toMatch(/_(seconds|bytes|records|rows|partitions|paused|up|ready|caught_up|instances)$/);
     for (const l of m.labels) expect(ALLOWED_LABELS.has(l)).toBe(true);
     expect(m.labels[0]).toBe('topology');
     if (m.type === 'histogram') expect(m.buckets?.length).toBeGreaterThan(5);

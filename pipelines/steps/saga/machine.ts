@@ -221,6 +221,19 @@ export class SagaMachine {
       },
       counters: () => this.counters,
       instances: () => this.#instances.values(),
+      observe: () => {
+        const held: Record<string, number> = {};
+        for (const inst of this.#instances.values()) {
+          const where =
+            inst.status === 'running'
+              ? `running:${this.#c.steps[inst.step]!.name}`
+              : inst.status === 'compensating'
+                ? `compensating:${inst.pending[0] ?? ''}`
+                : inst.status;
+          held[where] = (held[where] ?? 0) + 1;
+        }
+        return { counts: { ...this.counters }, held };
+      },
     };
   }
 
