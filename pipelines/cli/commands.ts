@@ -8,6 +8,7 @@ import { generate } from './generate.ts';
 import { graph } from './graph.ts';
 import { replay } from './replay.ts';
 import { run } from './run.ts';
+import { saga } from './saga.ts';
 import { HELP as RUN } from './run-worker.ts';
 import { HELP as STATUS, statusCommand } from './status.ts';
 import { test } from './test.ts';
@@ -49,6 +50,7 @@ export const commands: Record<string, Command> = {
   },
   clickhouse,
   replay,
+  saga,
   deploy: {
     summary: 'render Kubernetes manifests from topologies (render <files…> --out dir [--check])',
     help: `usage: pipelines ${DEPLOY}`,

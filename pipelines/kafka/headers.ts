@@ -32,12 +32,17 @@ function randomHex(bytes: number): string {
  * The trace context for an output record: same trace id and flags as the input, a new span id for this
  * hop (the worker's processing); a fresh trace when the input has none or an invalid one.
  */
+/** A W3C traceparent that starts a new trace (sampled). */
+export function newTraceparent(): string {
+  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+}
+
 export function childTraceHeaders(input: Readonly<Headers> | undefined): Record<string, string> {
   const parent = input ? headerText(input[TRACEPARENT]) : undefined;
   const m = parent ? TRACEPARENT_RE.exec(parent) : null;
   const span = randomHex(8);
   if (!m || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) {
-    return { [TRACEPARENT]: `00-${randomHex(16)}-${span}-01` };
+    return { [TRACEPARENT]: newTraceparent() };
   }
   const out: Record<string, string> = { [TRACEPARENT]: `00-${m[1]}-${span}-${m[3]}` };
   const state = input ? headerText(input[TRACESTATE]) : undefined;

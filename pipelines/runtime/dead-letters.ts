@@ -1,11 +1,11 @@
 // The dead-letter tools: read a dead-letter topic (decoded, with provenance), and redrive its records
 // to the topic they came from, with their original key and headers, exactly once per dead letter
 // (the redrive group's offsets are committed after the records are produced).
-import { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
-import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
+import type { KafkaConnection } from '../kafka/connection.ts';
 import { type DeadLetterProvenance, type Headers, originalHeaders, readDeadLetter } from '../kafka/headers.ts';
-import { endOffsets } from '../kafka/offsets.ts';
+import { kafkaOf, readToEnd } from '../kafka/read.ts';
 
 export interface DeadLetterView {
   partition: number;
@@ -15,70 +15,6 @@ export interface DeadLetterView {
   /** The value decoded with its writer schema, or why it could not be. */
   value: unknown;
   decodeError?: string;
-}
-
-function kafkaOf(conn: KafkaConnection): KafkaJS.Kafka {
-  return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
-}
-
-/**
- * Reads `topic` from `group`'s position (or the beginning) up to its current end, batch by batch.
- * `handle` runs for each batch; `commit` says whether the group's offsets advance.
- */
-async function readToEnd(
-  conn: KafkaConnection,
-  kafka: KafkaJS.Kafka,
-  topic: string,
-  group: string,
-  commit: boolean,
-  handle: (partition: number, messages: KafkaJS.KafkaMessage[]) => Promise<void>,
-  timeoutMs: number,
-): Promise<void> {
-  const ends = await endOffsets(conn, topic);
-  const remaining = new Map([...ends].filter(([, high]) => high > 0n));
-  if (remaining.size === 0) return;
-  const consumer = kafka.consumer({
-    'group.id': group,
-    'enable.auto.commit': false,
-    'auto.offset.reset': 'earliest',
-  } as never);
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic] });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let idle: NodeJS.Timeout;
-      // Partitions the group has already read to the end produce no batch: give up waiting after a quiet spell.
-      const arm = () => {
-        clearTimeout(idle);
-        idle = setTimeout(resolve, timeoutMs);
-      };
-      arm();
-      consumer
-        .run({
-          eachBatch: async ({ batch }) => {
-            arm();
-            const end = ends.get(batch.partition) ?? 0n;
-            const messages = batch.messages.filter((m) => BigInt(m.offset) < end);
-            if (messages.length > 0) {
-              await handle(batch.partition, messages);
-              if (commit) {
-                const next = (BigInt(messages[messages.length - 1]!.offset) + 1n).toString();
-                await consumer.commitOffsets([{ topic, partition: batch.partition, offset: next }]);
-              }
-            }
-            const last = batch.messages[batch.messages.length - 1];
-            if (last && BigInt(last.offset) + 1n >= end) remaining.delete(batch.partition);
-            if (remaining.size === 0) {
-              clearTimeout(idle);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
 }
 
 export async function inspectDeadLetters(

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import type { OrderPlaced } from '../../pipelines/loadgen/orders.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
+import { loadPlan } from '../../pipelines/runtime/load.ts';
+import { sagaTimeline } from '../../pipelines/runtime/saga-timeline.ts';
 import { fails } from '../../topologies/modules/participants.ts';
 import {
   countBy,
@@ -145,6 +147,34 @@ describe('the order fulfilment saga on the real stack', () => {
       (commands[0]!.value as { commandId: string }).commandId,
     );
     expect(await readTopic(t.sagaDlq, { idleMs: 3000 })).toEqual([]);
+
+    // `saga show` of a compensated saga: its state from the changelog, and every hop in time order, one trace.
+    const [id] = [...expected].find(([, e]) => e.commands.ReleaseInventory === 1 && e.commands.RefundPayment === 1)!;
+    const env2 = { ...process.env, ...sagaEnv(t, '60s') };
+    const plan = await loadPlan(SAGA, { env: env2 });
+    const { conn, registry } = stack();
+    const view = await sagaTimeline(conn.kafka, registry, plan, { id, step: 'fulfilment' });
+    expect(view.instance).toMatchObject({
+      id,
+      status: 'compensated',
+      done: ['reserve', 'payment'],
+      undone: ['payment', 'reserve'],
+    });
+    expect(view.timeline.map((e) => `${e.direction} ${e.type}`)).toEqual([
+      'in OrderPlaced',
+      'out ReserveInventory',
+      'in InventoryReserved',
+      'out CapturePayment',
+      'in PaymentCharged',
+      'out RequestShipment',
+      'in ShipmentRejected',
+      'out RefundPayment',
+      'in PaymentRefunded',
+      'out ReleaseInventory',
+      'in InventoryReleased',
+      'out OrderCancelled',
+    ]);
+    expect(new Set(view.timeline.slice(1).map((e) => e.traceId)).size).toBe(1);
   });
 
   it('without replies the timers fire, also for those due while the worker was down, then the saga cancels', async () => {

@@ -1,6 +1,7 @@
 // The saga instances of one step and their transitions. An instance is plain data (it goes to the changelog as it
 // is); a transition computes its messages first and changes the instance only once all of them are made, so that
 // an expression that throws leaves the instance as it was.
+import { newTraceparent } from '../../kafka/headers.ts';
 import type { CompiledExpression } from '../../topology/expressions.ts';
 import {
   type BuildContext,
@@ -302,7 +303,8 @@ export class SagaMachine {
       startedAt: now,
       updatedAt: now,
       origin: { topic: rc.record.topic, partition: rc.record.partition, offset: String(rc.record.offset) },
-      ...(typeof tp === 'string' ? { trace: tp } : Buffer.isBuffer(tp) ? { trace: tp.toString() } : {}),
+      // One trace per saga: the start event's, or a new one (timer messages have no record to continue from).
+      trace: typeof tp === 'string' ? tp : Buffer.isBuffer(tp) ? tp.toString() : newTraceparent(),
     };
     this.#sendStep(inst, 1, rc);
     this.counters.started++;
