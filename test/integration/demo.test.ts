@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
+import { orderLifecycleStream, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
+import { fails } from '../../topologies/modules/participants.ts';
 
 jest.setTimeout(300_000);
 
@@ -44,6 +45,37 @@ test('pipelines demo: order-status and order-analytics run on a generated stream
       /customer_ltv: the top 5 customers by lifetime value\n {2}customer +orders +revenue\n {2}C\d{5}/,
     );
     expect(r.stdout).toContain(`PIPELINES_CLICKHOUSE_PATH=`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pipelines saga demo: every saga ends as the participants decided, and one compensated saga is shown', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pipelines-saga-demo-'));
+  try {
+    const args = ['saga', 'demo', '--orders', '200', '--failure-rate', '0.25', '--loss-rate', '0', '--seed', '3'];
+    const r = spawnSync(process.execPath, ['pipelines/cli/main.ts', ...args], {
+      env: { ...process.env, PIPELINES_DEMO_DIR: dir },
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // The oracle: the participants' decision per saga and command (nothing lost, so no timeout).
+    const expected = new Map<string, number>();
+    for (const o of orderPlacedStream(200, { seed: 3 })) {
+      const id = o.data.orderId;
+      const outcome = fails('3', id, 'ReserveInventory', 0.25)
+        ? 'OrderCancelled: reserve failed: InventoryRejected'
+        : fails('3', id, 'CapturePayment', 0.25)
+          ? 'OrderCancelled: payment failed: PaymentDeclined'
+          : fails('3', id, 'RequestShipment', 0.25)
+            ? 'OrderCancelled: shipment failed: ShipmentRejected'
+            : 'OrderConfirmed';
+      expected.set(outcome, (expected.get(outcome) ?? 0) + 1);
+    }
+    for (const [outcome, n] of expected) expect(r.stdout).toMatch(new RegExp(`^  ${outcome} +${n}$`, 'm'));
+    expect(r.stdout).toMatch(/^saga O\d+ \(order-fulfilment, step fulfilment\): compensated: /m);
+    expect(r.stdout).toMatch(/ out +\S+\.outcomes +\d+@\d+ +OrderCancelled /);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
