@@ -29,7 +29,7 @@ export interface SagaDemoOptions {
 
 export interface SagaDemoResult {
   code: number;
-  topics: { FULFILMENT_TOPIC: string; COMMANDS_TOPIC: string; OUTCOMES_TOPIC: string };
+  topics: { FULFILMENT_TOPIC: string; COMMANDS_TOPIC: string; OUTCOMES_TOPIC: string; SAGA_STATUS_TOPIC: string };
   /** An order whose saga compensated (for `saga show`), if any. */
   compensated?: string;
 }
@@ -53,6 +53,7 @@ export async function runSagaDemo(o: SagaDemoOptions): Promise<SagaDemoResult> {
     FULFILMENT_TOPIC: `${run}.fulfilment`,
     COMMANDS_TOPIC: `${run}.commands`,
     OUTCOMES_TOPIC: `${run}.outcomes`,
+    SAGA_STATUS_TOPIC: `${run}.status`,
   };
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -8,6 +8,7 @@ import type { KafkaConnection } from '../kafka/connection.ts';
 import { type Headers, traceIdOf } from '../kafka/headers.ts';
 import { kafkaOf, readToEnd } from '../kafka/read.ts';
 import { changelogTopic, decodeValue, VERSION_HEADER } from '../state/changelog.ts';
+import type { SagaConfig } from '../steps/saga/config.ts';
 import type { Instance } from '../steps/saga/machine.ts';
 import type { Plan } from './plan.ts';
 
@@ -61,8 +62,14 @@ export async function sagaTimeline(
   const kafka = kafkaOf(conn);
   const decoder = new AvroDecoder({ registry, unknownRecord: 'writer' });
   const inbox = plan.topics.source;
+  // The status records are the instance's state, not hops: left out (the state is read from the changelog).
+  const status = (plan.checked.steps.find((s) => s.id === o.step)?.config as SagaConfig | undefined)?.status?.type;
   const outTopics = [
-    ...new Set(plan.sinks.filter((s) => s.from === o.step).map((s) => (s.config as { topic: string }).topic)),
+    ...new Set(
+      plan.sinks
+        .filter((s) => s.from === o.step && s.id !== `${o.step}:${status}`)
+        .map((s) => (s.config as { topic: string }).topic),
+    ),
   ];
   const group = `pipelines-saga-show-${process.pid}-${Date.now()}`;
   const timeline: TimelineEntry[] = [];
@@ -93,6 +100,7 @@ export async function sagaTimeline(
         } catch {
           value = { eventType: '(not decodable)' };
         }
+        if (value.eventType === status) continue;
         const header = (name: string) => headers?.[name]?.toString();
         const out = header('pipelines.saga.messageId') !== undefined;
         timeline.push({

@@ -111,7 +111,9 @@ export class Worker {
         'js.consumer.max.batch.size': o.maxBatchSize ?? 5000,
         // Bounds what librdkafka prefetches per partition: memory in flight stays bounded.
         'queued.max.messages.kbytes': 16384,
-        ...(o.transactional ? { 'isolation.level': 'read_committed' } : {}),
+        // Always: a source written in transactions (an exactly-once sink, a saga) holds aborted records too, and a
+        // read model must not count them. librdkafka's default is read_committed; said here as a decision.
+        'isolation.level': 'read_committed',
       },
       (code, partitions) => this.#onRebalance(code, partitions),
     );

@@ -161,6 +161,7 @@ async function main() {
     FULFILMENT_TOPIC: `${p}.fulfilment`,
     COMMANDS_TOPIC: `${p}.commands`,
     OUTCOMES_TOPIC: `${p}.outcomes`,
+    SAGA_STATUS_TOPIC: `${p}.status`,
     DLQ_TOPIC: `${p}.dlq`,
     SAGA_TIMEOUT: '10m',
   };

@@ -189,12 +189,13 @@ async function startSaga(): Promise<() => Promise<void>> {
     FULFILMENT_TOPIC: `${p}.fulfilment`,
     COMMANDS_TOPIC: `${p}.commands`,
     OUTCOMES_TOPIC: `${p}.outcomes`,
+    SAGA_STATUS_TOPIC: `${p}.status`,
     SAGA_TIMEOUT: '1s',
     PARTICIPANT_FAILURE_RATE: '0.3',
     PARTICIPANT_LOSS_RATE: '0.1',
   };
   await applyTopics(stack().conn.kafka, [
-    ...[env.FULFILMENT_TOPIC, env.COMMANDS_TOPIC, env.OUTCOMES_TOPIC].map((name) => ({
+    ...[env.FULFILMENT_TOPIC, env.COMMANDS_TOPIC, env.OUTCOMES_TOPIC, env.SAGA_STATUS_TOPIC].map((name) => ({
       name,
       partitions: 3,
       replicas: 1,

@@ -4,12 +4,15 @@
 // compensation visible exactly once to a read_committed consumer. A second test stops the participants: the
 // timeouts fire (after a restart too, for timers that fell due while the worker was down), retry, and cancel.
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import type { OrderPlaced } from '../../pipelines/loadgen/orders.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { loadPlan } from '../../pipelines/runtime/load.ts';
 import { sagaTimeline } from '../../pipelines/runtime/saga-timeline.ts';
+import { withClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
 import { fails } from '../../topologies/modules/participants.ts';
 import {
   countBy,
@@ -18,6 +21,7 @@ import {
   produceOrders,
   type ReadRecord,
   readTopic,
+  recordsIn,
   spawnWorker,
   stack,
   stopWorkers,
@@ -30,11 +34,13 @@ afterEach(stopWorkers);
 
 const SAGA = 'topologies/order-fulfilment.yaml';
 const PARTICIPANTS = 'topologies/order-participants.yaml';
+const STATUS = 'topologies/order-saga-status.yaml';
 
 interface Topics {
   FULFILMENT_TOPIC: string;
   COMMANDS_TOPIC: string;
   OUTCOMES_TOPIC: string;
+  SAGA_STATUS_TOPIC: string;
 }
 
 async function sagaTopics(name: string): Promise<Topics & { sagaDlq: string; participantsDlq: string }> {
@@ -43,6 +49,7 @@ async function sagaTopics(name: string): Promise<Topics & { sagaDlq: string; par
     FULFILMENT_TOPIC: `${p}.fulfilment`,
     COMMANDS_TOPIC: `${p}.commands`,
     OUTCOMES_TOPIC: `${p}.outcomes`,
+    SAGA_STATUS_TOPIC: `${p}.status`,
     sagaDlq: `${p}.fulfilment.dlq`,
     participantsDlq: `${p}.commands.dlq`,
   };
@@ -59,8 +66,15 @@ async function placeOrders(inbox: string, orders: OrderPlaced[]): Promise<void> 
 }
 
 function sagaEnv(t: Topics & { sagaDlq: string }, timeout: string): Record<string, string> {
-  const { FULFILMENT_TOPIC, COMMANDS_TOPIC, OUTCOMES_TOPIC } = t;
-  return { FULFILMENT_TOPIC, COMMANDS_TOPIC, OUTCOMES_TOPIC, DLQ_TOPIC: t.sagaDlq, SAGA_TIMEOUT: timeout };
+  const { FULFILMENT_TOPIC, COMMANDS_TOPIC, OUTCOMES_TOPIC, SAGA_STATUS_TOPIC } = t;
+  return {
+    FULFILMENT_TOPIC,
+    COMMANDS_TOPIC,
+    OUTCOMES_TOPIC,
+    SAGA_STATUS_TOPIC,
+    DLQ_TOPIC: t.sagaDlq,
+    SAGA_TIMEOUT: timeout,
+  };
 }
 
 const typeOf = (r: ReadRecord) =>
@@ -175,6 +189,39 @@ describe('the order fulfilment saga on the real stack', () => {
       'out OrderCancelled',
     ]);
     expect(new Set(view.timeline.slice(1).map((e) => e.traceId)).size).toBe(1);
+
+    // The read model (CQRS): order-saga-status projects the status records into ClickHouse, one row per saga.
+    const chdb = mkdtempSync(join(tmpdir(), 'saga-status-'));
+    try {
+      // Not --until-caught-up: a topic written in transactions ends with a commit marker that no record fills,
+      // so the committed offset stays one short of the end (see the note of this change). Read it when settled.
+      const changes = (await readTopic(t.SAGA_STATUS_TOPIC, { idleMs: 3000 })).length;
+      const port = await freePort();
+      const projection = spawnWorker(
+        STATUS,
+        { SAGA_STATUS_TOPIC: t.SAGA_STATUS_TOPIC, DLQ_TOPIC: t.sagaDlq, PIPELINES_CLICKHOUSE_PATH: chdb },
+        ['--group', `${t.SAGA_STATUS_TOPIC}-projection`, '--metrics', String(port)],
+        'saga-status',
+      );
+      const deadline = Date.now() + 120_000;
+      while ((await recordsIn(port)) < changes && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      // SIGTERM flushes the sink and commits before the worker leaves.
+      projection.child.kill('SIGTERM');
+      expect(await projection.exited).toBe(0);
+      const rows = await withClickHouse({ kind: 'embedded', path: chdb }, async (ch) =>
+        (
+          await ch.client.query({ query: 'SELECT saga_id, status FROM saga_instances FINAL', format: 'JSONEachRow' })
+        ).json<{ saga_id: string; status: string }>(),
+      );
+      expect(rows).toHaveLength(ORDERS);
+      const status = new Map(rows.map((r) => [r.saga_id, r.status]));
+      const off = [...expected].filter(
+        ([id, e]) => status.get(id) !== (e.outcome === 'OrderConfirmed' ? 'completed' : 'compensated'),
+      );
+      expect(off.slice(0, 5)).toEqual([]);
+    } finally {
+      rmSync(chdb, { recursive: true, force: true });
+    }
   });
 
   it('without replies the timers fire, also for those due while the worker was down, then the saga cancels', async () => {

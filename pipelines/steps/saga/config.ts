@@ -89,6 +89,11 @@ export const sagaConfig = z.strictObject({
   completed: ending('Event sent when every step succeeded.'),
   compensated: ending('Event sent when the compensations of a failed saga are done.'),
   failed: ending('Event sent when a compensation failed (an operator must step in).'),
+  status: ending(
+    'Record sent on every change of an instance (keyed by the saga id: a compacted topic of the current state of ' +
+      'each saga, for a read model): `status`, `sagaStep` (the step waited for, or the end state), `attempt`, ' +
+      '`reason`, `startedAt` and `timestamp` are filled in, `data` as for any message.',
+  ),
   retain: duration()
     .prefault('24h')
     .describe('How long an ended instance is remembered: a duplicate start or a late reply is recognised.'),

@@ -180,7 +180,7 @@ export class SagaMachine {
       add(action.compensate?.success ?? {}, 'success', true);
       add(action.compensate?.failure ?? {}, 'failure', true);
     }
-    for (const m of [c.completed, c.compensated, c.failed]) if (m) compileData(m);
+    for (const m of [c.completed, c.compensated, c.failed, c.status]) if (m) compileData(m);
     // Fields that only replies set start as null (expressions may read them before).
     for (const r of this.#replies.values()) for (const [f] of r.updates) this.#fields.add(f);
   }
@@ -275,6 +275,11 @@ export class SagaMachine {
     const next = step(id, this.#instances.get(id));
     if (!next) return;
     next.updatedAt = this.#now();
+    if (this.#c.status) {
+      const time = next.updatedAt;
+      const rc = this.#outbox[0]?.[1] ?? { record: this.#originRecord(next, time), time };
+      this.#message(next, 'status', this.#c.status, this.#waitingFor(next), next.attempt, rc);
+    }
     this.#instances.set(id, next);
     this.#changed?.add(id);
     this.#schedule(next);
@@ -476,6 +481,13 @@ export class SagaMachine {
     return this.#end(inst, 'failed', rc);
   }
 
+  /** What an instance waits for: its step (running), the compensation in hand, or its end state. */
+  #waitingFor(inst: Instance): string {
+    if (inst.status === 'running') return this.#c.steps[inst.step]!.name;
+    if (inst.status === 'compensating') return `undo ${inst.pending[0] ?? inst.undo[0] ?? ''}`;
+    return inst.status;
+  }
+
   #schedule(inst: Instance): void {
     if (inst.deadline === null) return;
     const p = inst.origin.partition;
@@ -498,18 +510,20 @@ export class SagaMachine {
   /** Makes one message; it is emitted when the transition completes. */
   #message(
     inst: Instance,
-    kind: 'command' | 'compensation' | 'end',
+    kind: 'command' | 'compensation' | 'end' | 'status',
     m: Message,
     step: string,
     attempt: number,
     rc: RecordContext,
   ) {
     const id =
-      kind === 'end'
-        ? `${inst.id}:${step}`
-        : kind === 'compensation'
-          ? `${inst.id}:${step}:undo:${attempt}`
-          : `${inst.id}:${step}:${attempt}`;
+      kind === 'status'
+        ? `${inst.id}:${inst.status}:${step}:${attempt}`
+        : kind === 'end'
+          ? `${inst.id}:${step}`
+          : kind === 'compensation'
+            ? `${inst.id}:${step}:undo:${attempt}`
+            : `${inst.id}:${step}:${attempt}`;
     const scope = { state: inst.state, saga: { ...this.#sagaVars(inst, step), attempt } };
     const data: Vars = {};
     for (const [f, e] of this.#data.get(m)!) data[f] = e.evaluate(scope);
@@ -528,6 +542,7 @@ export class SagaMachine {
         timestamp: this.#now(),
         status: inst.status,
         reason: inst.reason,
+        startedAt: inst.startedAt,
         data,
       },
       { record, time: rc.time },

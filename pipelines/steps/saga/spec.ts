@@ -197,6 +197,7 @@ const MESSAGE_SCOPE: Scope = {
   timestamp: DOUBLE,
   status: STRING,
   reason: nullable(STRING),
+  startedAt: DOUBLE,
   data: DYN,
 };
 
@@ -211,7 +212,7 @@ function messagesOf(c: SagaConfig): Array<{ msg: Message; at: RelPath }> {
       if (a.compensate) out.push({ msg: a.compensate, at: [...a.at, 'compensate'] });
     }
   });
-  for (const end of ['completed', 'compensated', 'failed'] as const) {
+  for (const end of ['completed', 'compensated', 'failed', 'status'] as const) {
     const m = c[end];
     if (m) out.push({ msg: m, at: [end] });
   }
