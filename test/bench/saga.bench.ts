@@ -7,15 +7,14 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { subjectName } from '../../pipelines/codec/subjects.ts';
-import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { orderEventEncoder, produce } from '../../pipelines/loadgen/produce.ts';
 import { launchWorker } from '../../pipelines/runtime/launch.ts';
 import { loadPlan } from '../../pipelines/runtime/load.ts';
 import { stack } from '../integration/harness.ts';
+import { bareConsumer, counter } from './baseline.ts';
 
 const SAGA = 'topologies/order-fulfilment.yaml';
 const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
@@ -28,42 +27,9 @@ interface RunResult {
   maxRssMb: number;
 }
 
-function counter(total: number) {
-  let seen = 0;
-  let first = 0;
-  let resolve!: (r: { records: number; ms: number }) => void;
-  const done = new Promise<{ records: number; ms: number }>((r) => {
-    resolve = r;
-  });
-  return {
-    done,
-    add(n: number) {
-      if (seen === 0) first = performance.now();
-      seen += n;
-      if (seen >= total) resolve({ records: seen, ms: performance.now() - first });
-    },
-  };
-}
-
 async function child(mode: 'bare' | 'worker', env: Record<string, string>, total: number) {
   const c = counter(total);
-  const conn = connectionsFrom(process.env).kafka;
-  if (mode === 'bare') {
-    const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
-    const consumer = kafka.consumer({
-      'group.id': `bench-bare-${Date.now()}`,
-      'auto.offset.reset': 'earliest',
-      'enable.auto.commit': false,
-      'js.consumer.max.batch.size': 5000,
-      'queued.max.messages.kbytes': 16384,
-    } as never);
-    await consumer.connect();
-    await consumer.subscribe({ topics: [env.FULFILMENT_TOPIC!] });
-    void consumer.run({ eachBatch: async ({ batch }) => c.add(batch.messages.length) });
-    const r = await c.done;
-    await consumer.disconnect();
-    return r;
-  }
+  if (mode === 'bare') return bareConsumer(env.FULFILMENT_TOPIC!, total);
   Object.assign(process.env, env);
   const running = await launchWorker({
     file: SAGA,

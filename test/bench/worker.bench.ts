@@ -7,8 +7,6 @@
 //   node test/bench/worker.bench.ts [orders=100000] [rounds=3] [forward|windows]
 // Prints per-run rates and peak RSS, then medians with min..max and the ratio worker/bare.
 import { spawnSync } from 'node:child_process';
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { launchWorker } from '../../pipelines/runtime/launch.ts';
 import {
@@ -19,6 +17,7 @@ import {
   testTopics,
   writeFixture,
 } from '../integration/harness.ts';
+import { bareConsumer, counter } from './baseline.ts';
 
 interface RunResult {
   records: number;
@@ -28,24 +27,6 @@ interface RunResult {
 }
 
 const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
-
-/** Counts records from the first batch to the last; resolves when `total` have been seen. */
-function counter(total: number) {
-  let seen = 0;
-  let first = 0;
-  let resolve!: (r: { records: number; ms: number }) => void;
-  const done = new Promise<{ records: number; ms: number }>((r) => {
-    resolve = r;
-  });
-  return {
-    done,
-    add(n: number) {
-      if (seen === 0) first = performance.now();
-      seen += n;
-      if (seen >= total) resolve({ records: seen, ms: performance.now() - first });
-    },
-  };
-}
 
 const WINDOWS = `apiVersion: pipelines/v1
 kind: Topology
@@ -77,23 +58,7 @@ function topologyFile(workload: string): string {
 
 async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>, file: string) {
   const c = counter(total);
-  const conn = connectionsFrom(process.env).kafka;
-  if (mode === 'bare') {
-    const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
-    const consumer = kafka.consumer({
-      'group.id': `bench-bare-${Date.now()}`,
-      'auto.offset.reset': 'earliest',
-      'enable.auto.commit': false,
-      'js.consumer.max.batch.size': 5000,
-      'queued.max.messages.kbytes': 16384,
-    } as never);
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic] });
-    void consumer.run({ eachBatch: async ({ batch }) => c.add(batch.messages.length) });
-    const r = await c.done;
-    await consumer.disconnect();
-    return r;
-  }
+  if (mode === 'bare') return bareConsumer(topic, total);
   Object.assign(process.env, env);
   const running = await launchWorker({
     file,
