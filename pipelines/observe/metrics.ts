@@ -397,7 +397,8 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         this.reset();
         for (const h of handles.values())
           for (const s of h.observed())
-            for (const [event, n] of Object.entries(s.counts)) this.inc({ topology: h.topology, step: s.step, event }, n);
+            for (const [event, n] of Object.entries(s.counts))
+              this.inc({ topology: h.topology, step: s.step, event }, n);
       },
     }),
     sagaInstances: gauge(M.sagaInstances, (g) => {
