@@ -224,6 +224,81 @@ describe('the order fulfilment saga on the real stack', () => {
     }
   });
 
+  it('lost replies and timeouts, kill -9: each saga ends once; what participants did is undone exactly once', async () => {
+    const ORDERS = 1000;
+    const t = await sagaTopics('saga-lossy');
+    const orders = [...orderPlacedStream(ORDERS, { seed: 13 })];
+    await placeOrders(t.FULFILMENT_TOPIC, orders);
+    const participants = spawnWorker(
+      PARTICIPANTS,
+      {
+        COMMANDS_TOPIC: t.COMMANDS_TOPIC,
+        FULFILMENT_TOPIC: t.FULFILMENT_TOPIC,
+        DLQ_TOPIC: t.participantsDlq,
+        PARTICIPANT_SEED: '5',
+        PARTICIPANT_FAILURE_RATE: '0.15',
+        PARTICIPANT_LOSS_RATE: '0.25',
+      },
+      [],
+      'saga-lossy-participants',
+    );
+    const env = sagaEnv(t, '1s');
+    const first = await freePort();
+    const w = spawnWorker(SAGA, env, ['--metrics', String(first)], 'saga-lossy');
+    await killWhenRead(w, first, 1500);
+    await w.exited;
+    const port = await freePort();
+    const last = spawnWorker(SAGA, env, ['--metrics', String(port)], 'saga-lossy-last');
+    const outcomes = await readTopic(t.OUTCOMES_TOPIC, { expect: ORDERS, idleMs: 60_000 });
+    // Replies can still come in for sagas that ended (a success after its step was given up): let the saga read
+    // its inbox to the end, then stop everything and look.
+    participants.child.kill('SIGTERM');
+    await participants.exited;
+    const inbox = await readTopic(t.FULFILMENT_TOPIC, { idleMs: 3000 });
+    const deadline = Date.now() + 60_000;
+    while ((await recordsIn(port)) < inbox.length - 1500 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 3000));
+    last.child.kill('SIGTERM');
+    await last.exited;
+
+    expect(outcomes).toHaveLength(ORDERS);
+    expect(new Set(outcomes.map((r) => r.key)).size).toBe(ORDERS);
+    const outcome = new Map(outcomes.map((r) => [r.key!, typeOf(r)]));
+    // What the saga was told the participants did: the success replies on its inbox, per saga and step.
+    const STEP_OF: Record<string, string> = {
+      InventoryReserved: 'reserve',
+      PaymentCharged: 'payment',
+      ShipmentScheduled: 'shipment',
+    };
+    const did = new Set(inbox.filter((r) => STEP_OF[typeOf(r)]).map((r) => `${r.key}|${STEP_OF[typeOf(r)]}`));
+    const commands = await readTopic(t.COMMANDS_TOPIC, { idleMs: 5000 });
+    const ids = countBy(commands, (r) => (r.value as { commandId: string }).commandId);
+    expect([...ids].filter(([, n]) => n > 1)).toEqual([]);
+    const undone = countBy(
+      commands.filter((r) => /:undo:1$/.test((r.value as { commandId: string }).commandId)),
+      (r) => `${r.key}|${(r.value as { commandId: string }).commandId.split(':')[1]}`,
+    );
+    const wrong: string[] = [];
+    for (const o of orders) {
+      const id = o.data.orderId;
+      const completed = outcome.get(id) === 'OrderConfirmed';
+      for (const step of ['reserve', 'payment']) {
+        const expectedUndo = !completed && did.has(`${id}|${step}`) ? 1 : 0;
+        const got = undone.get(`${id}|${step}`) ?? 0;
+        if (got !== expectedUndo) wrong.push(`${id} ${step}: undone ${got} time(s), expected ${expectedUndo}`);
+      }
+      if (completed && !['reserve', 'payment', 'shipment'].every((s) => did.has(`${id}|${s}`)))
+        wrong.push(`${id}: confirmed without every success reply`);
+    }
+    expect(wrong.slice(0, 5)).toEqual([]);
+    // The losses did their work: commands were sent again, and some sagas gave a step up on its timeout.
+    expect(commands.some((r) => (r.value as { attempt: number }).attempt > 1)).toBe(true);
+    expect(outcomes.some((r) => /timed out/.test(String((r.value as { data: { reason?: string } }).data.reason)))).toBe(
+      true,
+    );
+  });
+
   it('without replies the timers fire, also for those due while the worker was down, then the saga cancels', async () => {
     const ORDERS = 60;
     const t = await sagaTopics('saga-timers');
