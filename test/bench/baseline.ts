@@ -2,6 +2,7 @@
 // the same client that only counts (the ceiling of any worker on that topic, in the same run).
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
+import { launchWorker } from '../../pipelines/runtime/launch.ts';
 
 /** Counts records from the first batch to the last; resolves when `total` have been seen. */
 export function counter(total: number) {
@@ -38,5 +39,23 @@ export async function bareConsumer(topic: string, total: number): Promise<{ reco
   void consumer.run({ eachBatch: async ({ batch }) => c.add(batch.messages.length) });
   const r = await c.done;
   await consumer.disconnect();
+  return r;
+}
+
+const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
+
+/** The topology `file` as a worker in this process (a fresh group, `env` set), until it has read `total` records. */
+export async function workerRun(file: string, group: string, env: Record<string, string>, total: number) {
+  const c = counter(total);
+  Object.assign(process.env, env);
+  const running = await launchWorker({
+    file,
+    flags: { group: `${group}-${Date.now()}` },
+    log: quiet,
+    observe: false,
+    onBatch: (e) => c.add(e.records),
+  });
+  const r = await c.done;
+  await running.stop();
   return r;
 }

@@ -11,14 +11,11 @@ import { subjectName } from '../../pipelines/codec/subjects.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { orderEventEncoder, produce } from '../../pipelines/loadgen/produce.ts';
-import { launchWorker } from '../../pipelines/runtime/launch.ts';
 import { loadPlan } from '../../pipelines/runtime/load.ts';
 import { stack } from '../integration/harness.ts';
-import { bareConsumer, counter } from './baseline.ts';
+import { bareConsumer, workerRun } from './baseline.ts';
 
 const SAGA = 'topologies/order-fulfilment.yaml';
-const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
-
 interface RunResult {
   records: number;
   ms: number;
@@ -28,19 +25,8 @@ interface RunResult {
 }
 
 async function child(mode: 'bare' | 'worker', env: Record<string, string>, total: number) {
-  const c = counter(total);
   if (mode === 'bare') return bareConsumer(env.FULFILMENT_TOPIC!, total);
-  Object.assign(process.env, env);
-  const running = await launchWorker({
-    file: SAGA,
-    flags: { group: `bench-saga-${Date.now()}` },
-    log: quiet,
-    observe: false,
-    onBatch: (e) => c.add(e.records),
-  });
-  const r = await c.done;
-  await running.stop();
-  return r;
+  return workerRun(SAGA, 'bench-saga', env, total);
 }
 
 /** Heap per in-flight saga: 100k OrderPlaced through the plan (no replies), heap after GC before and after. */

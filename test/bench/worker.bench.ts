@@ -8,7 +8,6 @@
 // Prints per-run rates and peak RSS, then medians with min..max and the ratio worker/bare.
 import { spawnSync } from 'node:child_process';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
-import { launchWorker } from '../../pipelines/runtime/launch.ts';
 import {
   createTopics,
   ORDER_SCHEMAS,
@@ -17,7 +16,7 @@ import {
   testTopics,
   writeFixture,
 } from '../integration/harness.ts';
-import { bareConsumer, counter } from './baseline.ts';
+import { bareConsumer, workerRun } from './baseline.ts';
 
 interface RunResult {
   records: number;
@@ -25,8 +24,6 @@ interface RunResult {
   rate: number;
   maxRssMb: number;
 }
-
-const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
 
 const WINDOWS = `apiVersion: pipelines/v1
 kind: Topology
@@ -57,19 +54,8 @@ function topologyFile(workload: string): string {
 }
 
 async function child(mode: 'bare' | 'worker', topic: string, total: number, env: Record<string, string>, file: string) {
-  const c = counter(total);
   if (mode === 'bare') return bareConsumer(topic, total);
-  Object.assign(process.env, env);
-  const running = await launchWorker({
-    file,
-    flags: { group: `bench-worker-${Date.now()}` },
-    log: quiet,
-    observe: false,
-    onBatch: (e) => c.add(e.records),
-  });
-  const r = await c.done;
-  await running.stop();
-  return r;
+  return workerRun(file, 'bench-worker', env, total);
 }
 
 async function main() {
