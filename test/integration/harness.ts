@@ -53,12 +53,32 @@ export interface WorkerProcess {
   log: string;
 }
 
-const running = new Set<ChildProcess>();
+const running = new Map<ChildProcess, string>();
 
-/** Kills workers a test left behind (after a failure), so that jest can exit. */
+/**
+ * Kills workers a test left behind (after a failure), so that jest can exit. What each was doing goes to the test's
+ * output: CI keeps only that, not the logs.
+ */
 export async function stopWorkers(): Promise<void> {
-  for (const child of running) child.kill('SIGKILL');
+  for (const [child, log] of running) {
+    child.kill('SIGKILL');
+    console.log(`worker still running at the end of the test (${log}), its last log lines:\n${logTail(log)}`);
+  }
   running.clear();
+}
+
+/** The worker's last structured log lines (librdkafka's own lines left out), shortened. */
+function logTail(file: string, lines = 25): string {
+  if (!existsSync(file)) return '(no log)';
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{"level"'))
+    .slice(-lines)
+    .map((l) => {
+      const r = JSON.parse(l) as { time?: string; level?: number; msg?: string; err?: string };
+      return `  ${r.time} ${r.level} ${r.msg}${r.err ? `: ${r.err.slice(0, 300)}` : ''}`;
+    })
+    .join('\n');
 }
 
 /** `pipelines run <file>` as a child process, with the test's topics in its environment. */
@@ -78,7 +98,7 @@ export function spawnWorker(
   });
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
-  running.add(child);
+  running.set(child, log);
   const exited = new Promise<number | null>((resolve) =>
     child.on('exit', (code, signal) => {
       if (signal) out.write(`\n[harness] worker ended by ${signal}\n`);
