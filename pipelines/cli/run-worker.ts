@@ -1,7 +1,7 @@
 // `pipelines run <file>` on Kafka: starts the worker, stops it cleanly on SIGTERM/SIGINT (a second signal
 // exits at once), or by itself with --until-caught-up once it has processed everything the topic held at start.
 import { connectionsFrom } from '../kafka/connection.ts';
-import { caughtUp, endOffsets } from '../kafka/offsets.ts';
+import { caughtUp, endOffsets, partitionsWithRecords } from '../kafka/offsets.ts';
 import { observeAddressFromEnv } from '../observe/http.ts';
 import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
@@ -67,6 +67,7 @@ export async function runWorker(args: string[]): Promise<number> {
     const conn = connectionsFrom(process.env, flags).kafka;
     const topic = running.plan.topology.spec.source.topic;
     let ends: Map<number, bigint> | undefined;
+    let previous: Map<number, bigint> | undefined;
     let checking = false;
     timers.push(
       setInterval(() => {
@@ -88,7 +89,15 @@ export async function runWorker(args: string[]): Promise<number> {
             'the committed offsets did not come within 10 s',
           );
           const committed = new Map(at.map((c) => [c.partition, BigInt(c.offset ?? -1)]));
-          if (caughtUp(committed, ends)) void stop('caught up');
+          const still = committed.size === previous?.size && [...committed].every(([p, o]) => previous?.get(p) === o);
+          previous = committed;
+          if (caughtUp(committed, ends)) return void stop('caught up');
+          // Short of the end and not moving: what is left may be transaction markers only (a topic written exactly
+          // once), which no commit covers.
+          if (!still) return;
+          const from = new Map([...committed].map(([p, o]) => [p, o < 0n ? 0n : o]));
+          for (const p of ends.keys()) if (!from.has(p)) from.set(p, 0n);
+          if ((await partitionsWithRecords(conn, topic, from, ends)).size === 0) void stop('caught up');
         })()
           .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed, trying again'))
           .finally(() => {

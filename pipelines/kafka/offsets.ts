@@ -1,6 +1,7 @@
 // Offsets seen from outside a consumer: a topic's end offsets and a group's committed ones, and whether a group
 // has caught up with what a topic held at some moment (replays, --until-caught-up, progress displays, tests).
-import { KafkaJS } from '@confluentinc/kafka-javascript';
+import rdkafka, { KafkaJS } from '@confluentinc/kafka-javascript';
+import { PipelinesError } from '../errors.ts';
 import { clientConfig, type KafkaConnection } from './connection.ts';
 
 export async function withAdmin<T>(conn: KafkaConnection, fn: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
@@ -43,4 +44,63 @@ export async function committedOffsets(
 export function caughtUp(committed: ReadonlyMap<number, bigint>, ends: ReadonlyMap<number, bigint>): boolean {
   for (const [partition, end] of ends) if ((committed.get(partition) ?? -1n) < end) return false;
   return true;
+}
+
+/**
+ * The partitions of `from` that still hold a record a read_committed consumer would get, at or after `from` and
+ * below `until`. A topic written in transactions ends with a commit marker: a group that has processed every record
+ * is committed one short of the end, and only a read tells that what is left is markers (or aborted records).
+ */
+export async function partitionsWithRecords(
+  conn: KafkaConnection,
+  topic: string,
+  from: ReadonlyMap<number, bigint>,
+  until: ReadonlyMap<number, bigint>,
+  timeoutMs = 10_000,
+): Promise<Set<number>> {
+  const open = [...from].filter(([p, offset]) => offset < (until.get(p) ?? 0n));
+  const found = new Set<number>();
+  if (open.length === 0) return found;
+  const consumer = new rdkafka.KafkaConsumer(
+    {
+      ...clientConfig(conn),
+      'group.id': `pipelines-probe-${process.pid}-${Date.now()}`,
+      'enable.auto.commit': false,
+      'enable.partition.eof': true,
+      'isolation.level': 'read_committed',
+      'auto.offset.reset': 'earliest',
+    } as never,
+    {},
+  );
+  await new Promise<void>((resolve, reject) =>
+    consumer.connect({ timeout: timeoutMs }, (err) => (err ? reject(err) : resolve())),
+  );
+  try {
+    // A partition is settled at its end, at a record it holds below `until`, or at one past it (a busy topic may
+    // never report its end).
+    const settled = new Set<number>();
+    consumer.on('partition.eof', (e) => settled.add(e.partition));
+    consumer.setDefaultConsumeTimeout(200);
+    consumer.assign(open.map(([partition, offset]) => ({ topic, partition, offset: Number(offset) })));
+    const deadline = Date.now() + timeoutMs;
+    // One more read once every partition is settled: records fetched before an end event are taken too.
+    for (let extra = 0; extra < 2; ) {
+      if (settled.size === open.length) extra++;
+      if (Date.now() > deadline) {
+        throw new PipelinesError('KAFKA_TIMEOUT', `${topic}: not read to its end within ${timeoutMs} ms`, {
+          retriable: true,
+        });
+      }
+      const batch = await new Promise<rdkafka.Message[]>((resolve, reject) =>
+        consumer.consume(1000, (err, messages) => (err ? reject(err) : resolve(messages))),
+      );
+      for (const m of batch) {
+        if (BigInt(m.offset) < (until.get(m.partition) ?? 0n)) found.add(m.partition);
+        settled.add(m.partition);
+      }
+    }
+    return found;
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
 }

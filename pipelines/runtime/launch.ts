@@ -13,6 +13,7 @@ import {
   connectionsFrom,
   describeConnection,
 } from '../kafka/connection.ts';
+import { partitionsWithRecords } from '../kafka/offsets.ts';
 import { type ObserveServer, type ReadinessCheck, startObserveServer } from '../observe/http.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import { createMetrics, type Metrics, type TopologyMetrics } from '../observe/metrics.ts';
@@ -210,6 +211,7 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
         }
       : {}),
     retry: w.retry,
+    recordsLeft: (topic, from, until) => partitionsWithRecords(w.conns.kafka, topic, from, until),
     ...(tuning.flushIntervalMs ? { flushIntervalMs: tuning.flushIntervalMs } : {}),
     ...(tuning.maxBatchSize ? { maxBatchSize: tuning.maxBatchSize } : {}),
     ...(tuning.shutdownTimeoutMs ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),

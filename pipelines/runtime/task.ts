@@ -111,6 +111,21 @@ export class PartitionTask {
     return this.committed === undefined || this.committed < next;
   }
 
+  /**
+   * The partition's end when it is the only work left (all processed is committed, the end lies beyond): what is
+   * left may be transaction markers, which no record and no commit covers.
+   */
+  get endBeyondCommit(): bigint | undefined {
+    const next = this.#next;
+    if (next === undefined || this.committed !== next || this.#end === undefined || this.#end <= next) return undefined;
+    return this.#end;
+  }
+
+  /** Nothing but markers (or aborted records) lies between what was committed and `end`. */
+  endIsMarkers(end: bigint): void {
+    if (this.#end === end) this.#end = this.#next;
+  }
+
   #moved(next: bigint, now: number): void {
     this.#next = next;
     this.lastProgress = now;

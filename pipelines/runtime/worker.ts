@@ -60,6 +60,11 @@ export interface WorkerOptions {
   tickIntervalMs?: number;
   /** No progress for this long on a partition with records waiting turns the worker unhealthy (default 5 min). */
   stallTimeoutMs?: number;
+  /**
+   * The partitions of `from` that hold a record below `until` (a read): tells a stall from an end that is
+   * transaction markers only. Without it such a partition counts as stalled.
+   */
+  recordsLeft?(topic: string, from: Map<number, bigint>, until: Map<number, bigint>): Promise<Set<number>>;
   log: WorkerLog;
   events?: WorkerEvents;
   now?: () => number;
@@ -84,6 +89,9 @@ export class Worker {
   #paused = false;
   #failure: Error | undefined;
   #stalled: string[] = [];
+  /** Per task, the end last read by the marker probe, and the probe in flight. */
+  readonly #probed = new WeakMap<PartitionTask, bigint>();
+  #probing: Promise<void> | undefined;
   #liveness: NodeJS.Timeout | undefined;
   #done!: (err?: Error) => void;
   readonly finished: Promise<void>;
@@ -334,7 +342,13 @@ export class Worker {
   }
 
   #checkLiveness(ms: number): void {
-    const stalled = stalledPartitions(this.#tasks.values(), this.#now(), ms);
+    const candidates = [...this.#tasks.values()];
+    const probe = this.#markerProbe(candidates.filter((t) => t.hasWork && this.#now() - t.lastProgress >= ms));
+    const stalled = stalledPartitions(
+      candidates.filter((t) => !probe.has(t)),
+      this.#now(),
+      ms,
+    );
     if (!stalled) {
       if (this.#stalled.length > 0) this.#o.log.info({}, 'progress again: healthy');
       this.#stalled = [];
@@ -348,6 +362,44 @@ export class Worker {
       this.#o.events?.stalled?.({ partitions: stalled.partitions, ms });
     }
     this.#stalled = [stalled.reason];
+  }
+
+  /**
+   * Of the partitions about to count as stalled, those whose only work is an end beyond the commit are read first:
+   * the ones found to end in markers only are settled, not stalled. Returns the tasks whose read is not back yet.
+   */
+  #markerProbe(tasks: PartitionTask[]): Set<PartitionTask> {
+    const recordsLeft = this.#o.recordsLeft;
+    const open = new Set<PartitionTask>();
+    if (!recordsLeft) return open;
+    for (const t of tasks) {
+      const end = t.endBeyondCommit;
+      if (end === undefined || this.#probed.get(t) === end) continue;
+      open.add(t);
+    }
+    if (open.size === 0 || this.#probing) return open;
+    const asked = [...open].map((t) => ({ t, end: t.endBeyondCommit!, from: t.committed! }));
+    const topic = asked[0]!.t.topic;
+    this.#probing = recordsLeft(
+      topic,
+      new Map(asked.map((a) => [a.t.partition, a.from])),
+      new Map(asked.map((a) => [a.t.partition, a.end])),
+    )
+      .then((withRecords) => {
+        for (const a of asked) {
+          this.#probed.set(a.t, a.end);
+          if (!withRecords.has(a.t.partition)) a.t.endIsMarkers(a.end);
+        }
+      })
+      .catch((err) => {
+        // Unread, they count as stalled: a guard that cannot look must not stay silent.
+        for (const a of asked) this.#probed.set(a.t, a.end);
+        this.#o.log.warn({ err: (err as Error).message }, 'reading the end of a stalled partition failed');
+      })
+      .finally(() => {
+        this.#probing = undefined;
+      });
+    return open;
   }
 
   #fail(err: Error): void {

@@ -377,6 +377,23 @@ describe('liveness', () => {
     await worker.stop();
   });
 
+  test.each([
+    ['markers only: settled, not stalled', new Set<number>(), []],
+    ['a record left: stalled', new Set([0]), [expect.stringContaining('orders/0 (next 3, committed 3)')]],
+  ])('an end one past the commit (a topic written in transactions), %s', async (_, left, health) => {
+    const recordsLeft = jest.fn(async () => left);
+    const { worker, consumer } = setup({ extra: { stallTimeoutMs: 40, flushIntervalMs: 10, recordsLeft } });
+    await worker.start();
+    await consumer().assign(TOPIC, 0);
+    // 3 records, then the commit marker at offset 3: the end is 4, the commit 3.
+    await consumer().deliver(TOPIC, 0, 0, values(3), 4);
+    await jest.advanceTimersByTimeAsync(500);
+    expect(consumer().group.get(`${TOPIC}/0`)).toBe('3');
+    expect(recordsLeft).toHaveBeenCalledWith(TOPIC, new Map([[0, 3n]]), new Map([[0, 4n]]));
+    expect(worker.health()).toEqual(health);
+    await worker.stop();
+  });
+
   test('processed records whose commit never comes count as waiting', async () => {
     const { worker, consumer } = setup({ extra: { stallTimeoutMs: 40 } });
     await worker.start();
