@@ -1,0 +1,238 @@
+// The performance ladder: one pre-produced topic of order events, read by rungs that each add one kind of work,
+// and by peers doing a rung's work their own way, all in the same run, each run its own process:
+//   L0 a bare consumer of the same client, counting (and one on its lower-level interface, what a source built on
+//   it could reach);                                       L1 + Avro decode (every record dropped after);
+//   L2 + filter, map and a lookup-table enrich;            L3 + 1000 s windows per order (10k live keys, changelog);
+//   L4 L2 + Kafka produce, at least once / exactly once;   L5 order-analytics into embedded ClickHouse, exactly once;
+//   kafkajs: a worker as a user would write it by hand (kafkajs, the registry client's decode, eachBatch), L2's work.
+// Rounds alternate the rungs, so that the machine's noise spreads over all of them.
+//   node test/bench/ladder.ts [orders=100000] [rounds=5] [rung,rung,...]
+// Prints a Markdown table (medians with min..max) and writes every run to test/bench/results/ladder-<date>.json.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
+import {
+  createTopics,
+  ORDER_SCHEMAS,
+  ORDER_VALUE,
+  produceOrders,
+  produceSnapshots,
+  testTopics,
+  writeFixture,
+} from '../integration/harness.ts';
+import { bareConsumer, bareLowLevelConsumer, workerRun } from './baseline.ts';
+import { handWrittenWorker } from './ladder-kafkajs.ts';
+
+/** What one run measured, in its own process. */
+interface Run {
+  rung: string;
+  /** All records read, and those after the first batch (what `ms` covers). */
+  records: number;
+  counted: number;
+  /** The end of the first batch to the end of the last. */
+  ms: number;
+  /** Process start to the last record. */
+  wholeMs: number;
+  /** Process start to the end of the first batch. */
+  startMs: number;
+  /** CPU of the whole process, and between the first record and the last (ms). */
+  cpuMs: number;
+  runCpuMs: number;
+  maxRssMb: number;
+}
+
+const source = (group: string, extra = '') => `apiVersion: pipelines/v1
+kind: Topology
+metadata: { name: ${group} }
+spec:
+  source:
+    topic: \${ORDERS_TOPIC}
+    group: ${group}
+    value: ${ORDER_VALUE}
+    eventTime: event.timestamp
+    maxOutOfOrderness: 5s
+  tables:
+    customers: { topic: "\${CUSTOMERS_TOPIC}", key: customerId, schema: schemas/Customer.avsc }
+${extra}`;
+
+const L2_STEPS = `    - id: placed
+      filter: event.eventType == 'OrderPlaced'
+    - id: customer
+      enrich: { table: customers, key: event.data.customerId, as: customer, onMissing: keep, defaults: { segment: "'unknown'" } }
+    - id: totals
+      map: { orderId: event.data.orderId, segment: customer.segment, amount: event.data.totalAmount, items: size(event.data.items), at: event.timestamp }
+`;
+// Records dropped after the rung's work: the sink is there for a valid topology, and never written.
+const DROP = `    - id: drop
+      filter: "false"
+`;
+const sink = (exactlyOnce: boolean, key = 'orderId') => `  sinks:
+    - kafka: { topic: "\${TOTALS_TOPIC}", key: ${key}, value: { format: json }${exactlyOnce ? ', exactlyOnce: true' : ''} }
+  errors: { deadLetter: "\${DLQ_TOPIC}" }
+`;
+
+const TOPOLOGIES: Record<string, string> = {
+  L1: source('ladder-l1', `  steps:\n    - id: drop\n      filter: event.eventType == ''\n${sink(false, 'key')}`),
+  L2: source('ladder-l2', `  steps:\n${L2_STEPS}${DROP}${sink(false)}`),
+  L3: source(
+    'ladder-l3',
+    `  steps:
+${L2_STEPS}    - id: per-order
+      aggregate:
+        window: { tumbling: 1000s, on: at, allowedLateness: 1m }
+        groupBy: [orderId]
+        measures: { events: count(), amount: sum(amount) }
+${DROP}${sink(false)}`,
+  ),
+  'L4 at least once': source('ladder-l4', `  steps:\n${L2_STEPS}${sink(false)}`),
+  'L4 exactly once': source('ladder-l4x', `  steps:\n${L2_STEPS}${sink(true)}`),
+};
+const RUNGS = ['L0', 'L0 low-level', 'L1', 'L2', 'L3', 'L4 at least once', 'L4 exactly once', 'L5', 'kafkajs'];
+
+async function child(rung: string, total: number, env: Record<string, string>): Promise<Run> {
+  const cpu0 = process.cpuUsage();
+  let at = { first: 0, cpu: process.cpuUsage() };
+  const mark = () => {
+    at = { first: performance.now(), cpu: process.cpuUsage() };
+  };
+  const file =
+    rung === 'L5'
+      ? 'topologies/order-analytics.yaml'
+      : rung in TOPOLOGIES
+        ? writeFixture(`ladder-${rung.replace(/ /g, '-')}`, TOPOLOGIES[rung]!, [...ORDER_SCHEMAS, 'Customer'])
+        : '';
+  const r =
+    rung === 'L0'
+      ? await bareConsumer(env.ORDERS_TOPIC!, total, mark)
+      : rung === 'L0 low-level'
+        ? await bareLowLevelConsumer(env.ORDERS_TOPIC!, total, mark)
+        : rung === 'kafkajs'
+          ? await handWrittenWorker(env, total, mark)
+          : await workerRun(file, `ladder-${rung}`, env, total, mark);
+  const end = performance.now();
+  const cpu = process.cpuUsage(cpu0);
+  const runCpu = process.cpuUsage(at.cpu);
+  return {
+    rung,
+    records: total,
+    counted: r.records,
+    ms: r.ms,
+    wholeMs: end,
+    startMs: at.first,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    runCpuMs: (runCpu.user + runCpu.system) / 1000,
+    maxRssMb: process.resourceUsage().maxRSS / 1024,
+  };
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
+};
+const k = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : String(Math.round(x)));
+const spread = (xs: number[], f: (x: number) => string) => {
+  const s = stats(xs);
+  return `${f(s.median)} [${f(s.min)}..${f(s.max)}]`;
+};
+
+function table(runs: Run[]): string {
+  const by = (rung: string) => runs.filter((r) => r.rung === rung);
+  const rate = (r: Run) => (r.counted / r.ms) * 1000;
+  const median = (rung: string, f: (r: Run) => number) => stats(by(rung).map(f)).median;
+  const l0 = median('L0', rate);
+  const peer = median('kafkajs', rate);
+  const rows = RUNGS.filter((rung) => by(rung).length > 0).map((rung) => {
+    const rs = by(rung);
+    const perMillion = (ms: number, records: number) => (ms / 1000 / records) * 1e6;
+    return [
+      rung,
+      spread(rs.map(rate), k),
+      spread(
+        rs.map((r) => (r.records / r.wholeMs) * 1000),
+        k,
+      ),
+      spread(
+        rs.map((r) => r.startMs),
+        (x) => `${(x / 1000).toFixed(1)} s`,
+      ),
+      spread(
+        rs.map((r) => perMillion(r.runCpuMs, r.counted)),
+        (x) => x.toFixed(1),
+      ),
+      spread(
+        rs.map((r) => perMillion(r.cpuMs, r.records)),
+        (x) => x.toFixed(1),
+      ),
+      spread(
+        rs.map((r) => r.maxRssMb),
+        (x) => String(Math.round(x)),
+      ),
+      l0 ? (median(rung, rate) / l0).toFixed(2) : '',
+      peer ? (median(rung, rate) / peer).toFixed(2) : '',
+    ];
+  });
+  const head = [
+    'rung',
+    'events/s, first to last',
+    'events/s, whole process',
+    'start to first record',
+    'CPU-s per M, running',
+    'CPU-s per M, whole',
+    'peak RSS MB',
+    '× L0',
+    '× kafkajs',
+  ];
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+async function main() {
+  const [, , first, ...rest] = process.argv;
+  if (first === '--child') {
+    const [rung, total, envJson] = rest;
+    const env = JSON.parse(envJson!) as Record<string, string>;
+    process.stdout.write(`${JSON.stringify(await child(rung!, Number(total), env))}\n`);
+    process.exit(0);
+  }
+  const orders = Number(first ?? 100_000);
+  const rounds = Number(rest[0] ?? 5);
+  const rungs = rest[1] ? rest[1].split(',') : RUNGS;
+  const topics = testTopics('ladder');
+  await createTopics(topics);
+  await produceSnapshots(topics);
+  const total = await produceOrders(topics, orderLifecycleStream(orders, { seed: 5 }));
+  const date = new Date().toISOString().slice(0, 10);
+  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? '?'}, node ${process.version}`;
+  console.log(`${date}; ${machine}; topic ${topics.ORDERS_TOPIC}: ${total} events (${orders} orders), 3 partitions`);
+  const runs: Run[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const rung of rungs) {
+      // A fresh embedded ClickHouse per run: an empty offsets log, as a new worker starts.
+      const dir = mkdtempSync(join(tmpdir(), 'ladder-ch-'));
+      const env = { ...topics, TOTALS_TOPIC: `${topics.ORDERS_TOPIC}.totals`, PIPELINES_CLICKHOUSE_PATH: dir };
+      const p = spawnSync(process.execPath, [process.argv[1]!, '--child', rung, String(total), JSON.stringify(env)], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      });
+      rmSync(dir, { recursive: true, force: true });
+      const line = p.stdout.trim().split('\n').pop() ?? '';
+      if (p.status !== 0 || !line.startsWith('{')) throw new Error(`${rung} failed: ${p.stderr}${p.stdout}`);
+      const r = JSON.parse(line) as Run;
+      runs.push(r);
+      console.log(
+        `round ${round + 1} ${rung.padEnd(17)} ${k((r.counted / r.ms) * 1000).padStart(7)} events/s first to last, ` +
+          `${k((r.records / r.wholeMs) * 1000)} whole; start ${Math.round(r.startMs)} ms; RSS ${Math.round(r.maxRssMb)} MB`,
+      );
+    }
+  }
+  const out = join('test', 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(
+    join(out, `ladder-${date}.json`),
+    `${JSON.stringify({ date, machine, orders, total, runs }, null, 1)}\n`,
+  );
+  console.log(`\n${table(runs)}`);
+}
+
+await main();
