@@ -1,6 +1,7 @@
 // The `pipelines` subcommands as a user runs them: exit codes, located messages, no stack traces.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { placed, scratch, TOPOLOGIES, topology, writeTopology } from './helpers.ts';
 
@@ -15,6 +16,21 @@ function cli(...args: string[]) {
 }
 
 describe('pipelines CLI', () => {
+  it('keeps compiled code in the compile cache, so that the next start skips compiling and stripping TypeScript', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'compile-cache-'));
+    const file = join(TOPOLOGIES, 'order-forward.yaml');
+    const r = spawnSync(process.execPath, [join(ROOT, 'pipelines/cli/main.ts'), 'validate', file], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      // Not NODE_COMPILE_CACHE, which turns the cache on by itself: its default place, under the temporary folder.
+      env: { ...process.env, NODE_COMPILE_CACHE: '', TMPDIR: dir },
+    });
+    expect(r.status).toBe(0);
+    const [version] = readdirSync(join(dir, 'node-compile-cache'));
+    // Every module loaded has its entry: the command line, the compiler, the runtime (well over a hundred files).
+    expect(readdirSync(join(dir, 'node-compile-cache', version!)).length).toBeGreaterThan(100);
+  });
+
   it('--help and -h on every subcommand: its usage on stdout, exit 0, nothing run', () => {
     const { commands } =
       require('../../../pipelines/cli/commands.ts') as typeof import('../../../pipelines/cli/commands.ts');
