@@ -6,6 +6,7 @@ import { HELP as DEPLOY, deploy } from './deploy.ts';
 import { dlq } from './dlq.ts';
 import { generate } from './generate.ts';
 import { graph } from './graph.ts';
+import { HELP as LOADGEN, loadgen } from './loadgen.ts';
 import { replay } from './replay.ts';
 import { run } from './run.ts';
 import { HELP as RUN } from './run-worker.ts';
@@ -47,6 +48,11 @@ export const commands: Record<string, Command> = {
     summary: 'create or grow the topics topologies declare (apply [--dry-run] [--max-replicas N])',
     help: `usage: pipelines ${TOPICS}`,
     run: topics,
+  },
+  loadgen: {
+    summary: 'write a seeded order stream and its snapshots to Kafka (--expected: the read models it must give)',
+    help: `usage: pipelines ${LOADGEN}`,
+    run: loadgen,
   },
   clickhouse,
   replay,

@@ -22,6 +22,8 @@ export interface ApplyOptions {
   /** Caps the replication factor (and min in-sync replicas) to what a small cluster has, e.g. 1 locally. */
   maxReplicas?: number;
   dryRun?: boolean;
+  /** Topics that exist are left as they are (the load generator writes to whatever the user made). */
+  onlyCreate?: boolean;
 }
 
 function configEntries(t: TopicSpec, replicas: number): Array<{ name: string; value: string }> {
@@ -58,6 +60,10 @@ export async function applyTopics(
             .map((c) => `${c.name}=${c.value}`)
             .join(', ')}`,
         });
+        continue;
+      }
+      if (options.onlyCreate) {
+        changes.push({ topic: spec.name, action: 'unchanged', detail: 'exists' });
         continue;
       }
       const [meta] = (await admin.fetchTopicMetadata({ topics: [spec.name] })) as unknown as Array<{

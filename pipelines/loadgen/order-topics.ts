@@ -70,8 +70,12 @@ export async function produceOrderEvents(
   topics: OrderTopics,
   events: Iterable<OrderEvent>,
   extra: Array<{ key: string; value: Buffer }> = [],
+  options: Pick<Parameters<typeof produce>[3] & object, 'ratePerSecond' | 'onProgress'> = {},
 ): Promise<number> {
   const encode = await orderEventEncoder(codec, topics.ORDERS_TOPIC);
-  const messages = [...events].map((e) => ({ key: e.data.orderId, value: encode(e) }));
-  return produce(conn, topics.ORDERS_TOPIC, [...messages, ...extra]);
+  function* messages() {
+    for (const e of events) yield { key: e.data.orderId, value: encode(e) };
+    yield* extra;
+  }
+  return produce(conn, topics.ORDERS_TOPIC, messages(), options);
 }

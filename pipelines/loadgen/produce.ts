@@ -43,7 +43,13 @@ export async function produce(
   conn: KafkaConnection,
   topic: string,
   messages: Iterable<Message>,
-  options: { chunk?: number; config?: Record<string, unknown> } = {},
+  options: {
+    chunk?: number;
+    config?: Record<string, unknown>;
+    /** Events per second at most (undefined: as fast as the broker takes them). */
+    ratePerSecond?: number;
+    onProgress?: (sent: number) => void;
+  } = {},
 ): Promise<number> {
   const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
   const producer = kafka.producer({
@@ -54,22 +60,30 @@ export async function produce(
     ...options.config,
   } as never);
   await producer.connect();
-  const chunk = options.chunk ?? 20_000;
+  const rate = options.ratePerSecond;
+  // Paced sends come in twentieths of a second's worth, so that the rate holds over short spans too.
+  const chunk = rate ? Math.max(1, Math.floor(rate / 20)) : (options.chunk ?? 20_000);
+  const started = performance.now();
   let sent = 0;
+  const send = async (batch: Message[]) => {
+    await producer.send({ topic, messages: batch });
+    sent += batch.length;
+    options.onProgress?.(sent);
+    if (rate) {
+      const ahead = (sent / rate) * 1000 - (performance.now() - started);
+      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+    }
+  };
   try {
     let batch: Message[] = [];
     for (const m of messages) {
       batch.push(m);
       if (batch.length >= chunk) {
-        await producer.send({ topic, messages: batch });
-        sent += batch.length;
+        await send(batch);
         batch = [];
       }
     }
-    if (batch.length > 0) {
-      await producer.send({ topic, messages: batch });
-      sent += batch.length;
-    }
+    if (batch.length > 0) await send(batch);
   } finally {
     await producer.disconnect();
   }
