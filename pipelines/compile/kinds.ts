@@ -6,6 +6,7 @@ import type { SinkSpec } from '../sinks/spec.ts';
 import { aggregate } from '../steps/aggregate.ts';
 import { dedupe } from '../steps/dedupe.ts';
 import { enrich } from '../steps/enrich.ts';
+import { explode } from '../steps/explode.ts';
 import { filter } from '../steps/filter.ts';
 import { fold } from '../steps/fold.ts';
 import { map } from '../steps/map.ts';
@@ -13,7 +14,7 @@ import { moduleStep } from '../steps/module.ts';
 import { saga } from '../steps/saga/spec.ts';
 import type { StepSpec } from '../steps/step.ts';
 
-export const steps = [filter, map, enrich, aggregate, fold, dedupe, saga, moduleStep] as const;
+export const steps = [filter, map, explode, enrich, aggregate, fold, dedupe, saga, moduleStep] as const;
 
 export type StepKind = (typeof steps)[number]['kind'];
 

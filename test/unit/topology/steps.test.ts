@@ -56,6 +56,38 @@ describe('filter and map', () => {
   });
 });
 
+describe('explode', () => {
+  const steps = `    - explode:
+        list: event.items
+        index: line
+        fields: { order: event.id, line: line, sku: item.sku, total: item.qty * item.price }`;
+  it('one record per element, in order, with the parent record and the position in scope', async () => {
+    const d = await driver(steps);
+    d.pipe([
+      ev(1, {
+        id: 'A',
+        items: [
+          { sku: 'x', qty: 2, price: 1.5 },
+          { sku: 'y', qty: 1, price: 4 },
+        ],
+      }),
+      ev(2, { id: 'B', items: [] }),
+      ev(3, { id: 'C', items: [{ sku: 'z', qty: 3, price: 2 }] }),
+    ]);
+    expect(d.output('clickhouse:out')).toEqual([
+      { order: 'A', line: 0, sku: 'x', total: 3 },
+      { order: 'A', line: 1, sku: 'y', total: 4 },
+      { order: 'C', line: 0, sku: 'z', total: 6 },
+    ]);
+  });
+  it('a value that is not a list goes to the dead letters, and the run goes on', async () => {
+    const d = await driver(steps);
+    d.pipe([ev(1, { id: 'A', items: 'oops' }), ev(2, { id: 'B', items: [{ sku: 'y', qty: 1, price: 1 }] })]);
+    expect(d.output('clickhouse:out')).toEqual([{ order: 'B', line: 0, sku: 'y', total: 1 }]);
+    expect(d.deadLetters()).toHaveLength(1);
+  });
+});
+
 describe('names CEL keeps for itself', () => {
   it('a field named `type` flows to the sinks (expressions cannot name it)', async () => {
     const d = await driver('    - map: { type: event.k, n: event.n }\n    - filter: n > 1');

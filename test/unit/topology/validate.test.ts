@@ -97,6 +97,24 @@ const cases: {
     message: /no such overload: double \+ string/,
   },
   {
+    name: 'an explode over a value that is not a list',
+    yaml: topology({ steps: '    - explode: { list: event.data.totalAmount, fields: { x: item } }' }),
+    code: 'expr-type',
+    line: 12,
+    message: /`list` must give a list; it gives double/,
+  },
+  {
+    name: 'an explode field reading an unknown field of the element',
+    yaml: topology({
+      steps:
+        "    - filter: event.eventType == 'OrderPlaced'\n" +
+        '    - explode: { list: event.data.items, fields: { p: item.productID } }',
+    }),
+    code: 'expr-unknown-field',
+    line: 13,
+    message: /productID/,
+  },
+  {
     name: 'a filter that is not a bool',
     yaml: topology({ steps: '    - filter: event.data.orderId' }),
     code: 'expr-not-bool',
