@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { didYouMean } from '../topology/diagnostics.ts';
 import { expression, identifier } from '../topology/durations.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
-import { DYN, mergeTypes, nullable } from '../topology/types.ts';
+import { DYN, mergeTypes, nullable, STRING } from '../topology/types.ts';
 import { declaredFields, moduleFileFields } from './module.ts';
 import { defineStep, RejectedRecord, slug, type Vars } from './step.ts';
 
@@ -52,14 +52,25 @@ export const fold = defineStep({
         .enum(['skip', 'deadLetter'])
         .default('skip')
         .describe('What to do with a record no handler matches.'),
+      trigger: identifier()
+        .optional()
+        .describe(
+          'A field added to each emitted record with the handler that made it (the value of `by`, e.g. the ' +
+            'event type), for later steps and sinks; it is not part of the state. Not with `reduce`.',
+        ),
     })
     .refine((c) => (c.on === undefined) !== (c.reduce === undefined), {
       message: 'a fold has either `on` (handlers by event type) or `reduce` (a TypeScript function)',
+    })
+    .refine((c) => c.trigger === undefined || c.reduce === undefined, {
+      message: '`trigger` names the handler of `on`; a `reduce` function can set such a field itself',
+      path: ['trigger'],
     }),
   examples: [
     {
       key: 'event.data.orderId',
       initial: { status: "'NEW'" },
+      trigger: 'lastEvent',
       on: {
         OrderPlaced: { orderId: 'event.data.orderId', status: "'PLACED'", total: 'event.data.totalAmount' },
         OrderShipped: { status: "'SHIPPED'", carrier: 'event.data.carrier' },
@@ -121,6 +132,12 @@ export const fold = defineStep({
     }
     const out: Scope = {};
     for (const [f, t] of Object.entries(fields)) out[f] = c.initial?.[f] !== undefined ? t : nullable(t);
+    if (c.trigger !== undefined) {
+      if (c.trigger in out) {
+        ctx.report('expr-type', `\`trigger\` '${c.trigger}' is also a state field`, ['trigger'], 'name it apart');
+      }
+      out[c.trigger] = STRING;
+    }
     return out;
   },
   create(c, ctx) {
@@ -167,7 +184,7 @@ export const fold = defineStep({
         for (const [f, e] of handler) next[f] = e.evaluate(vars);
         states.set(k, next);
         changed?.add(k);
-        out.emit({ ...next }, rc);
+        out.emit(c.trigger === undefined ? { ...next } : { ...next, [c.trigger]: type }, rc);
       },
       snapshot: () => Object.fromEntries(states),
       restore(s) {

@@ -281,6 +281,19 @@ describe('fold', () => {
       { n: 0, id: 'a' },
     ]);
   });
+  it('trigger: each emitted record says which handler made it; the state does not keep it', async () => {
+    const d = await driver(`${folding}\n        trigger: by\n    - filter: by == 'reset' || n > 2`);
+    d.pipe([
+      ev(1, { id: 'a', type: 'add', v: 2 }),
+      ev(2, { id: 'a', type: 'add', v: 3 }),
+      ev(3, { id: 'a', type: 'reset' }),
+    ]);
+    expect(d.output('clickhouse:out')).toEqual([
+      { n: 5, id: 'a', by: 'add' },
+      { n: 0, id: 'a', by: 'reset' },
+    ]);
+    expect(Object.keys((d.state('f') as Record<string, object>).a!)).toEqual(['n', 'id']);
+  });
   it('reduce: a TypeScript function folds instead of handlers (null leaves the state unchanged)', async () => {
     const file = writeTopology(
       jsonTopology(
