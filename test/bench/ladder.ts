@@ -4,10 +4,11 @@
 //   it could reach);                                       L1 + Avro decode (every record dropped after);
 //   L2 + filter, map and a lookup-table enrich;            L3 + 1000 s windows per order (10k live keys, changelog);
 //   L4 L2 + Kafka produce, at least once / exactly once;   L5 order-analytics into embedded ClickHouse, exactly once;
-//   kafkajs: a worker as a user would write it by hand (kafkajs, the registry client's decode, eachBatch), L2's work.
+//   kafkajs: a worker as a user would write it by hand (kafkajs, the registry client's decode, eachBatch), L2's work;
+//   clickhouse-kafka: ClickHouse's own Kafka engine in the same embedded engine, L5's work (at least once).
 // Rounds alternate the rungs, so that the machine's noise spreads over all of them.
 //   node test/bench/ladder.ts [orders=100000] [rounds=5] [rung,rung,...]
-// Prints a Markdown table (medians with min..max) and writes every run to test/bench/results/ladder-<date>.json.
+// Prints a Markdown table (medians with min..max) and writes every run to test/bench/results/ladder-<time>.json.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -23,6 +24,7 @@ import {
   writeFixture,
 } from '../integration/harness.ts';
 import { bareConsumer, bareLowLevelConsumer, workerRun } from './baseline.ts';
+import { clickHouseKafkaEngine } from './ladder-clickhouse-kafka.ts';
 import { handWrittenWorker } from './ladder-kafkajs.ts';
 
 /** What one run measured, in its own process. */
@@ -89,7 +91,18 @@ ${DROP}${sink(false)}`,
   'L4 at least once': source('ladder-l4', `  steps:\n${L2_STEPS}${sink(false)}`),
   'L4 exactly once': source('ladder-l4x', `  steps:\n${L2_STEPS}${sink(true)}`),
 };
-const RUNGS = ['L0', 'L0 low-level', 'L1', 'L2', 'L3', 'L4 at least once', 'L4 exactly once', 'L5', 'kafkajs'];
+const RUNGS = [
+  'L0',
+  'L0 low-level',
+  'L1',
+  'L2',
+  'L3',
+  'L4 at least once',
+  'L4 exactly once',
+  'L5',
+  'kafkajs',
+  'clickhouse-kafka',
+];
 
 async function child(rung: string, total: number, env: Record<string, string>): Promise<Run> {
   const cpu0 = process.cpuUsage();
@@ -97,20 +110,20 @@ async function child(rung: string, total: number, env: Record<string, string>): 
   const mark = () => {
     at = { first: performance.now(), cpu: process.cpuUsage() };
   };
-  const file =
-    rung === 'L5'
-      ? 'topologies/order-analytics.yaml'
-      : rung in TOPOLOGIES
-        ? writeFixture(`ladder-${rung.replace(/ /g, '-')}`, TOPOLOGIES[rung]!, [...ORDER_SCHEMAS, 'Customer'])
-        : '';
-  const r =
-    rung === 'L0'
-      ? await bareConsumer(env.ORDERS_TOPIC!, total, mark)
-      : rung === 'L0 low-level'
-        ? await bareLowLevelConsumer(env.ORDERS_TOPIC!, total, mark)
-        : rung === 'kafkajs'
-          ? await handWrittenWorker(env, total, mark)
-          : await workerRun(file, `ladder-${rung}`, env, total, mark);
+  const topology = (f: string) => () => workerRun(f, `ladder-${rung}`, env, total, mark);
+  const peers: Record<string, () => Promise<{ records: number; ms: number }>> = {
+    L0: () => bareConsumer(env.ORDERS_TOPIC!, total, mark),
+    'L0 low-level': () => bareLowLevelConsumer(env.ORDERS_TOPIC!, total, mark),
+    L5: topology('topologies/order-analytics.yaml'),
+    kafkajs: () => handWrittenWorker(env, total, mark),
+    'clickhouse-kafka': () => clickHouseKafkaEngine(env, total, mark),
+  };
+  const text = TOPOLOGIES[rung];
+  const runner =
+    peers[rung] ??
+    (text && topology(writeFixture(`ladder-${rung.replace(/ /g, '-')}`, text, [...ORDER_SCHEMAS, 'Customer'])));
+  if (!runner) throw new Error(`no rung '${rung}': ${RUNGS.join(', ')}`);
+  const r = await runner();
   const end = performance.now();
   const cpu = process.cpuUsage(cpu0);
   const runCpu = process.cpuUsage(at.cpu);
@@ -143,6 +156,7 @@ function table(runs: Run[]): string {
   const median = (rung: string, f: (r: Run) => number) => stats(by(rung).map(f)).median;
   const l0 = median('L0', rate);
   const peer = median('kafkajs', rate);
+  const engine = median('clickhouse-kafka', rate);
   const rows = RUNGS.filter((rung) => by(rung).length > 0).map((rung) => {
     const rs = by(rung);
     const perMillion = (ms: number, records: number) => (ms / 1000 / records) * 1e6;
@@ -171,6 +185,7 @@ function table(runs: Run[]): string {
       ),
       l0 ? (median(rung, rate) / l0).toFixed(2) : '',
       peer ? (median(rung, rate) / peer).toFixed(2) : '',
+      engine ? (median(rung, rate) / engine).toFixed(2) : '',
     ];
   });
   const head = [
@@ -183,6 +198,7 @@ function table(runs: Run[]): string {
     'peak RSS MB',
     '× L0',
     '× kafkajs',
+    '× clickhouse-kafka',
   ];
   return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
@@ -228,10 +244,10 @@ async function main() {
   }
   const out = join('test', 'bench', 'results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(
-    join(out, `ladder-${date}.json`),
-    `${JSON.stringify({ date, machine, orders, total, runs }, null, 1)}\n`,
-  );
+  // One file per run: a partial run must not replace a full one of the same day.
+  const json = join(out, `ladder-${new Date().toISOString().slice(0, 16).replace(/:/g, '')}.json`);
+  writeFileSync(json, `${JSON.stringify({ date, machine, orders, total, rungs, runs }, null, 1)}\n`);
+  console.log(`every run: ${json}`);
   console.log(`\n${table(runs)}`);
 }
 
