@@ -1,8 +1,9 @@
 // Offsets seen from outside a consumer: a topic's end offsets and a group's committed ones, and whether a group
 // has caught up with what a topic held at some moment (replays, --until-caught-up, progress displays, tests).
-import rdkafka, { KafkaJS } from '@confluentinc/kafka-javascript';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { PipelinesError } from '../errors.ts';
 import { clientConfig, type KafkaConnection } from './connection.ts';
+import { closeEndReader, openEndReader, readBatch } from './end-reader.ts';
 
 export async function withAdmin<T>(conn: KafkaConnection, fn: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
   const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
@@ -61,26 +62,12 @@ export async function partitionsWithRecords(
   const open = [...from].filter(([p, offset]) => offset < (until.get(p) ?? 0n));
   const found = new Set<number>();
   if (open.length === 0) return found;
-  const consumer = new rdkafka.KafkaConsumer(
-    {
-      ...clientConfig(conn),
-      'group.id': `pipelines-probe-${process.pid}-${Date.now()}`,
-      'enable.auto.commit': false,
-      'enable.partition.eof': true,
-      'isolation.level': 'read_committed',
-      'auto.offset.reset': 'earliest',
-    } as never,
-    {},
-  );
-  await new Promise<void>((resolve, reject) =>
-    consumer.connect({ timeout: timeoutMs }, (err) => (err ? reject(err) : resolve())),
-  );
+  const consumer = await openEndReader(conn, 'probe', timeoutMs);
   try {
     // A partition is settled at its end, at a record it holds below `until`, or at one past it (a busy topic may
     // never report its end).
     const settled = new Set<number>();
     consumer.on('partition.eof', (e) => settled.add(e.partition));
-    consumer.setDefaultConsumeTimeout(200);
     consumer.assign(open.map(([partition, offset]) => ({ topic, partition, offset: Number(offset) })));
     const deadline = Date.now() + timeoutMs;
     // One more read once every partition is settled: records fetched before an end event are taken too.
@@ -91,9 +78,7 @@ export async function partitionsWithRecords(
           retriable: true,
         });
       }
-      const batch = await new Promise<rdkafka.Message[]>((resolve, reject) =>
-        consumer.consume(1000, (err, messages) => (err ? reject(err) : resolve(messages))),
-      );
+      const batch = await readBatch(consumer, 1000);
       for (const m of batch) {
         if (BigInt(m.offset) < (until.get(m.partition) ?? 0n)) found.add(m.partition);
         settled.add(m.partition);
@@ -101,6 +86,6 @@ export async function partitionsWithRecords(
     }
     return found;
   } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+    await closeEndReader(consumer);
   }
 }

@@ -8,10 +8,10 @@
 // The worker sends a batch's entries only after every sink made that batch's output durable, so a marker
 // never runs ahead of the outputs (at least once); in exactly-once mode they go in the batch's transaction.
 
-import rdkafka from '@confluentinc/kafka-javascript';
 import type { Topology } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
-import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
+import type { KafkaConnection } from '../kafka/connection.ts';
+import { closeEndReader, openEndReader, readBatch } from '../kafka/end-reader.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import type { KafkaMessage } from '../sinks/kafka/sink.ts';
@@ -182,24 +182,10 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
     partitions.map((p) => [p, { partition: p, entries: [], pending: [], marker: undefined, discarded: 0 }]),
   );
   if (partitions.length === 0) return [];
-  const consumer = new rdkafka.KafkaConsumer(
-    {
-      ...clientConfig(o.connection),
-      'group.id': `pipelines-restore-${process.pid}-${Date.now()}`,
-      'enable.auto.commit': false,
-      'enable.partition.eof': true,
-      'isolation.level': 'read_committed',
-      'auto.offset.reset': 'earliest',
-    } as never,
-    {},
-  );
-  await new Promise<void>((resolve, reject) =>
-    consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())),
-  );
+  const consumer = await openEndReader(o.connection, 'restore', 10_000);
   try {
     const atEnd = new Set<number>();
     consumer.on('partition.eof', (e) => atEnd.add(e.partition));
-    consumer.setDefaultConsumeTimeout(200);
     consumer.assign(partitions.map((partition) => ({ topic: o.topic, partition, offset: -2 /* beginning */ })));
     const deadline = Date.now() + (o.timeoutMs ?? 120_000);
     // One more read after every partition reported its end: messages fetched before the event are taken too.
@@ -214,9 +200,7 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
           { retriable: true },
         );
       }
-      const batch = await new Promise<rdkafka.Message[]>((resolve, reject) =>
-        consumer.consume(10_000, (err, messages) => (err ? reject(err) : resolve(messages))),
-      );
+      const batch = await readBatch(consumer, 10_000);
       for (const m of batch) {
         const r = reads.get(m.partition);
         if (!r || !m.key) continue;
@@ -234,6 +218,6 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
     for (const r of reads.values()) r.discarded = r.pending.length;
     return [...reads.values()];
   } finally {
-    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+    await closeEndReader(consumer);
   }
 }
