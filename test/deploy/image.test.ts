@@ -4,6 +4,7 @@
 // Kafka-only `server` image running order-forward, scraped by the stack's Prometheus and stopped by a signal.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
@@ -19,6 +20,26 @@ const PROMETHEUS = process.env.PIPELINES_PROMETHEUS_URL || 'http://127.0.0.1:190
 // Ports the stack's Prometheus scrapes (deploy/local/stack); the in-container workers listen on two of them.
 const PORTS = (process.env.WORKER_METRICS_PORTS || '19100 19101 19102 19103 19104').split(/\s+/).map(Number);
 const MEASURED = join(ROOT, '.local/deploy-measurements.json');
+
+/**
+ * The first of PORTS nothing listens on (a worker left over by a test whose process crashed held 19100 once, and
+ * the container could not bind it), other than those already handed out.
+ */
+const taken = new Set<number>();
+async function scrapedPort(): Promise<number> {
+  for (const port of PORTS) {
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (!free) continue;
+    taken.add(port);
+    return port;
+  }
+  throw new Error(`every port the stack's Prometheus scrapes (${PORTS.join(', ')}) is taken or handed out`);
+}
 
 /** The memory limit and NODE_OPTIONS the rendered Deployment gives a topology's worker, as podman options. */
 function asDeployed(topology: string): string[] {
@@ -186,7 +207,7 @@ describeDeploy('the worker image', () => {
     expect(produced.stdout).toContain(`produced ${events.length} order events`);
     const placed = events.filter((e) => e.eventType === 'OrderPlaced').length;
 
-    const port = PORTS[0]!;
+    const port = await scrapedPort();
     const name = `pipelines-analytics-${id}`;
     containers.push(name);
     ok(podman(['volume', 'create', volume]));
@@ -271,7 +292,7 @@ describeDeploy('the worker image', () => {
   }, 1_300_000);
 
   test('the server image runs order-forward: scraped by the stack Prometheus, stopped cleanly by SIGTERM', async () => {
-    const port = PORTS[1]!;
+    const port = await scrapedPort();
     const name = `pipelines-forward-${id}`;
     containers.push(name);
     ok(

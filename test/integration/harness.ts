@@ -81,6 +81,8 @@ function logTail(file: string, lines = 25): string {
     .join('\n');
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+
 /** `pipelines run <file>` as a child process, with the test's topics in its environment. */
 export function spawnWorker(
   file: string,
@@ -92,7 +94,11 @@ export function spawnWorker(
   mkdirSync(dir, { recursive: true });
   const log = join(dir, `${logName}-${Date.now()}.log`);
   const out = createWriteStream(log, { flags: 'w' });
-  const child = spawn(process.execPath, ['pipelines/cli/main.ts', 'run', file, '--no-metrics', ...args], {
+  const command = [process.execPath, 'pipelines/cli/main.ts', 'run', file, '--no-metrics', ...args];
+  // Killed with the test process: when a native crash takes it down, afterEach never runs, and a worker left over
+  // held the metrics ports the next test file needed (seen in CI).
+  const [cmd, ...argv] = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'SIGKILL', ...command] : command;
+  const child = spawn(cmd!, argv, {
     env: { ...process.env, PIPELINES_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
