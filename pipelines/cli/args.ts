@@ -29,6 +29,18 @@ export function usageError(message: string): Error {
   return new PipelinesError('USAGE', message);
 }
 
+/**
+ * A whole-number option: `fallback` when it is absent, a usage error when it is not whole or below `min` (the
+ * message says the bound: "above 0" for 1, none for -Infinity).
+ */
+export function wholeNumber(name: string, raw: string | undefined, fallback: number, min = 1): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (Number.isInteger(n) && n >= min) return n;
+  const bound = min === 1 ? ' above 0' : Number.isFinite(min) ? ` of at least ${min}` : '';
+  throw usageError(`--${name}: a whole number${bound}, not '${raw}'`);
+}
+
 /** Something the user can fix that is not the command line (a file, a group with members): exit 1. */
 export function userError(message: string): Error {
   return new PipelinesError('INPUT', message);

@@ -1,7 +1,7 @@
 // `pipelines demo`: the main job on embedded defaults, on the local Kafka and Schema Registry.
 import { join, resolve } from 'node:path';
 import { runOrderDemo } from '../demo/order-read-models.ts';
-import { type Command, parseOptions, usageError } from './args.ts';
+import { type Command, parseOptions, wholeNumber } from './args.ts';
 
 export const demo: Command = {
   summary: 'generate an order stream, run the example topologies on it, print their read models',
@@ -11,11 +11,8 @@ export const demo: Command = {
       orders: { type: 'string', default: '20000' },
       seed: { type: 'string', default: '42' },
     });
-    const orders = Number(values.orders);
-    const seed = Number(values.seed);
-    if (!Number.isInteger(orders) || orders < 1)
-      throw usageError(`--orders: a whole number above 0, not '${values.orders}'`);
-    if (!Number.isInteger(seed)) throw usageError(`--seed: a whole number, not '${values.seed}'`);
+    const orders = wholeNumber('orders', values.orders, 20_000);
+    const seed = wholeNumber('seed', values.seed, 42, Number.NEGATIVE_INFINITY);
     const root = resolve(import.meta.dirname, '../..');
     return runOrderDemo({
       orders,

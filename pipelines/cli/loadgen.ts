@@ -8,7 +8,7 @@ import { applyTopics } from '../kafka/topics.ts';
 import { expectedReadModels } from '../loadgen/expected.ts';
 import { produceOrderEvents, produceOrderSnapshots } from '../loadgen/order-topics.ts';
 import { customerSnapshots, orderLifecycleStream } from '../loadgen/orders.ts';
-import { parseOptions, usage, usageError } from './args.ts';
+import { parseOptions, usage, wholeNumber } from './args.ts';
 
 export const HELP = `loadgen [--orders N] [--seed N] [--rate events/s] [--partitions N] [--no-snapshots] [--expected file.json]
         [--brokers host:port] [--registry url]
@@ -18,13 +18,6 @@ export const HELP = `loadgen [--orders N] [--seed N] [--rate events/s] [--partit
   same events. Missing topics are created (one replica: for real clusters, pipelines topics apply).
   --rate caps the events per second (default: as fast as the broker takes them).
   --expected writes the read models of order-analytics and order-status computed from these events alone.`;
-
-const number = (name: string, value: string | undefined, fallback: number, min: number): number => {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw usageError(`--${name} must be a whole number of at least ${min}`);
-  return n;
-};
 
 export async function loadgen(args: string[]): Promise<number> {
   const { values, positionals } = parseOptions(args, {
@@ -38,10 +31,10 @@ export async function loadgen(args: string[]): Promise<number> {
     registry: { type: 'string' },
   });
   if (positionals.length > 0) throw usage(HELP);
-  const orders = number('orders', values.orders, 10_000, 1);
-  const seed = number('seed', values.seed, 42, 0);
-  const rate = values.rate === undefined ? undefined : number('rate', values.rate, 0, 1);
-  const partitions = number('partitions', values.partitions, 3, 1);
+  const orders = wholeNumber('orders', values.orders, 10_000);
+  const seed = wholeNumber('seed', values.seed, 42, 0);
+  const rate = values.rate === undefined ? undefined : wholeNumber('rate', values.rate, 0);
+  const partitions = wholeNumber('partitions', values.partitions, 3);
   const env = process.env;
   const topics = {
     ORDERS_TOPIC: env.ORDERS_TOPIC || 'orders.events',
@@ -62,26 +55,19 @@ export async function loadgen(args: string[]): Promise<number> {
     process.stdout.write(`created ${c.topic}: ${c.detail}\n`);
   const codec = new AvroCodec({ registry: new RegistryClient(conn.registry) });
   if (!values['no-snapshots']) {
-    await produceOrderSnapshots(conn.kafka, codec, { ...topics, ENRICHED_TOPIC: '', STATUS_TOPIC: '', DLQ_TOPIC: '' });
+    await produceOrderSnapshots(conn.kafka, codec, topics);
     process.stdout.write(
       `snapshots: 500 customers to ${topics.CUSTOMERS_TOPIC}, 50 products to ${topics.PRODUCTS_TOPIC}\n`,
     );
   }
   const started = performance.now();
   const tty = process.stdout.isTTY;
-  const sent = await produceOrderEvents(
-    conn.kafka,
-    codec,
-    { ...topics, ENRICHED_TOPIC: '', STATUS_TOPIC: '', DLQ_TOPIC: '' },
-    orderLifecycleStream(orders, { seed }),
-    [],
-    {
-      ...(rate ? { ratePerSecond: rate } : {}),
-      onProgress: (n) => {
-        if (tty) process.stdout.write(`\r\x1b[2K${n.toLocaleString('en')} events sent`);
-      },
+  const sent = await produceOrderEvents(conn.kafka, codec, topics, orderLifecycleStream(orders, { seed }), [], {
+    ...(rate ? { ratePerSecond: rate } : {}),
+    onProgress: (n) => {
+      if (tty) process.stdout.write(`\r\x1b[2K${n.toLocaleString('en')} events sent`);
     },
-  );
+  });
   const seconds = (performance.now() - started) / 1000;
   if (tty) process.stdout.write('\n');
   process.stdout.write(

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { loadTopology } from '../runtime/load.ts';
 import { InputError, TopologyTestDriver } from '../testing/driver.ts';
 import { TopologyError } from '../topology/diagnostics.ts';
-import { parseOptions, usage, usageError, userError } from './args.ts';
+import { parseOptions, usage, userError, wholeNumber } from './args.ts';
 import { runWorker } from './run-worker.ts';
 
 export async function run(args: string[]): Promise<number> {
@@ -34,9 +34,7 @@ export async function run(args: string[]): Promise<number> {
       driver.table(t.table).upsert(t.row);
     }
   }
-  const batchSize = Number(values.batch ?? 1000);
-  if (!Number.isInteger(batchSize) || batchSize < 1)
-    throw usageError(`--batch: a whole number above 0, not '${values.batch}'`);
+  const batchSize = wholeNumber('batch', values.batch, 1000);
   let batch: { value: unknown; partition?: number; key?: unknown }[] = [];
   let events = 0;
   let bad = 0;

@@ -4,7 +4,7 @@ import type { AvroCodec } from '../codec/index.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
 import { applyTopics } from '../kafka/topics.ts';
 import { customerSnapshots, type OrderEvent, productSnapshots } from './orders.ts';
-import { orderEventEncoder, produce, snapshotEncoder } from './produce.ts';
+import { orderEventEncoder, type ProduceOptions, produce, snapshotEncoder } from './produce.ts';
 
 /** Topic names keyed by the environment variables the example topologies read. */
 export interface OrderTopics {
@@ -47,7 +47,7 @@ export async function createOrderTopics(conn: KafkaConnection, topics: OrderTopi
 export async function produceOrderSnapshots(
   conn: KafkaConnection,
   codec: AvroCodec,
-  topics: OrderTopics,
+  topics: Pick<OrderTopics, 'CUSTOMERS_TOPIC' | 'PRODUCTS_TOPIC'>,
 ): Promise<void> {
   const customers = await snapshotEncoder(codec, topics.CUSTOMERS_TOPIC, 'Customer');
   const products = await snapshotEncoder(codec, topics.PRODUCTS_TOPIC, 'Product');
@@ -67,10 +67,10 @@ export async function produceOrderSnapshots(
 export async function produceOrderEvents(
   conn: KafkaConnection,
   codec: AvroCodec,
-  topics: OrderTopics,
+  topics: Pick<OrderTopics, 'ORDERS_TOPIC'>,
   events: Iterable<OrderEvent>,
   extra: Array<{ key: string; value: Buffer }> = [],
-  options: Pick<Parameters<typeof produce>[3] & object, 'ratePerSecond' | 'onProgress'> = {},
+  options: Pick<ProduceOptions, 'ratePerSecond' | 'onProgress'> = {},
 ): Promise<number> {
   const encode = await orderEventEncoder(codec, topics.ORDERS_TOPIC);
   function* messages() {

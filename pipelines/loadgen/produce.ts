@@ -39,17 +39,19 @@ export async function snapshotEncoder(
   return (row) => encoder.encode(row);
 }
 
+export interface ProduceOptions {
+  chunk?: number;
+  config?: Record<string, unknown>;
+  /** Events per second at most (undefined: as fast as the broker takes them). */
+  ratePerSecond?: number;
+  onProgress?: (sent: number) => void;
+}
+
 export async function produce(
   conn: KafkaConnection,
   topic: string,
   messages: Iterable<Message>,
-  options: {
-    chunk?: number;
-    config?: Record<string, unknown>;
-    /** Events per second at most (undefined: as fast as the broker takes them). */
-    ratePerSecond?: number;
-    onProgress?: (sent: number) => void;
-  } = {},
+  options: ProduceOptions = {},
 ): Promise<number> {
   const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
   const producer = kafka.producer({

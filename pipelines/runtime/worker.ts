@@ -370,15 +370,14 @@ export class Worker {
    */
   #markerProbe(tasks: PartitionTask[]): Set<PartitionTask> {
     const recordsLeft = this.#o.recordsLeft;
-    const open = new Set<PartitionTask>();
-    if (!recordsLeft) return open;
+    const asked: Array<{ t: PartitionTask; end: bigint; from: bigint }> = [];
+    if (!recordsLeft) return new Set();
     for (const t of tasks) {
       const end = t.endBeyondCommit;
-      if (end === undefined || this.#probed.get(t) === end) continue;
-      open.add(t);
+      if (end !== undefined && this.#probed.get(t) !== end) asked.push({ t, end, from: t.committed! });
     }
-    if (open.size === 0 || this.#probing) return open;
-    const asked = [...open].map((t) => ({ t, end: t.endBeyondCommit!, from: t.committed! }));
+    const open = new Set(asked.map((a) => a.t));
+    if (asked.length === 0 || this.#probing) return open;
     const topic = asked[0]!.t.topic;
     this.#probing = recordsLeft(
       topic,
