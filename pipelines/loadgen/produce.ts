@@ -47,28 +47,48 @@ export interface ProduceOptions {
   onProgress?: (sent: number) => void;
 }
 
-export async function produce(
-  conn: KafkaConnection,
-  topic: string,
-  messages: Iterable<Message>,
-  options: ProduceOptions = {},
-): Promise<number> {
+/** A producer kept open across sends: for callers that send many small batches (a live feed). */
+export interface OpenProducer {
+  send(topic: string, messages: Message[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens one producer. A caller that sends often keeps it: connecting and disconnecting a client per batch, many
+ * times a second in one process, is where the native client's teardown races live.
+ */
+export async function openProducer(conn: KafkaConnection, config: Record<string, unknown> = {}): Promise<OpenProducer> {
   const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
   const producer = kafka.producer({
     'linger.ms': 20,
     'batch.num.messages': 10_000,
     'enable.idempotence': true,
     'compression.type': 'lz4',
-    ...options.config,
+    ...config,
   } as never);
   await producer.connect();
+  return {
+    send: async (topic, messages) => {
+      await producer.send({ topic, messages });
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
+export async function produce(
+  conn: KafkaConnection,
+  topic: string,
+  messages: Iterable<Message>,
+  options: ProduceOptions = {},
+): Promise<number> {
+  const producer = await openProducer(conn, options.config);
   const rate = options.ratePerSecond;
   // Paced sends come in twentieths of a second's worth, so that the rate holds over short spans too.
   const chunk = rate ? Math.max(1, Math.floor(rate / 20)) : (options.chunk ?? 20_000);
   const started = performance.now();
   let sent = 0;
   const send = async (batch: Message[]) => {
-    await producer.send({ topic, messages: batch });
+    await producer.send(topic, batch);
     sent += batch.length;
     options.onProgress?.(sent);
     if (rate) {
@@ -87,7 +107,7 @@ export async function produce(
     }
     if (batch.length > 0) await send(batch);
   } finally {
-    await producer.disconnect();
+    await producer.close();
   }
   return sent;
 }

@@ -26,7 +26,7 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { orderLifecycleStream, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
-import { orderEventEncoder, produce } from '../../pipelines/loadgen/produce.ts';
+import { openProducer, orderEventEncoder, produce } from '../../pipelines/loadgen/produce.ts';
 import {
   loadDashboards,
   loadRules,
@@ -133,30 +133,41 @@ const workers: WorkerProcess[] = [];
 const stops: Array<() => Promise<void> | void> = [];
 let dir: string;
 
-/** Orders in event-time order starting now, `perTick` every 250 ms, with poison and late records mixed in. */
+/**
+ * Orders in event-time order starting now, `perTick` every 250 ms, with poison and late records mixed in. One
+ * producer for the whole feed: a client opened and closed per tick, in four feeds at once, is native teardown
+ * churn in the test process (CI saw it die of SIGSEGV here twice).
+ */
 function liveOrders(topics: TestTopics, o: { perTick: number; poison: number; late: number; seed: number }) {
   const { conn, codec } = stack();
   let tick = 0;
   let stopped = false;
   const loop = (async () => {
     const encode = await orderEventEncoder(codec, topics.ORDERS_TOPIC);
-    while (!stopped) {
-      tick++;
-      const now = Date.now();
-      const events = [...orderLifecycleStream(o.perTick, { seed: o.seed * 1000 + tick, startTime: now, stepMs: 1 })];
-      const messages = events.map((e) => ({
-        key: `${tick}-${e.data.orderId}`,
-        value: encode({ ...e, data: { ...e.data, orderId: `${tick}-${e.data.orderId}` } } as never),
-      }));
-      // Late: placed an hour ago, after the window's watermark has passed (allowed lateness 1 minute).
-      for (const e of [...orderLifecycleStream(o.late, { seed: tick, startTime: now - 3_600_000 })].filter(
-        (x) => x.eventType === 'OrderPlaced',
-      )) {
-        messages.push({ key: `late-${tick}-${e.data.orderId}`, value: encode(e) });
+    const producer = await openProducer(conn.kafka);
+    try {
+      while (!stopped) {
+        tick++;
+        const now = Date.now();
+        const events = [...orderLifecycleStream(o.perTick, { seed: o.seed * 1000 + tick, startTime: now, stepMs: 1 })];
+        const messages = events.map((e) => ({
+          key: `${tick}-${e.data.orderId}`,
+          value: encode({ ...e, data: { ...e.data, orderId: `${tick}-${e.data.orderId}` } } as never),
+        }));
+        // Late: placed an hour ago, after the window's watermark has passed (allowed lateness 1 minute).
+        for (const e of [...orderLifecycleStream(o.late, { seed: tick, startTime: now - 3_600_000 })].filter(
+          (x) => x.eventType === 'OrderPlaced',
+        )) {
+          messages.push({ key: `late-${tick}-${e.data.orderId}`, value: encode(e) });
+        }
+        for (let i = 0; i < o.poison; i++) {
+          messages.push({ key: `poison-${tick}-${i}`, value: Buffer.from('not avro') });
+        }
+        await producer.send(topics.ORDERS_TOPIC, messages);
+        await sleep(Math.max(0, 250 - (Date.now() - now)));
       }
-      for (let i = 0; i < o.poison; i++) messages.push({ key: `poison-${tick}-${i}`, value: Buffer.from('not avro') });
-      await produce(conn.kafka, topics.ORDERS_TOPIC, messages);
-      await sleep(Math.max(0, 250 - (Date.now() - now)));
+    } finally {
+      await producer.close();
     }
   })();
   return async () => {
@@ -217,12 +228,12 @@ async function startSaga(): Promise<() => Promise<void>> {
   const encode = await orderEventEncoder(codec, env.FULFILMENT_TOPIC);
   let stopped = false;
   let tick = 0;
+  const producer = await openProducer(conn.kafka);
   const loop = (async () => {
     while (!stopped) {
       tick++;
       const orders = [...orderPlacedStream(20, { seed: tick, startTime: Date.now() })];
-      await produce(
-        conn.kafka,
+      await producer.send(
         env.FULFILMENT_TOPIC,
         orders.map((o) => ({
           key: `${tick}-${o.data.orderId}`,
@@ -235,6 +246,7 @@ async function startSaga(): Promise<() => Promise<void>> {
   return async () => {
     stopped = true;
     await loop;
+    await producer.close();
   };
 }
 
@@ -356,7 +368,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) w.child.kill('SIGTERM');
-  await Promise.all(workers.map((w) => Promise.race([w.exited, sleep(15_000)])));
+  // An unreferenced timer: the race must not keep the test process alive once every worker is gone.
+  const grace = new Promise((r) => setTimeout(r, 15_000).unref());
+  await Promise.all(workers.map((w) => Promise.race([w.exited, grace])));
   await stopWorkers();
   try {
     stackCmd('up', 'clickhouse'); // whatever happened, leave the server running
