@@ -3,13 +3,13 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, extname, relative, resolve, sep } from 'node:path';
 import type { SinkSpec } from '../sinks/spec.ts';
-import type { CheckContext, RelPath, StepSpec, TableInfo } from '../steps/step.ts';
+import type { CheckContext, RelPath, RowKind, StepSpec, TableInfo } from '../steps/step.ts';
 import { shortHash } from '../steps/step.ts';
 import { type LoadedSchema, loadAvsc } from '../topology/avro.ts';
 import { catalogue, type Diagnostic, type DiagnosticCode, didYouMean } from '../topology/diagnostics.ts';
 import { ExpressionChecker } from '../topology/expressions.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
-import { DOUBLE, DYN, mergeTypes, STRING } from '../topology/types.ts';
+import { COUNT, DYN, EPOCH_MS, mergeTypes, STRING } from '../topology/types.ts';
 import { MAX_FILE_BYTES, type Path, SourceFile } from '../topology/yaml.ts';
 import { validate } from './issues.ts';
 import { sinksByKind, stepsByKind } from './kinds.ts';
@@ -147,10 +147,10 @@ class TypeFlow {
     source: string,
     path: Path,
     scope: Scope,
-    opts: { bool?: boolean; offset?: number } = {},
+    opts: { bool?: boolean; offset?: number; quiet?: boolean } = {},
   ): FieldType | undefined {
     const r = this.#checker.check(source, scope, opts);
-    for (const p of r.problems) {
+    for (const p of opts.quiet ? [] : r.problems) {
       const pos = this.#src.locateInScalar(path, p.offset + (opts.offset ?? 0));
       this.diagnostics.push(this.#src.diagnostic(p.code, p.message, path, p.hint, pos));
     }
@@ -222,9 +222,9 @@ class TypeFlow {
       name: 'Record',
       fields: {
         topic: STRING,
-        partition: DOUBLE,
+        partition: COUNT,
         offset: DYN,
-        timestamp: DOUBLE,
+        timestamp: EPOCH_MS,
         headers: { kind: 'map', values: DYN },
       },
     };
@@ -313,6 +313,15 @@ class TypeFlow {
     });
     const scope = steps.at(-1)?.scopeOut ?? sourceScope;
 
+    /** What the records reaching a sink from step `id` mean: the nearest step upstream that says. */
+    const rowsFrom = (id: string): RowKind | undefined => {
+      for (let step = steps.find((s) => s.id === id); step; step = steps.find((s) => s.id === step!.from)) {
+        const rows = step.spec.rows?.(step.config as never);
+        if (rows) return rows;
+      }
+      return undefined;
+    };
+
     // Sinks: each reads the last step, or the step named in `from`; then those a step declares itself.
     const sinks: CheckedSink[] = [];
     const addSink = (kind: string, config: CheckedSink['config'], path: Path) => {
@@ -346,7 +355,7 @@ class TypeFlow {
           sinkScope = step?.scopeOut ?? sourceScope;
         }
       }
-      const ctx = this.#context(sinkScope, path, tables, eventTypes, hasDeadLetter);
+      const ctx = { ...this.#context(sinkScope, path, tables, eventTypes, hasDeadLetter), rows: rowsFrom(from) };
       if (config.when !== undefined) ctx.expr(config.when, ['when'], { bool: true });
       sinkSpec.check(config as never, ctx, sinkScope);
       sinks.push({ id, kind, spec: sinkSpec, config, path, from, scope: sinkScope });

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { duration, identifier } from '../topology/durations.ts';
 import type { CompiledExpression } from '../topology/expressions.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
-import { DOUBLE, DYN, describeType } from '../topology/types.ts';
+import { COUNT, DOUBLE, DYN, describeType, EPOCH_MS } from '../topology/types.ts';
 import {
   init,
   MEASURE,
@@ -128,6 +128,7 @@ export const aggregate = defineStep({
     },
   ],
   stateful: true,
+  rows: (c) => (c.emit === 'perBatch' ? 'partials' : c.emit === 'onUpdate' ? 'updates' : undefined),
   describe(c) {
     const w = c.window as { tumbling?: number; hopping?: number; session?: number };
     const size = w.tumbling ?? w.hopping ?? w.session ?? 0;
@@ -150,8 +151,8 @@ export const aggregate = defineStep({
       }
       out[name] = ctx.expr(src, at) ?? DYN;
     }
-    out.windowStart = DOUBLE;
-    out.windowEnd = DOUBLE;
+    out.windowStart = EPOCH_MS;
+    out.windowEnd = EPOCH_MS;
     if (c.window.session !== undefined && c.emit === 'perBatch') {
       ctx.report('window-invalid', 'session windows cannot emit partial rows per batch', ['emit'], 'use emit: onClose');
     }
@@ -181,9 +182,12 @@ export const aggregate = defineStep({
       else if (fn === 'topK') {
         // Nulls are not counted, so the values are not nullable.
         const value = t ? { ...t, nullable: false } : DYN;
-        out[name] = { kind: 'list', items: { kind: 'record', name: 'TopK', fields: { value, count: DOUBLE } } };
+        out[name] = { kind: 'list', items: { kind: 'record', name: 'TopK', fields: { value, count: COUNT } } };
       } else if (fn === 'quantiles') out[name] = { kind: 'list', items: DOUBLE, nullable: true };
-      else out[name] = DOUBLE;
+      else if (fn === 'count' || fn === 'distinct' || fn === 'approxDistinct') out[name] = COUNT;
+      else if (fn === 'sum' && t?.kind === 'double' && (t.number === 'integer' || t.number === 'count')) {
+        out[name] = { kind: 'double', number: t.number };
+      } else out[name] = DOUBLE;
       if ((fn === 'quantile' || fn === 'quantiles') && t && t.kind !== 'double' && t.kind !== 'dyn') {
         ctx.report('measure-invalid', `${fn} needs a number, not ${describeType(t)}`, at);
       }

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { expression, identifier } from '../topology/durations.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
-import { DOUBLE, DYN, describeType } from '../topology/types.ts';
+import { COUNT, DYN, describeType } from '../topology/types.ts';
 import { defineStep, shortHash, type Vars } from './step.ts';
 
 export const explode = defineStep({
@@ -43,7 +43,7 @@ export const explode = defineStep({
     else if (list && list.kind !== 'dyn') {
       ctx.report('expr-type', `\`list\` must give a list; it gives ${describeType(list)}`, ['list']);
     }
-    const scope: Scope = { ...ctx.scope, [c.as]: item, [c.index]: DOUBLE };
+    const scope: Scope = { ...ctx.scope, [c.as]: item, [c.index]: COUNT };
     const out: Scope = {};
     for (const [name, src] of Object.entries(c.fields)) out[name] = ctx.expr(src, ['fields', name], { scope }) ?? DYN;
     return out;

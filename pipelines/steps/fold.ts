@@ -86,6 +86,7 @@ export const fold = defineStep({
     },
   ],
   stateful: true,
+  rows: () => 'updates',
   describe: (c) => `by ${c.key}: ${Object.keys(c.on ?? {}).join(', ')}`,
   idHint: (c) => slug(c.key.split('.').pop() ?? 'state'),
   moduleFile: (c) => (c.reduce ? { path: c.reduce.path, export: c.reduce.export, at: ['reduce', 'path'] } : undefined),
@@ -106,6 +107,7 @@ export const fold = defineStep({
       state: { kind: 'record', name: 'State', fields: Object.fromEntries([...names].map((n) => [n, DYN])) },
     };
     const setBy = new Map<string, number>();
+    const handlers: Array<{ type: string; scope: Scope; f: string; e: string; t: FieldType }> = [];
     for (const [type, handler] of Object.entries(c.on ?? {})) {
       const ev = ctx.eventTypes.get(type);
       if (ctx.eventTypes.size > 0 && !ev) {
@@ -118,10 +120,31 @@ export const fold = defineStep({
       }
       const scope: Scope = ev ? { ...loose, event: ev } : loose;
       for (const [f, e] of Object.entries(handler)) {
-        const t = ctx.expr(e, ['on', type, f], { scope }) ?? DYN;
-        fields[f] = fields[f] ? mergeTypes(fields[f], t) : t;
+        handlers.push({ type, scope, f, e, t: ctx.expr(e, ['on', type, f], { scope }) ?? DYN });
         setBy.set(f, (setBy.get(f) ?? 0) + 1);
       }
+    }
+    // A second, quiet look with `state` typed from the first (so `state.version + 1` is an integer, not dyn). What
+    // the handlers set decides a number's sort; `initial` is only its starting value (`placedAt: 0`).
+    const first = mergeHandlers(handlers);
+    const typedState: FieldType = {
+      kind: 'record',
+      name: 'State',
+      fields: Object.fromEntries([...names].map((n) => [n, known(first.get(n)) ?? fields[n] ?? DYN])),
+    };
+    const second = mergeHandlers(
+      handlers.map((h) => ({
+        ...h,
+        t: ctx.expr(h.e, ['on', h.type, h.f], { scope: { ...h.scope, state: typedState }, quiet: true }) ?? h.t,
+      })),
+    );
+    for (const [f, t] of second) {
+      const init = fields[f];
+      fields[f] = !init
+        ? t
+        : init.kind === 'double' && t.kind === 'double'
+          ? { ...t, ...nullableOf(init) }
+          : mergeTypes(init, t);
     }
     if (c.onUnknown === 'deadLetter' && !ctx.hasDeadLetter) {
       ctx.report(
@@ -207,3 +230,19 @@ export const fold = defineStep({
     };
   },
 });
+
+/** Each state field's type over every handler that sets it. */
+function mergeHandlers(handlers: ReadonlyArray<{ f: string; t: FieldType }>): Map<string, FieldType> {
+  const out = new Map<string, FieldType>();
+  for (const { f, t } of handlers) {
+    const seen = out.get(f);
+    out.set(f, seen ? mergeTypes(seen, t) : t);
+  }
+  return out;
+}
+
+function nullableOf(t: FieldType): { nullable?: boolean } {
+  return t.nullable ? { nullable: true } : {};
+}
+
+const known = (t: FieldType | undefined) => (t && t.kind !== 'dyn' ? t : undefined);

@@ -95,14 +95,23 @@ export interface TableInfo {
 export type RelPath = readonly (string | number)[];
 
 /** What a step's check sees: the variables at its input, and ways to report located problems. */
+export type RowKind = 'partials' | 'updates';
+
 export interface CheckContext {
   readonly scope: Scope;
+  /** For sinks: what their rows mean (see StepSpec.rows), from the nearest step upstream that says. */
+  readonly rows?: RowKind;
   readonly tables: ReadonlyMap<string, TableInfo>;
   /** Record type of each event type on the source topic, by short Avro name. */
   readonly eventTypes: ReadonlyMap<string, FieldType>;
   readonly hasDeadLetter: boolean;
   /** Checks an expression at `at` (relative to the step's config); undefined type when it has problems. */
-  expr(source: string, at: RelPath, opts?: { bool?: boolean; scope?: Scope; offset?: number }): FieldType | undefined;
+  /** `quiet`: only the type, problems not reported (a second look with more precise types). */
+  expr(
+    source: string,
+    at: RelPath,
+    opts?: { bool?: boolean; scope?: Scope; offset?: number; quiet?: boolean },
+  ): FieldType | undefined;
   report(code: import('../topology/diagnostics.ts').DiagnosticCode, message: string, at: RelPath, hint?: string): void;
   /** Resolves a file path relative to the topology, refusing paths outside its folder; reports problems. */
   file(rel: string, at: RelPath): string | undefined;
@@ -148,6 +157,12 @@ export interface StepSpec<S extends z.ZodType = z.ZodType> {
    * step; `at` locates each in the step's config, for diagnostics.
    */
   sinks?(config: z.output<S>, stepId: string): Array<{ kind: string; config: Record<string, unknown>; at: RelPath }>;
+  /**
+   * What the records it emits mean to a sink, when not one fact each: `partials` (several per key, to be added
+   * up: aggregate per batch) or `updates` (each the current value of its key, replacing the one before: a fold,
+   * an aggregate on update). Steps without it (map, filter...) pass on what they read.
+   */
+  rows?(config: z.output<S>): RowKind | undefined;
   /** Type flow: check the config against the input variables; the variables after this step. */
   check(config: z.output<S>, ctx: CheckContext): Scope;
   create(config: z.output<S>, ctx: BuildContext): Processor;

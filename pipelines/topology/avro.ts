@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import type { FieldType } from './types.ts';
-import { mergeTypes } from './types.ts';
+import { EPOCH_MS, INTEGER, mergeTypes } from './types.ts';
 
 export type AvroType = avro.Type;
 
@@ -28,15 +28,29 @@ export function loadAvsc(file: string): LoadedSchema {
   } catch (err) {
     throw new Error(`not JSON: ${(err as Error).message}`);
   }
-  const type = avro.Type.forSchema(json as avro.Schema, { wrapUnions: false });
+  const type = avro.Type.forSchema(json as avro.Schema, { wrapUnions: false, typeHook: markEpochMs });
   const name = type.typeName === 'record' ? type.name : undefined;
   return { file, type, name, shortName: name?.split('.').pop(), fieldType: avroFieldType(type), json };
+}
+
+/**
+ * Longs written `timestamp-millis`. Without registered logical types avsc keeps no trace of them (values stay
+ * epoch-ms numbers, as the steps want), so the hook makes each its own long type and remembers it.
+ */
+const epochMsTypes = new WeakSet<avro.Type>();
+function markEpochMs(schema: avro.Schema): avro.Type | undefined {
+  const s = schema as { type?: unknown; logicalType?: unknown };
+  if (s.type !== 'long' || s.logicalType !== 'timestamp-millis') return undefined;
+  const t = avro.Type.forSchema('long');
+  epochMsTypes.add(t);
+  return t;
 }
 
 export function avroFieldType(type: avro.Type): FieldType {
   switch (type.typeName) {
     case 'int':
     case 'long':
+      return epochMsTypes.has(type) ? EPOCH_MS : INTEGER;
     case 'float':
     case 'double':
       return { kind: 'double' };

@@ -107,6 +107,23 @@ export const catalogue = {
     stage: 'types',
     summary: 'A sink names a column (or an Avro field) that no step produces.',
   },
+  'sink-column-type': {
+    severity: 'error',
+    stage: 'types',
+    summary: 'A declared ClickHouse column cannot hold what flows into it (a list into UInt64, a string into Float64).',
+  },
+  'lint-column-lossy': {
+    severity: 'warning',
+    stage: 'lint',
+    summary: 'A declared ClickHouse column keeps less than flows into it (a fractional number into an integer column).',
+  },
+  'lint-rows-engine': {
+    severity: 'warning',
+    stage: 'lint',
+    summary:
+      'A ClickHouse engine that merges rows the wrong way for what they mean: partial rows into a replacing ' +
+      'engine lose rows; running values into a summing engine are counted again.',
+  },
   'lint-topic-undeclared': {
     severity: 'info',
     stage: 'lint',

@@ -10,6 +10,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { Environment } from '@marcbachmann/cel-js';
 import { didYouMean } from './diagnostics.ts';
+import { refineType } from './number-sort.ts';
 import type { FieldType, Scope } from './types.ts';
 import { fromCelType } from './types.ts';
 
@@ -255,7 +256,7 @@ export class ExpressionChecker {
       const e = result.error!;
       return { problems: [{ code: 'expr-type', message: firstLine(e), offset: e.node?.start ?? 0 }] };
     }
-    const type = fromCelType(result.type ?? 'dyn', named);
+    const type = refineType(fromCelType(result.type ?? 'dyn', named), ast, scope);
     if (opts.bool && type.kind !== 'bool' && type.kind !== 'dyn') {
       return {
         type,

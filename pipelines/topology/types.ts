@@ -3,16 +3,26 @@
 // inside expressions; integer literals mix with them (see expressions.ts) and results leave as JS numbers.
 
 export type FieldType =
-  | { kind: 'string' | 'bool' | 'bytes' | 'null' | 'dyn' | 'double' | 'timestamp'; nullable?: boolean }
+  | { kind: 'string' | 'bool' | 'bytes' | 'null' | 'dyn' | 'timestamp'; nullable?: boolean }
+  | { kind: 'double'; number?: NumberSort; nullable?: boolean }
   | { kind: 'list'; items: FieldType; nullable?: boolean }
   | { kind: 'map'; values: FieldType; nullable?: boolean }
   | { kind: 'record'; name: string; fields: Record<string, FieldType>; nullable?: boolean };
+
+/**
+ * What a number holds, where the validator can tell: expressions see a number either way; sinks pick column
+ * types from it (a count is UInt64, an Avro int or long Int64, a timestamp-millis or a window bound DateTime64).
+ */
+export type NumberSort = 'integer' | 'count' | 'epochMs';
 
 /** The variables an expression can read at one step, with their types. */
 export type Scope = Record<string, FieldType>;
 
 export const DYN: FieldType = { kind: 'dyn' };
 export const DOUBLE: FieldType = { kind: 'double' };
+export const INTEGER: FieldType = { kind: 'double', number: 'integer' };
+export const COUNT: FieldType = { kind: 'double', number: 'count' };
+export const EPOCH_MS: FieldType = { kind: 'double', number: 'epochMs' };
 export const STRING: FieldType = { kind: 'string' };
 export const BOOL: FieldType = { kind: 'bool' };
 
@@ -32,6 +42,9 @@ export function mergeTypes(a: FieldType, b: FieldType): FieldType {
   }
   if (a.kind === 'list' && b.kind === 'list') return { kind: 'list', items: mergeTypes(a.items, b.items), ...n };
   if (a.kind === 'map' && b.kind === 'map') return { kind: 'map', values: mergeTypes(a.values, b.values), ...n };
+  if (a.kind === 'double' && b.kind === 'double') {
+    return { kind: 'double', ...(a.number && a.number === b.number ? { number: a.number } : {}), ...n };
+  }
   if (a.kind === b.kind) return { ...a, ...n };
   return { kind: 'dyn' };
 }
@@ -81,6 +94,7 @@ export function parseTypeName(s: string): FieldType | undefined {
   switch (name) {
     case 'int':
     case 'long':
+      return INTEGER;
     case 'float':
     case 'double':
     case 'number':
@@ -108,6 +122,7 @@ export function fromCelType(name: string, named: ReadonlyMap<string, FieldType>)
   switch (s) {
     case 'int':
     case 'uint':
+      return INTEGER;
     case 'double':
       return DOUBLE;
     case 'string':

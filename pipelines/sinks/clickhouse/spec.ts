@@ -6,7 +6,7 @@ import { clickhouseConfig } from './config.ts';
 import { clickHouseConfigFromEnv, clickHouseFlushFromEnv, openClickHouse } from './connection.ts';
 import { instrumentClickHouse } from './instrument.ts';
 import { ClickHouseSink } from './sink.ts';
-import { tableSpecFor } from './table.ts';
+import { columnMisfit, tableSpecFor } from './table.ts';
 import { assertServerSupported } from './version.ts';
 
 export const clickhouse = defineSink({
@@ -14,7 +14,10 @@ export const clickhouse = defineSink({
   summary: 'Rows into a ClickHouse table.',
   description:
     'Each record becomes one row: the fields named in `columns` (all fields when omitted). `columns` may give ' +
-    'ClickHouse types (`{ revenue: Float64 }`), used when the table is created. `engine` hints the table: ' +
+    'ClickHouse types (`{ revenue: Float64 }`), used when the table is created; validate refuses a declared type ' +
+    'that cannot hold what flows into it. Types not given come from the steps: counts UInt64, Avro int and long ' +
+    'Int64, other numbers Float64, timestamp-millis fields and window bounds DateTime64(3), lists of scalars ' +
+    'Array, optional values Nullable, records and untyped values JSON text in a String. `engine` hints the table: ' +
     '`orderBy`, `partitionBy`, `version` (the version column of a ReplacingMergeTree); pair partial rows of ' +
     '`aggregate` with `emit: perBatch` with SummingMergeTree or AggregatingMergeTree.',
   config: clickhouseConfig,
@@ -47,6 +50,32 @@ export const clickhouse = defineSink({
           );
         }
       });
+    }
+    if (c.columns && !Array.isArray(c.columns)) {
+      for (const [col, declared] of Object.entries(c.columns)) {
+        const flows = scope[col];
+        const misfit = flows && columnMisfit(declared, flows);
+        if (!misfit) continue;
+        const code = misfit.kind === 'type' ? 'sink-column-type' : 'lint-column-lossy';
+        ctx.report(code, `column '${col}': ${misfit.message}`, ['columns', col], misfit.hint);
+      }
+    }
+    const engine = c.engine?.type ?? 'MergeTree';
+    if (ctx.rows === 'partials' && engine === 'ReplacingMergeTree') {
+      ctx.report(
+        'lint-rows-engine',
+        'partial rows (emit: perBatch) replace each other in a ReplacingMergeTree: all but one per key are lost',
+        c.engine ? ['engine', 'type'] : [],
+        'use SummingMergeTree (or AggregatingMergeTree), or emit: onClose',
+      );
+    }
+    if (ctx.rows === 'updates' && engine === 'SummingMergeTree') {
+      ctx.report(
+        'lint-rows-engine',
+        'each row is the current value of its key (a fold, or emit: onUpdate): SummingMergeTree adds them up',
+        ['engine', 'type'],
+        'use ReplacingMergeTree with a version column, or emit: perBatch partials',
+      );
     }
     const known = new Set(cols);
     (c.engine?.orderBy ?? []).forEach((col, i) => {

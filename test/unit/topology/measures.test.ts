@@ -409,13 +409,13 @@ describe('through a topology', () => {
     );
     expect(r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
     const out = r.checked!.steps[0]!.scopeOut;
-    expect(out.u).toEqual({ kind: 'double' });
+    expect(out.u).toEqual({ kind: 'double', number: 'count' });
     expect(out.top).toEqual({
       kind: 'list',
       items: {
         kind: 'record',
         name: 'TopK',
-        fields: { value: { kind: 'string', nullable: false }, count: { kind: 'double' } },
+        fields: { value: { kind: 'string', nullable: false }, count: { kind: 'double', number: 'count' } },
       },
     });
     expect(out.p).toEqual({ kind: 'double' });
