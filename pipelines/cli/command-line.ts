@@ -8,12 +8,14 @@ if (!command) {
   const list = Object.entries(commands)
     .map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
     .join('\n');
-  process.stderr.write(
+  // Asked for (help, --help, -h): on stdout, exit 0. A missing or unknown command: on stderr, a usage error.
+  const asked = name === 'help' || name === '--help' || name === '-h';
+  (asked ? process.stdout : process.stderr).write(
     `usage: pipelines <command> [options]\n\ncommands:\n${list}\n\n` +
       'pipelines <command> --help: its options. Exit codes: 0 done, 1 problems found (or the work failed), ' +
       '2 a usage error (nothing done).\n',
   );
-  process.exit(name && name !== 'help' && name !== '--help' ? EXIT_USAGE : 0);
+  process.exit(asked ? 0 : EXIT_USAGE);
 }
 // Every subcommand: its usage on stdout, exit 0; nothing runs.
 if (args.includes('--help') || args.includes('-h')) {
