@@ -1,8 +1,8 @@
 // Declarative test cases kept beside the topologies (`<name>.test.yaml`): given tables and input events,
 // expect what the sinks receive. Run by `pipelines test` and by jest, through the offline driver.
 
-import { readdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { readSource } from '../compile/compile.ts';
 import { validate } from '../compile/issues.ts';
@@ -88,7 +88,17 @@ export interface FileResult {
 /** Test files under a path: a `.test.yaml` file, or every one in a folder (recursively). */
 export function findTestFiles(path: string): string[] {
   const abs = resolve(path);
-  if (statSync(abs).isFile()) return [abs];
+  if (statSync(abs).isFile()) {
+    if (/\.test\.ya?ml$/.test(abs)) return [abs];
+    // A topology named instead of its tests: the test file beside it, as `pipelines test topologies/` finds it.
+    const beside = [abs.replace(/\.ya?ml$/, '.test.yaml'), abs.replace(/\.ya?ml$/, '.test.yml')].find(existsSync);
+    if (beside) return [beside];
+    throw new PipelinesError(
+      'TEST_FILE_MISSING',
+      `${path} is not a test file, and there is no ${basename(abs).replace(/\.ya?ml$/, '.test.yaml')} beside it ` +
+        '(test cases live in x.test.yaml next to x.yaml; see topologies/REFERENCE.md#test-cases)',
+    );
+  }
   const out: string[] = [];
   for (const name of readdirSync(abs).sort()) {
     if (name === 'node_modules' || name.startsWith('.')) continue;
