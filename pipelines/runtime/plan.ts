@@ -119,7 +119,7 @@ export class TableStore {
     return this.#table(table).size;
   }
 
-  view(table: string): TableView {
+  view(table: string): Omit<TableView, 'fields'> {
     const t = this.#table(table);
     return {
       get: (key) => t.get(key),
@@ -203,7 +203,7 @@ export class Plan {
       stepId,
       now: () => this.#now,
       compile: (s) => runtime.compile(s),
-      table: (name) => this.tables.view(name),
+      table: (name) => ({ ...this.tables.view(name), fields: () => recordFields(this.tableTypes.get(name)) }),
       file: (rel) => `${checked.dir}/${rel}`,
       ...(module ? { module } : {}),
     });
@@ -493,4 +493,8 @@ function toPlain(v: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v)) out[k] = toPlain((v as Record<string, unknown>)[k]);
   return out;
+}
+
+function recordFields(type: unknown): string[] {
+  return ((type as { fields?: { name: string }[] } | undefined)?.fields ?? []).map((f) => f.name);
 }

@@ -25,7 +25,10 @@ export const enrich = defineStep({
     defaults: z
       .record(identifier(), expression('a default field value'))
       .optional()
-      .describe('With `onMissing: keep`, the row used when none is found (otherwise the variable is null).'),
+      .describe(
+        "With `onMissing: keep`, the row used when none is found: these fields, and the table's other fields as null " +
+          '(typed as nullable for later steps and sinks). Without it the variable itself is null.',
+      ),
     waitTimeout: duration().prefault('30s').describe('With `onMissing: wait`, how long to hold a record.'),
     afterWait: z
       .enum(['keep', 'drop', 'deadLetter'])
@@ -58,17 +61,37 @@ export const enrich = defineStep({
     }
     if (c.defaults) for (const [f, e] of Object.entries(c.defaults)) ctx.expr(e, ['defaults', f], { scope: {} });
     let row: FieldType = table?.row ?? DYN;
-    const mayBeNull = (c.onMissing === 'keep' || (c.onMissing === 'wait' && c.afterWait === 'keep')) && !c.defaults;
-    if (mayBeNull) row = nullable(row);
+    const keeps = c.onMissing === 'keep' || (c.onMissing === 'wait' && c.afterWait === 'keep');
+    if (keeps && !c.defaults) row = nullable(row);
+    else if (keeps && c.defaults && row.kind === 'record') {
+      // The default row has every field of the table: those without a default are null when no row is found.
+      const given = Object.keys(c.defaults);
+      for (const f of given) {
+        if (!(f in row.fields)) {
+          ctx.report(
+            'expr-unknown-field',
+            `table '${c.table}' has no field '${f}'`,
+            ['defaults', f],
+            didYouMean(f, Object.keys(row.fields)),
+          );
+        }
+      }
+      const fields = Object.fromEntries(
+        Object.entries(row.fields).map(([f, t]) => [f, given.includes(f) ? t : nullable(t)]),
+      );
+      row = { ...row, fields };
+    }
     return { ...ctx.scope, [c.as ?? c.table]: row };
   },
   create(c, ctx) {
     const key = ctx.compile(c.key);
     const table = ctx.table(c.table);
     const as = c.as ?? c.table;
-    const defaults = c.defaults
+    const given = c.defaults
       ? Object.fromEntries(Object.entries(c.defaults).map(([f, e]) => [f, ctx.compile(e).evaluate({})]))
       : null;
+    // Every field of the table's rows, null unless defaulted, so that `as.field` reads null rather than failing.
+    const defaults = given && { ...Object.fromEntries(table.fields().map((f) => [f, null])), ...given };
     interface Held {
       vars: Vars;
       rc: RecordContext;

@@ -121,6 +121,8 @@ export interface TableView {
   get(key: string): unknown;
   /** Called with the key after each upsert (for `enrich` with `onMissing: wait`). */
   onUpsert(listener: (key: string) => void): void;
+  /** The field names of the table's rows (its schema's), empty when it has no schema. */
+  fields(): string[];
 }
 
 export interface BuildContext {

@@ -12,7 +12,7 @@ import type { Diagnostic } from '../topology/diagnostics.ts';
 import { hasErrors } from '../topology/diagnostics.ts';
 import { duration } from '../topology/durations.ts';
 import { SourceFile } from '../topology/yaml.ts';
-import { TopologyTestDriver } from './driver.ts';
+import { InputError, TopologyTestDriver } from './driver.ts';
 
 const RecordInput = z.strictObject({
   value: z.unknown().describe('The event (JSON), checked against the source Avro schemas.'),
@@ -153,13 +153,23 @@ export function runCase(driver: TopologyTestDriver, c: TestCase, locate?: Locate
   try {
     for (const [table, rows] of Object.entries(c.tables ?? {})) for (const row of rows) driver.table(table).upsert(row);
     let batch: Parameters<TopologyTestDriver['pipe']>[0] & unknown[] = [];
+    let at: number[] = []; // each batched record's index in c.input
     const end = () => {
-      if (batch.length > 0) driver.pipe(batch);
+      try {
+        if (batch.length > 0) driver.pipe(batch);
+      } catch (err) {
+        const where = err instanceof InputError && err.index !== undefined && locate?.(['input', at[err.index]!]);
+        if (where) throw new InputError(`${where}: input ${at[err.index!]! + 1}`, err.problems);
+        throw err;
+      }
       batch = [];
+      at = [];
     };
-    for (const item of c.input) {
-      if ('value' in item) batch.push(item as never);
-      else {
+    for (const [i, item] of c.input.entries()) {
+      if ('value' in item) {
+        batch.push(item as never);
+        at.push(i);
+      } else {
         end();
         if ('advance' in item) driver.advanceWallClock(item.advance);
         else if ('upsert' in item) driver.table(item.table).upsert(item.upsert);

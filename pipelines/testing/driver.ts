@@ -32,6 +32,8 @@ export interface DriverOptions {
 /** An input value that does not match the source schemas. */
 export class InputError extends PipelinesError {
   readonly problems: string[];
+  /** Which record of the piped list it was, for the caller to point at its own line. */
+  index?: number;
   constructor(message: string, problems: string[]) {
     super('INPUT_INVALID', `${message}: ${problems.join('; ')}`);
     this.name = 'InputError';
@@ -74,7 +76,14 @@ export class TopologyTestDriver {
   /** One batch: records (or plain event values) in, in order. Returns what this batch produced. */
   pipe(input: TestRecord | readonly TestRecord[]) {
     const list = Array.isArray(input) ? input : [input];
-    const records = list.map((r) => this.#record(r as TestRecord));
+    const records = list.map((r, i) => {
+      try {
+        return this.#record(r as TestRecord);
+      } catch (err) {
+        if (err instanceof InputError) err.index = i;
+        throw err;
+      }
+    });
     return this.#collect(this.plan.process(records, this.#now));
   }
 

@@ -56,3 +56,23 @@ test('a count that differs shows the expected rows and the actual ones', async (
   expect(c!.failures[0]).toMatch(/:11:\d+: kafka:orders.totals: expected 1 row\(s\), got 2/);
   expect(c!.failures[0]).toMatch(/expected:\n\s+\{"key":"o1","value":\{"orderId":"o1"\}\}\n\s+got:\n\s+\{"key":"o1"/);
 });
+
+test('an input record its schemas do not accept: its line in the test file, and the fields', async () => {
+  const file = join(scratch(), 'bad-input.test.yaml');
+  writeFileSync(
+    file,
+    `topology: ${join(TOPOLOGIES, 'order-forward.yaml')}
+cases:
+  - name: the second input misses a field
+    input:
+      - value: ${PLACED}
+      - value: { eventId: e2, eventType: OrderPlaced, timestamp: 2000, data: { orderId: o2, items: [], totalAmount: 5.0 } }
+    expect:
+      sinks: {}
+`,
+  );
+  const [c] = (await runTestFile(file)).cases;
+  expect(c!.failures).toEqual([
+    expect.stringMatching(/bad-input\.test\.yaml:6:9: input 2: data\.customerId: expected string/),
+  ]);
+});

@@ -34,6 +34,17 @@ const cases: {
     hint: /did you mean 'customerId'/,
   },
   {
+    name: 'an enrich default for a field the table does not have',
+    yaml: topology({
+      steps:
+        '    - enrich: { table: customers, key: event.data.customerId, as: c, defaults: { segmnt: "\'consumer\'" } }',
+    }),
+    code: 'expr-unknown-field',
+    line: 12,
+    message: /table 'customers' has no field 'segmnt'/,
+    hint: /did you mean 'segment'/,
+  },
+  {
     name: 'a table not declared',
     yaml: topology({ steps: '    - enrich: { table: customer, key: event.data.customerId }' }),
     code: 'ref-unknown-table',
