@@ -11,6 +11,7 @@ import type {
   Processor,
   RecordContext,
   SourceRecord,
+  StateEntry,
   TableView,
   TimeInfo,
   Vars,
@@ -315,6 +316,13 @@ export class Plan {
     const steps: Record<string, unknown> = {};
     for (const n of this.#nodes) if (n.processor.snapshot) steps[n.id] = n.processor.snapshot();
     return { watermarks: Object.fromEntries(this.#partitionMax), steps };
+  }
+
+  /** Per step that has some, its state entries (what a test reads; `snapshot` is for restoring). */
+  entries(): Record<string, StateEntry[]> {
+    const out: Record<string, StateEntry[]> = {};
+    for (const n of this.#nodes) if (n.processor.entries) out[n.id] = n.processor.entries();
+    return out;
   }
 
   restore(state: PlanState): void {
