@@ -73,8 +73,8 @@ export interface Processor {
    * label values only (a saga's events, its steps), never a key.
    */
   observe?(): { counts: Record<string, number>; held: Record<string, number> };
-  /** Records held back (waiting for a table row): the worker must not commit past them. */
-  held?(): Iterable<SourceRecord>;
+  /** Records held back (waiting for a table row), with the key each waits for: the worker must not commit past them. */
+  held?(): Iterable<{ key: string; record: SourceRecord }>;
 }
 
 /** One entry of a step's state: a fold's key and state, a dedupe's key and when it was seen, an open window. */
