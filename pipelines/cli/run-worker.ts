@@ -17,6 +17,8 @@ export const HELP = `run <topology.yaml> [--brokers host:port] [--registry url] 
     --tables has one {"table": "<name>", "row": {...}} per line, loaded before the first event.
     Prints "<sink id>\t<row>" per output and "dead-letter\t{...}" per dead letter; a line that is not JSON or not
     an event of the source is a dead letter of its own line, and the run goes on (exit 0; a summary on stderr).
+    A record an enrich step still holds at the end (waiting for a table row) prints "held\t{step, key, line}",
+    then its wait ends and afterWait applies.
     --batch N: events per batch (default 1000), as the worker's batches (perBatch emits follow them).`;
 
 export async function runWorker(args: string[]): Promise<number> {

@@ -2,7 +2,9 @@
 // `pipelines run <file> --dry-run --input <events.jsonl>`: the topology on a file of events, no service needed;
 // prints what each sink would receive (JSON lines, prefixed by the sink id) and the dead letters. A line that is
 // not JSON or not an event of the source's schemas is a dead letter of its own line (as the worker would
-// dead-letter a record it cannot decode), and the run goes on; a summary line on stderr counts them.
+// dead-letter a record it cannot decode), and the run goes on. Records an enrich step still holds at the end of
+// the input (waiting for a table row) are listed as `held`, before the end-of-input flush ends their wait and
+// applies `afterWait` to them; a summary line on stderr counts each kind.
 import { readFileSync } from 'node:fs';
 import { loadTopology } from '../runtime/load.ts';
 import { InputError, TopologyTestDriver } from '../testing/driver.ts';
@@ -35,7 +37,10 @@ export async function run(args: string[]): Promise<number> {
     }
   }
   const batchSize = wholeNumber('batch', values.batch, 1000);
-  let batch: { value: unknown; partition?: number; key?: unknown }[] = [];
+  let batch: { value: unknown; partition?: number; key?: unknown; offset: number }[] = [];
+  // Offsets given here rather than by the driver, so that a held record leads back to its input line.
+  const next = new Map<number, number>();
+  const lineOf = new Map<string, number>();
   let events = 0;
   let bad = 0;
   let dead = 0;
@@ -66,11 +71,21 @@ export async function run(args: string[]): Promise<number> {
       continue;
     }
     events++;
-    batch.push(record);
+    const partition = record.partition ?? 0;
+    const offset = next.get(partition) ?? 0;
+    next.set(partition, offset + 1);
+    lineOf.set(`${partition}/${offset}`, n);
+    batch.push({ ...record, offset });
     if (batch.length >= batchSize) flushBatch();
   }
+  let held = 0;
   try {
     flushBatch();
+    for (const h of plan.held()) {
+      held++;
+      const n = lineOf.get(`${h.record.partition}/${String(h.record.offset)}`);
+      process.stdout.write(`held\t${JSON.stringify({ step: h.step, key: h.key, line: `${input}:${n}` })}\n`);
+    }
     dead += print(driver.flush());
   } catch (err) {
     // A sink that cannot encode what a step made: the topology's problem, not the input's.
@@ -80,7 +95,8 @@ export async function run(args: string[]): Promise<number> {
   const deadLetters = plan.topology.spec.errors.deadLetter
     ? `${bad + dead} dead letter(s)`
     : `${bad + dead} record(s) the worker would stop on (no errors.deadLetter)`;
-  process.stderr.write(`dry run: ${events} event(s) processed, ${bad} bad input line(s), ${deadLetters}\n`);
+  const waits = held ? `, ${held} record(s) held by a table wait at the end (then afterWait)` : '';
+  process.stderr.write(`dry run: ${events} event(s) processed, ${bad} bad input line(s), ${deadLetters}${waits}\n`);
   return 0;
 }
 

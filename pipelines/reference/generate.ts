@@ -69,9 +69,11 @@ function objectTables(js: Json, prefix: string): string {
   return out.join('');
 }
 
-/** The object schemas with fields of their own inside a property (itself, a union member, or a list's items). */
+/** The object schemas with fields of their own inside a property (itself, a union member, a list's or map's items). */
 function nestedObjects(p: Json): Json[] {
   if (p.type === 'object' && p.properties) return [p];
+  if (p.type === 'object' && p.additionalProperties && typeof p.additionalProperties === 'object')
+    return nestedObjects(p.additionalProperties as Json);
   if (p.anyOf) return (p.anyOf as Json[]).flatMap(nestedObjects);
   if (p.type === 'array' && p.items) return nestedObjects(p.items as Json);
   return [];
@@ -292,6 +294,7 @@ cases:
 
 Input values are checked against the source's Avro schemas (an error names the field) and decoded through them,
 as the worker would. After the input the driver flushes (every window closes) unless \`flush: false\`.
+\`expect.state\` reads what a stateful step holds as the input left it, before that flush.
 `);
   out.push('### Test file fields\n', fieldsTable(TestFileSchema));
   out.push('## Diagnostics\n');

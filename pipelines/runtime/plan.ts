@@ -11,6 +11,7 @@ import type {
   Processor,
   RecordContext,
   SourceRecord,
+  StateEntry,
   TableView,
   TimeInfo,
   Vars,
@@ -317,6 +318,13 @@ export class Plan {
     return { watermarks: Object.fromEntries(this.#partitionMax), steps };
   }
 
+  /** Per step that has some, its state entries (what a test reads; `snapshot` is for restoring). */
+  entries(): Record<string, StateEntry[]> {
+    const out: Record<string, StateEntry[]> = {};
+    for (const n of this.#nodes) if (n.processor.entries) out[n.id] = n.processor.entries();
+    return out;
+  }
+
   restore(state: PlanState): void {
     for (const [p, w] of Object.entries(state.watermarks)) this.#partitionMax.set(Number(p), w);
     for (const n of this.#nodes)
@@ -371,14 +379,17 @@ export class Plan {
     if (max === undefined || time > max) this.#partitionMax.set(partition, time);
   }
 
+  /** The records steps hold back (waiting for a table row), with the step and the key each waits for. */
+  held(): Array<{ step: string; key: string; record: SourceRecord }> {
+    return this.#nodes.flatMap((n) => [...(n.processor.held?.() ?? [])].map((h) => ({ step: n.id, ...h })));
+  }
+
   /** Per `topic/partition`, the lowest offset still held by a step (the worker must not commit past it). */
   heldOffsets(): Record<string, number | bigint | string> {
     const out: Record<string, number | bigint | string> = {};
-    for (const n of this.#nodes) {
-      for (const r of n.processor.held?.() ?? []) {
-        const p = `${r.topic}/${r.partition}`;
-        if (out[p] === undefined || BigInt(r.offset) < BigInt(out[p]!)) out[p] = r.offset;
-      }
+    for (const { record: r } of this.held()) {
+      const p = `${r.topic}/${r.partition}`;
+      if (out[p] === undefined || BigInt(r.offset) < BigInt(out[p]!)) out[p] = r.offset;
     }
     return out;
   }

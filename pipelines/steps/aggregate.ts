@@ -408,6 +408,13 @@ export const aggregate = defineStep({
         } else if (v === null) accs.delete(k);
         else accs.set(k, fromEntry(v as ReturnType<typeof toEntry>));
       },
+      // The windows still open, each as the row it would emit now, keyed by its group (several: their list).
+      entries: () =>
+        [...accs.values(), ...[...sessions.values()].flat()].map((a) => ({
+          key: a.group.length === 1 ? a.group[0] : a.group,
+          windowStart: a.start,
+          value: row(a),
+        })),
       snapshot: () => ({
         watermark,
         windows: [...accs.values(), ...[...sessions.values()].flat()].map(toEntry),

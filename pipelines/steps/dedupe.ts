@@ -46,6 +46,7 @@ export const dedupe = defineStep({
         }
       },
       snapshot: () => Object.fromEntries(seen),
+      entries: () => [...seen].map(([key, at]) => ({ key, value: at })),
       restore(s) {
         seen = new Map(Object.entries(s as Record<string, number>));
       },

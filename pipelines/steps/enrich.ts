@@ -151,8 +151,8 @@ export const enrich = defineStep({
         }
       },
       snapshot: () => ({ waiting: [...waiting].map(([k, l]) => [k, l.length]) }),
-      *held(): Iterable<SourceRecord> {
-        for (const l of waiting.values()) for (const h of l) yield h.rc.record;
+      *held(): Iterable<{ key: string; record: SourceRecord }> {
+        for (const [key, l] of waiting) for (const h of l) yield { key, record: h.rc.record };
       },
     };
   },

@@ -210,6 +210,7 @@ export const fold = defineStep({
         out.emit(c.trigger === undefined ? { ...next } : { ...next, [c.trigger]: type }, rc);
       },
       snapshot: () => Object.fromEntries(states),
+      entries: () => [...states].map(([key, value]) => ({ key, value })),
       restore(s) {
         states = new Map(Object.entries(s as Record<string, Vars>));
       },

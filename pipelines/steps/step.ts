@@ -52,7 +52,7 @@ export interface Processor {
   process(vars: Vars, ctx: RecordContext, out: Output): void;
   /** After each batch and on each tick: time moved on (close windows, expire waits, evict). */
   advance?(time: TimeInfo, out: Output): void;
-  /** The step's state, as plain data (for snapshots and the test driver). */
+  /** The step's state, as plain data, in the step's own shape (for `restore`). */
   snapshot?(): unknown;
   restore?(state: unknown): void;
   /**
@@ -60,6 +60,8 @@ export interface Processor {
    * changelog. The first call starts the tracking (and returns nothing): a plan without a changelog pays nothing.
    */
   changes?(): Array<[string, unknown]>;
+  /** The state as a test reads it (the driver, `expect.state`): one entry per key, or per key and window. */
+  entries?(): StateEntry[];
   /** Loads one entry read back from the changelog (null: delete), before any record. */
   load?(key: string, value: unknown): void;
   /** Acts on the wall clock alone (timers): the worker ticks each partition when no record comes. */
@@ -71,8 +73,16 @@ export interface Processor {
    * label values only (a saga's events, its steps), never a key.
    */
   observe?(): { counts: Record<string, number>; held: Record<string, number> };
-  /** Records held back (waiting for a table row): the worker must not commit past them. */
-  held?(): Iterable<SourceRecord>;
+  /** Records held back (waiting for a table row), with the key each waits for: the worker must not commit past them. */
+  held?(): Iterable<{ key: string; record: SourceRecord }>;
+}
+
+/** One entry of a step's state: a fold's key and state, a dedupe's key and when it was seen, an open window. */
+export interface StateEntry {
+  key: unknown;
+  /** For a window of an aggregate: its start (epoch ms). */
+  windowStart?: number;
+  value: unknown;
 }
 
 /** A record the step chose to dead-letter (missing table row, late event): not retriable. */

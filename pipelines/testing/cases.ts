@@ -8,8 +8,10 @@ import { readSource } from '../compile/compile.ts';
 import { validate } from '../compile/issues.ts';
 import { PipelinesError } from '../errors.ts';
 import { loadTopology } from '../runtime/load.ts';
+import type { Plan } from '../runtime/plan.ts';
+import type { StateEntry } from '../steps/step.ts';
 import type { Diagnostic } from '../topology/diagnostics.ts';
-import { hasErrors } from '../topology/diagnostics.ts';
+import { didYouMean, hasErrors } from '../topology/diagnostics.ts';
 import { duration } from '../topology/durations.ts';
 import { SourceFile } from '../topology/yaml.ts';
 import { InputError, TopologyTestDriver } from './driver.ts';
@@ -58,6 +60,29 @@ export const TestCaseSchema = z.strictObject({
         )
         .optional()
         .describe('The dead letters, in order (message: a substring).'),
+      state: z
+        .record(
+          z.string(),
+          z.array(
+            z.strictObject({
+              key: z
+                .unknown()
+                .describe('Its key: a fold or dedupe key; for an aggregate, its group (several: a list).'),
+              windowStart: z.number().optional().describe('For an aggregate: the start of the window, epoch ms.'),
+              value: z
+                .unknown()
+                .optional()
+                .describe(
+                  'A fold: its state; a dedupe: when the key was seen (epoch ms); an aggregate: the row it would emit now; a saga: its instance.',
+                ),
+            }),
+          ),
+        )
+        .optional()
+        .describe(
+          'Per stateful step id (fold, dedupe, aggregate, saga), every entry it holds when the input ends, in any ' +
+            'order, each listing the fields it checks. Read before the end-of-input `flush` (which closes windows and forgets dedupe keys).',
+        ),
       ordered: z.boolean().default(true).describe('Rows in this order (false: in any order).'),
     })
     .describe('What must come out.'),
@@ -134,6 +159,8 @@ export async function runTestFile(file: string): Promise<FileResult> {
   const topologyFile = resolve(dirname(file), spec.topology);
   const loaded = await loadTopology(topologyFile);
   if (!loaded.plan) return { file: src.file, diagnostics: [...diagnostics, ...loaded.diagnostics], cases: [] };
+  const stateProblems = stateSteps(spec, loaded.plan, checked.source!);
+  if (stateProblems.length > 0) return { file: src.file, diagnostics: [...diagnostics, ...stateProblems], cases: [] };
   const cases: CaseResult[] = [];
   for (const [i, c] of spec.cases.entries()) {
     const started = performance.now();
@@ -149,7 +176,28 @@ export async function runTestFile(file: string): Promise<FileResult> {
   return { file: src.file, diagnostics, cases };
 }
 
+/** The step ids of `expect.state` that name no step with state: located in the test file, before any case runs. */
+function stateSteps(spec: z.output<typeof TestFileSchema>, plan: Plan, src: SourceFile): Diagnostic[] {
+  const withState = Object.keys(plan.entries());
+  return spec.cases.flatMap((c, i) =>
+    Object.keys(c.expect.state ?? {})
+      .filter((id) => !withState.includes(id))
+      .map((id) => {
+        const step = plan.steps.find((s) => s.id === id);
+        const path = ['cases', i, 'expect', 'state', id];
+        return src.diagnostic(
+          'test-state-step',
+          step ? `step '${id}' (${step.kind}) holds no state to expect` : `no step '${id}' in the topology`,
+          path,
+          didYouMean(id, withState) ?? 'no step of this topology holds state',
+          src.locateKey(path),
+        );
+      }),
+  );
+}
+
 export function runCase(driver: TopologyTestDriver, c: TestCase, locate?: Locate): string[] {
+  const state: Record<string, StateEntry[]> = {};
   try {
     for (const [table, rows] of Object.entries(c.tables ?? {})) for (const row of rows) driver.table(table).upsert(row);
     let batch: Parameters<TopologyTestDriver['pipe']>[0] & unknown[] = [];
@@ -177,6 +225,8 @@ export function runCase(driver: TopologyTestDriver, c: TestCase, locate?: Locate
       }
     }
     end();
+    // What the input left behind: the flush would close every window and forget every dedupe key.
+    for (const stepId of Object.keys(c.expect.state ?? {})) state[stepId] = driver.state(stepId);
     if (c.flush) driver.flush();
   } catch (err) {
     if (err instanceof PipelinesError) return [err.message];
@@ -200,6 +250,13 @@ export function runCase(driver: TopologyTestDriver, c: TestCase, locate?: Locate
     failures.push(
       ...compareRows('dead letters', c.expect.deadLetters, actual, c.expect.ordered, (j) =>
         locate?.(['expect', 'deadLetters', j]),
+      ),
+    );
+  }
+  for (const [stepId, expected] of Object.entries(c.expect.state ?? {})) {
+    failures.push(
+      ...compareRows(`state of '${stepId}'`, expected, state[stepId]!, false, (j) =>
+        locate?.(['expect', 'state', stepId, j]),
       ),
     );
   }

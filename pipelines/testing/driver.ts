@@ -7,6 +7,7 @@ import type { CompileOptions } from '../compile/compile.ts';
 import { PipelinesError } from '../errors.ts';
 import { loadPlan } from '../runtime/load.ts';
 import type { DeadLetter, Plan, SourceRecord } from '../runtime/plan.ts';
+import type { StateEntry } from '../steps/step.ts';
 import type { LoadedSchema } from '../topology/avro.ts';
 import { matchSchema } from '../topology/avro.ts';
 import { parseDuration } from '../topology/durations.ts';
@@ -138,10 +139,13 @@ export class TopologyTestDriver {
     return this.#deadLetters;
   }
 
-  /** The state of one stateful step (or of all), as plain data. */
-  state(stepId?: string): unknown {
-    const snap = this.plan.snapshot();
-    return stepId === undefined ? snap.steps : snap.steps[stepId];
+  /** The state entries a step holds (a fold's states, a dedupe's keys, an aggregate's open windows), as plain data. */
+  state(stepId: string): StateEntry[] {
+    const all = this.plan.entries();
+    const entries = all[stepId];
+    if (!entries)
+      throw new InputError('no step state', [`'${stepId}' (steps with state: ${Object.keys(all).join(', ')})`]);
+    return entries.map((e) => plain(e) as StateEntry);
   }
 
   #record(r: TestRecord): SourceRecord {

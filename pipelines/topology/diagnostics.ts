@@ -140,6 +140,11 @@ export const catalogue = {
     stage: 'lint',
     summary: 'A stateful step has no explicit `id`; its state name is derived from its configuration.',
   },
+  'test-state-step': {
+    severity: 'error',
+    stage: 'references',
+    summary: 'A test case expects the state of a step that does not exist or holds no state (`expect.state`).',
+  },
   'input-invalid': { severity: 'error', stage: 'input', summary: 'An input event does not match the Avro schema.' },
   internal: { severity: 'error', stage: 'file', summary: 'The loader failed unexpectedly (a bug worth reporting).' },
 } as const satisfies Record<string, CatalogueEntry>;

@@ -207,6 +207,7 @@ export class SagaMachine {
       process: (vars, rc, out) => this.#process(vars, rc, out),
       advance: (time, out) => this.#advance(time, out),
       snapshot: () => Object.fromEntries(this.#instances),
+      entries: () => [...this.#instances].map(([key, value]) => ({ key, value })),
       restore: (s) => {
         this.#instances = new Map(Object.entries(s as Record<string, Instance>));
         for (const inst of this.#instances.values()) this.#schedule(inst);

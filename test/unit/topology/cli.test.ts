@@ -177,6 +177,33 @@ describe('pipelines CLI', () => {
     expect(r.err).toMatch(/dry run: 2 event\(s\) processed, 3 bad input line\(s\)/);
   });
 
+  it('run --dry-run lists the records a table wait still holds at the end, by step, key and input line', () => {
+    const dir = scratch();
+    const input = join(dir, 'events.jsonl');
+    const tables = join(dir, 'tables.jsonl');
+    const order = (id: string, customerId: string) =>
+      JSON.stringify(
+        placed({ eventId: id }, { orderId: id, customerId, items: [{ productId: 'p1', quantity: 1, price: 1 }] }),
+      );
+    // The line that is not JSON moves the lines away from the offsets: the held record still names its own line.
+    writeFileSync(input, [order('o1', 'c1'), '{ not json', order('o2', 'c8')].join('\n'));
+    writeFileSync(
+      tables,
+      `${JSON.stringify({ table: 'customers', row: { customerId: 'c1', name: 'Ada', segment: 'smb', country: 'FR' } })}\n`,
+    );
+    const r = cli('run', `${TOPOLOGIES}/order-enrichment.yaml`, '--dry-run', '--input', input, '--tables', tables);
+    expect(r.code).toBe(0);
+    const out = r.out.trim().split('\n');
+    expect(out.filter((l) => l.startsWith('kafka:orders.enriched\t'))).toHaveLength(1);
+    const held = out.filter((l) => l.startsWith('held\t')).map((l) => JSON.parse(l.split('\t')[1]!));
+    expect(held).toEqual([{ step: 'customer', key: 'c8', line: `${input}:3` }]);
+    // The end of input then ends the wait: afterWait (deadLetter) applies.
+    expect(out.findIndex((l) => l.startsWith('held\t'))).toBeLessThan(
+      out.findIndex((l) => l.includes('"errorClass":"MissingTableRow"')),
+    );
+    expect(r.err).toMatch(/2 dead letter\(s\), 1 record\(s\) held by a table wait at the end/);
+  });
+
   it('generate --check: the generated files are current', () => {
     expect(cli('generate', '--check').code).toBe(0);
   });
