@@ -13,6 +13,7 @@ import {
 } from '../compile/schema.ts';
 import { TestFileSchema } from '../testing/cases.ts';
 import { catalogue } from '../topology/diagnostics.ts';
+import { recipesSection } from './recipes.ts';
 
 type Json = Record<string, unknown>;
 
@@ -297,6 +298,7 @@ as the worker would. After the input the driver flushes (every window closes) un
 \`expect.state\` reads what a stateful step holds as the input left it, before that flush.
 `);
   out.push('### Test file fields\n', fieldsTable(TestFileSchema));
+  out.push(recipesSection());
   out.push('## Diagnostics\n');
   out.push('Every problem has a code, a severity, a message, a position (`file:line:col`), a path and often a hint.\n');
   out.push('| code | severity | stage | meaning |\n| --- | --- | --- | --- |');
