@@ -11,6 +11,7 @@ import { replay } from './replay.ts';
 import { run } from './run.ts';
 import { HELP as RUN } from './run-worker.ts';
 import { saga } from './saga.ts';
+import { HELP as SCHEMAS, schemas } from './schemas.ts';
 import { HELP as STATUS, statusCommand } from './status.ts';
 import { test } from './test.ts';
 import { HELP as TOPICS, topics } from './topics.ts';
@@ -28,6 +29,11 @@ export const commands: Record<string, Command> = {
     summary: 'draw a topology (tree, or --format mermaid)',
     help: 'usage: pipelines graph <topology.yaml> [--format tree|mermaid]',
     run: graph,
+  },
+  schemas: {
+    summary: 'check that each Avro schema can follow its version at a git revision (--against) and in the registry',
+    help: `usage: pipelines ${SCHEMAS}`,
+    run: schemas,
   },
   test: {
     summary: 'run the declarative test cases (*.test.yaml) of topologies',

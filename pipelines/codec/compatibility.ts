@@ -1,5 +1,6 @@
 // Start-up check of the output schemas: find the subject's compatibility mode, ask the registry whether the schema
-// passes it, register it, and stop with a clear message (subject, mode, reasons) when it does not.
+// passes it, register it, and stop with a clear message (subject, mode, reasons) when it does not. The same test
+// and the avsc analysis serve `pipelines schemas check` (against the registry, or a file's version in git).
 //
 // Apicurio 3.3.3 (ccompat v7), as measured on the local stack:
 // - GET /config answers NONE when no global rule is set (its default); GET /config/{subject} answers 404 for an
@@ -12,7 +13,7 @@
 
 import { type AvroType, parseAvroSchema, schemaText } from './avro-types.ts';
 import { CodecError, IncompatibleSchemaError, RegistryError } from './errors.ts';
-import type { CompatibilityLevel, RegistryClient } from './registry.ts';
+import type { CompatibilityLevel, RegistryClient, SubjectVersion } from './registry.ts';
 
 export interface CompatibilityMode {
   level: CompatibilityLevel;
@@ -53,6 +54,32 @@ export interface SchemaCheck {
   action: 'existing' | 'registered';
 }
 
+export interface SchemaVerdict {
+  mode: CompatibilityMode;
+  /** The subject version holding this exact schema, when it is registered already. */
+  existing: SubjectVersion | undefined;
+  /** Why the registry refuses it under the mode (its messages, then avsc's); undefined when it passes. */
+  incompatible: string[] | undefined;
+}
+
+/** Whether `schema` may go under `subject` as it stands: registered already, or passing the subject's level. */
+export async function testSchema(
+  registry: RegistryApi,
+  subject: string,
+  schema: string | object,
+): Promise<SchemaVerdict> {
+  const text = schemaText(schema, `schema for ${subject}`);
+  const type = parseAvroSchema(text, `schema for ${subject}`);
+  const existing = await registry.lookup(subject, text);
+  const mode = await discoverCompatibility(registry, subject);
+  if (existing || mode.level === 'NONE') return { mode, existing, incompatible: undefined };
+  const transitive = mode.level.endsWith('_TRANSITIVE');
+  const verdict = await registry.testCompatibility(subject, text, transitive ? 'all' : 'latest');
+  if (verdict.compatible) return { mode, existing, incompatible: undefined };
+  const local = await explainIncompatibility(registry, subject, type, mode.level);
+  return { mode, existing, incompatible: [...verdict.messages, ...local] };
+}
+
 /** Finds or registers `schema` under `subject`; throws IncompatibleSchemaError or SCHEMA_NOT_REGISTERED. */
 export async function ensureSchema(
   registry: RegistryApi,
@@ -62,19 +89,11 @@ export async function ensureSchema(
 ): Promise<SchemaCheck> {
   const text = schemaText(schema, `schema for ${subject}`);
   const type = parseAvroSchema(text, `schema for ${subject}`);
-  const existing = await registry.lookup(subject, text);
-  const mode = await discoverCompatibility(registry, subject);
+  const { mode, existing, incompatible } = await testSchema(registry, subject, text);
   if (existing) {
     return { subject, schemaId: existing.id, version: existing.version, mode, action: 'existing' };
   }
-  if (mode.level !== 'NONE') {
-    const transitive = mode.level.endsWith('_TRANSITIVE');
-    const verdict = await registry.testCompatibility(subject, text, transitive ? 'all' : 'latest');
-    if (!verdict.compatible) {
-      const local = await explainIncompatibility(registry, subject, type, mode.level);
-      throw new IncompatibleSchemaError(subject, describeMode(mode), [...verdict.messages, ...local]);
-    }
-  }
+  if (incompatible) throw new IncompatibleSchemaError(subject, describeMode(mode), incompatible);
   if (options.autoRegister === false) {
     throw new CodecError(
       'SCHEMA_NOT_REGISTERED',
@@ -112,8 +131,6 @@ export async function explainIncompatibility(
   if (level === 'NONE') return [];
   const versions = await registry.getVersions(subject);
   const compared = level.endsWith('_TRANSITIVE') ? versions : versions.slice(-1);
-  const backward = level.startsWith('BACKWARD') || level.startsWith('FULL');
-  const forward = level.startsWith('FORWARD') || level.startsWith('FULL');
   const reasons: string[] = [];
   for (const version of compared) {
     const old = await registry.getVersion(subject, version);
@@ -123,14 +140,29 @@ export async function explainIncompatibility(
     } catch {
       continue;
     }
-    if (backward) {
-      const problem = resolveProblem(candidate, oldType);
-      if (problem) reasons.push(`new schema cannot read data written with version ${version}: ${problem}`);
-    }
-    if (forward) {
-      const problem = resolveProblem(oldType, candidate);
-      if (problem) reasons.push(`version ${version} cannot read data written with the new schema: ${problem}`);
-    }
+    reasons.push(...compareSchemas(candidate, oldType, level, `version ${version}`));
+  }
+  return reasons;
+}
+
+/**
+ * What avsc finds incompatible between `candidate` and one older schema (`old`, named in the reasons) under a
+ * level; pure, for the registry's versions as for a file's previous version in git.
+ */
+export function compareSchemas(
+  candidate: AvroType,
+  old: AvroType,
+  level: CompatibilityLevel,
+  oldName: string,
+): string[] {
+  const reasons: string[] = [];
+  if (level.startsWith('BACKWARD') || level.startsWith('FULL')) {
+    const problem = resolveProblem(candidate, old);
+    if (problem) reasons.push(`new schema cannot read data written with ${oldName}: ${problem}`);
+  }
+  if (level.startsWith('FORWARD') || level.startsWith('FULL')) {
+    const problem = resolveProblem(old, candidate);
+    if (problem) reasons.push(`${oldName} cannot read data written with the new schema: ${problem}`);
   }
   return reasons;
 }
@@ -147,7 +179,7 @@ function resolveProblem(reader: AvroType, writer: AvroType): string | undefined 
 
 interface Walkable {
   typeName: string;
-  fields?: Array<{ name: string; type: AvroType }>;
+  fields?: Array<{ name: string; type: AvroType; defaultValue(): unknown }>;
   itemsType?: AvroType;
   valuesType?: AvroType;
 }
@@ -158,9 +190,12 @@ function locate(reader: AvroType, writer: AvroType, path: string): string | unde
   const w = writer as unknown as Walkable;
   const inner: Array<[AvroType, AvroType, string]> = [];
   if (r.fields && w.fields) {
+    // avsc stops at the first reader field that fails, in order; one the writer lacks without a default is named
+    // in its message, at this level: the fields after it are not where the problem is.
     for (const field of r.fields) {
       const match = w.fields.find((f) => f.name === field.name);
       if (match) inner.push([field.type, match.type, path ? `${path}.${field.name}` : field.name]);
+      else if (field.defaultValue() === undefined) break;
     }
   } else if (r.itemsType && w.itemsType) {
     inner.push([r.itemsType, w.itemsType, `${path}[]`]);

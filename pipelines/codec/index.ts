@@ -12,11 +12,14 @@ export {
 export { type AvroSchemaInput, type AvroType, parseAvroSchema, schemaText } from './avro-types.ts';
 export {
   type CompatibilityMode,
+  compareSchemas,
   discoverCompatibility,
   type EnsureOptions,
   ensureSchema,
   explainIncompatibility,
   type SchemaCheck,
+  type SchemaVerdict,
+  testSchema,
 } from './compatibility.ts';
 export { type Decoder, jsonDecoder } from './decoder.ts';
 export {

@@ -153,8 +153,11 @@ export const fold = defineStep({
         ['onUnknown'],
       );
     }
+    // The state is emitted after a handler ran: a field every handler sets is never missing from it.
+    const handlerCount = Object.keys(c.on ?? {}).length;
     const out: Scope = {};
-    for (const [f, t] of Object.entries(fields)) out[f] = c.initial?.[f] !== undefined ? t : nullable(t);
+    for (const [f, t] of Object.entries(fields))
+      out[f] = c.initial?.[f] !== undefined || setBy.get(f) === handlerCount ? t : nullable(t);
     if (c.trigger !== undefined) {
       if (c.trigger in out) {
         ctx.report('expr-type', `\`trigger\` '${c.trigger}' is also a state field`, ['trigger'], 'name it apart');

@@ -140,7 +140,8 @@ export function matchSchema(
   return { problems };
 }
 
-function describeAvro(t: avro.Type): string {
+/** An Avro type as messages name it: `long`, `record com.x.Order`, `null | string`. */
+export function describeAvro(t: avro.Type): string {
   if (t.typeName === 'record') return `record ${(t as avro.types.RecordType).name}`;
   const branches = (t as avro.types.UnwrappedUnionType).types;
   if (Array.isArray(branches)) return branches.map((b) => b.typeName).join(' | ');

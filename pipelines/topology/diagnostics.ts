@@ -110,7 +110,14 @@ export const catalogue = {
   'sink-column-type': {
     severity: 'error',
     stage: 'types',
-    summary: 'A declared ClickHouse column cannot hold what flows into it (a list into UInt64, a string into Float64).',
+    summary:
+      "A declared ClickHouse column, or a field of a Kafka sink's Avro schema, cannot hold what flows into it (a " +
+      'list into UInt64, a string into a long, a number with a fraction into an int).',
+  },
+  'lint-field-nullable': {
+    severity: 'warning',
+    stage: 'lint',
+    summary: 'A value that can be null flows into an Avro field that cannot hold null: such a record fails to encode.',
   },
   'lint-column-lossy': {
     severity: 'warning',

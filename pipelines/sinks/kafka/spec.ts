@@ -1,5 +1,6 @@
 // The `kafka` sink: records for one topic, with a key expression and an Avro (or JSON) value; built on the
 // worker's producer (idempotent, or transactional with `exactlyOnce`).
+import type avro from 'avsc';
 import { z } from 'zod';
 import { subjectName } from '../../codec/subjects.ts';
 import { PipelinesError } from '../../errors.ts';
@@ -9,6 +10,7 @@ import { loadAvsc } from '../../topology/avro.ts';
 import { didYouMean } from '../../topology/diagnostics.ts';
 import { expression } from '../../topology/durations.ts';
 import { defineSink, sinkCommon } from '../spec.ts';
+import { fieldMisfits } from './fields.ts';
 import { KafkaSink } from './sink.ts';
 
 export const kafka = defineSink({
@@ -17,7 +19,8 @@ export const kafka = defineSink({
   description:
     'Each record becomes one Kafka record: `key` is a CEL expression (null when omitted); the value is the ' +
     "record's fields, projected on the Avro schema when `value.schema` is given (each of its fields must be " +
-    'produced by a step, unless it has a default). `exactlyOnce` asks the worker for a transactional producer ' +
+    'produced by a step, unless it has a default, and hold what flows in: types are checked through nested records, ' +
+    'arrays and maps). `exactlyOnce` asks the worker for a transactional producer ' +
     '(offsets committed in the transaction); otherwise the producer is idempotent.',
   config: z.strictObject({
     ...sinkCommon,
@@ -68,9 +71,12 @@ export const kafka = defineSink({
       const s = loadAvsc(file);
       if (s.fieldType.kind !== 'record') return;
       const fields = Object.keys(scope);
-      const rec = s.type as unknown as { fields: { name: string; defaultValue(): unknown }[] };
-      for (const f of rec.fields) {
-        if (!(f.name in scope) && f.defaultValue() === undefined) {
+      for (const f of (s.type as avro.types.RecordType).fields) {
+        const flows = scope[f.name];
+        if (flows) {
+          for (const m of fieldMisfits(f.type, flows, f.name))
+            ctx.report(m.code, m.message, ['value', 'schema'], m.hint);
+        } else if (f.defaultValue() === undefined) {
           ctx.report(
             'sink-unknown-column',
             `field '${f.name}' of ${s.name} is not produced by any step`,

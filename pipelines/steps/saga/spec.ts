@@ -5,7 +5,7 @@
 import { loadAvsc } from '../../topology/avro.ts';
 import { didYouMean } from '../../topology/diagnostics.ts';
 import type { FieldType, Scope } from '../../topology/types.ts';
-import { DOUBLE, DYN, mergeTypes, nullable, STRING } from '../../topology/types.ts';
+import { DYN, EPOCH_MS, INTEGER, mergeTypes, nullable, STRING } from '../../topology/types.ts';
 import { type CheckContext, defineStep, type RelPath, slug } from '../step.ts';
 import { type SagaConfig, type SagaMessage, sagaConfig } from './config.ts';
 import { actionsOf, SAGA_HEADERS, SagaMachine } from './machine.ts';
@@ -175,11 +175,11 @@ const SAGA_TYPE: FieldType = {
   fields: {
     id: STRING,
     step: STRING,
-    attempt: DOUBLE,
+    attempt: INTEGER,
     status: STRING,
     reason: nullable(STRING),
-    startedAt: DOUBLE,
-    now: DOUBLE,
+    startedAt: EPOCH_MS,
+    now: EPOCH_MS,
   },
 };
 
@@ -189,15 +189,15 @@ const MESSAGE_SCOPE: Scope = {
   sagaKind: STRING,
   sagaId: STRING,
   sagaStep: STRING,
-  attempt: DOUBLE,
+  attempt: INTEGER,
   commandId: STRING,
   commandType: STRING,
   eventId: STRING,
   eventType: STRING,
-  timestamp: DOUBLE,
+  timestamp: EPOCH_MS,
   status: STRING,
   reason: nullable(STRING),
-  startedAt: DOUBLE,
+  startedAt: EPOCH_MS,
   data: DYN,
 };
 
