@@ -3,11 +3,12 @@
 // the embedded engine (read-only root, its data on a volume) with /metrics scraped from outside, and the
 // Kafka-only `server` image running order-forward, scraped by the stack's Prometheus and stopped by a signal.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
+import { scratch, topology } from '../unit/topology/helpers.ts';
 import { describeDeploy, env, ok, type Ran, ROOT, run } from './tools.ts';
 
 const FULL = 'localhost/order-pipelines:test';
@@ -178,6 +179,28 @@ describeDeploy('the worker image', () => {
     );
     const r = ok(podman(['run', '--rm', '--no-healthcheck', ...hardened, FULL, 'validate', ...files]));
     for (const f of files) expect(r.stdout).toContain(`${f}: ok`);
+  });
+
+  test('pipelines validate in the container on the user\'s own folder (-v "$PWD:/work" -w /work)', () => {
+    const mine = scratch();
+    writeFileSync(join(mine, 'mine.yaml'), topology());
+    chmodSync(mine, 0o755); // the image's user (10001) reads the mounted folder
+    const r = ok(
+      podman([
+        'run',
+        '--rm',
+        '--no-healthcheck',
+        ...hardened,
+        '-v',
+        `${mine}:/work:ro`,
+        '-w',
+        '/work',
+        FULL,
+        'validate',
+        'mine.yaml',
+      ]),
+    );
+    expect(r.stdout).toContain('mine.yaml: ok');
   });
 
   test(`order-analytics --until-caught-up over ${ORDERS} orders, scraped from outside, read models complete`, async () => {
