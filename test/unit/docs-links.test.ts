@@ -112,6 +112,10 @@ describe('Markdown links', () => {
     expect(brokenLinks(ROOT, files)).toEqual([]);
   });
 
+  test('the README stays a way in (about 250 lines); the reference and operations live beside what they describe', () => {
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n').length).toBeLessThanOrEqual(255);
+  });
+
   test('a missing file, a missing heading and a wrong slug are caught; code, the web and good links are not', () => {
     const dir = mkdtempSync(join(tmpdir(), 'docs-links-'));
     try {
