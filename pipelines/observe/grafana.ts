@@ -752,6 +752,26 @@ const sagas = dashboard({
               'duplicates: replies to a step no longer waiting; late: successes after a step was given up (undone); unknown: replies for no saga (dead-lettered).',
           },
         ),
+        series(
+          'Step latency p95 by action',
+          's',
+          [
+            {
+              expr: quantile(0.95, n.sagaReplySeconds.name, 'action, ', '{topology="$topology"}'),
+              legend: '{{action}}',
+            },
+          ],
+          {
+            description:
+              "From a command's latest attempt to the reply the saga awaited (`<step>:undo`: a compensation's). A step near its timeout retries soon.",
+          },
+        ),
+        series('Replies by action and outcome / s', 'cps', [
+          {
+            expr: `sum by (action, outcome) (${rate(`${n.sagaReplySeconds.name}_count`, '{topology="$topology"}')})`,
+            legend: '{{action}} {{outcome}}',
+          },
+        ]),
       ],
     },
   ],

@@ -16,6 +16,16 @@ export interface HistogramChild {
   observeMany(values: ArrayLike<number>, f?: (v: number) => number): void;
 }
 
+/** A histogram kept elsewhere (a step's own, by its bounds), rendered with this metric's name at scrape time. */
+export interface KeptHistogram {
+  labels: Record<string, string>;
+  bounds: readonly number[];
+  /** Per bound, the values that fell in it (not cumulative); values above the last bound count only in `count`. */
+  counts: ArrayLike<number>;
+  sum: number;
+  count: number;
+}
+
 interface Cell {
   labels: Record<string, string>;
   counts: Float64Array;
@@ -31,6 +41,7 @@ export class FastHistogram<L extends string> {
   readonly labelNames: readonly L[];
   readonly buckets: readonly number[];
   readonly #cells = new Map<string, Cell>();
+  readonly #collect: (() => Iterable<KeptHistogram>) | undefined;
 
   constructor(o: {
     name: string;
@@ -38,7 +49,9 @@ export class FastHistogram<L extends string> {
     labelNames: readonly L[];
     buckets: readonly number[];
     registry: Registry;
+    collect?: () => Iterable<KeptHistogram>;
   }) {
+    this.#collect = o.collect;
     this.name = o.name;
     this.help = o.help;
     this.labelNames = o.labelNames;
@@ -90,20 +103,18 @@ export class FastHistogram<L extends string> {
 
   get(): { name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: Sample[] } {
     const values: Sample[] = [];
-    for (const cell of this.#cells.values()) {
+    const render = (cell: Omit<KeptHistogram, 'bounds'>, bounds: readonly number[]) => {
       let acc = 0;
-      for (let i = 0; i < this.buckets.length; i++) {
+      for (let i = 0; i < bounds.length; i++) {
         acc += cell.counts[i]!;
-        values.push({
-          metricName: `${this.name}_bucket`,
-          labels: { ...cell.labels, le: this.buckets[i]! },
-          value: acc,
-        });
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...cell.labels, le: bounds[i]! }, value: acc });
       }
       values.push({ metricName: `${this.name}_bucket`, labels: { ...cell.labels, le: '+Inf' }, value: cell.count });
       values.push({ metricName: `${this.name}_sum`, labels: cell.labels, value: cell.sum });
       values.push({ metricName: `${this.name}_count`, labels: cell.labels, value: cell.count });
-    }
+    };
+    for (const cell of this.#cells.values()) render(cell, this.buckets);
+    for (const kept of this.#collect?.() ?? []) render(kept, kept.bounds);
     return { name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values };
   }
 }

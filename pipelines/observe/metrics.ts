@@ -1,10 +1,10 @@
 // The metrics catalogue: every metric a worker exports is declared here, once (name, type, labels, help,
 // buckets), and fed by one object per topology that implements the worker's events plus per-batch helpers.
-// Labels stay bounded: topology, step, sink, topic, partition, reason, and a saga's event and state; never a key,
-// an order or an offset.
+// Labels stay bounded: topology, step, sink, topic, partition, reason, and a saga's event, state, action (its
+// steps' names) and outcome; never a key, an order or an offset.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { WorkerEvents } from './events.ts';
-import { FastHistogram, type HistogramChild } from './histogram.ts';
+import { FastHistogram, type HistogramChild, type KeptHistogram } from './histogram.ts';
 
 type Kind = 'counter' | 'gauge' | 'histogram';
 
@@ -27,6 +27,8 @@ const spec = <K extends Kind, L extends string>(
 const BATCH_RECORDS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000];
 const STEP_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const IO_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** A saga's reply times: the saga step keeps them by these bounds (steps/saga/machine.ts); a test holds them equal. */
+const REPLY_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const LATENCY_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 900, 3600];
 
 /** Every metric the worker declares. grafana/README.md lists each of them (a test checks it against this list). */
@@ -207,6 +209,14 @@ export const METRICS = {
     ['topology', 'step', 'state'],
     'Saga instances this worker holds, by state: running:<step>, compensating:<step>, or an end state (kept for `retain`).',
   ),
+  sagaReplySeconds: spec(
+    'histogram',
+    'pipelines_saga_reply_duration_seconds',
+    ['topology', 'step', 'action', 'outcome'],
+    "Saga step latency: from a command's latest attempt (or a compensation, action `<name>:undo`) to the reply " +
+      'the saga awaited, by outcome (success, failure). Buckets 5 ms to 300 s.',
+    REPLY_SECONDS,
+  ),
   ready: spec(
     'gauge',
     'pipelines_ready',
@@ -293,7 +303,12 @@ export interface Metrics {
   readiness(): Readiness;
 }
 
-export type StepObservations = Array<{ step: string; counts: Record<string, number>; held: Record<string, number> }>;
+export type StepObservations = Array<{
+  step: string;
+  counts: Record<string, number>;
+  held: Record<string, number>;
+  replies?: readonly KeptHistogram[];
+}>;
 
 interface PartitionState {
   labels: { topology: string; topic: string; partition: string };
@@ -406,6 +421,20 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
       for (const h of handles.values())
         for (const s of h.observed())
           for (const [state, n] of Object.entries(s.held)) g.set({ topology: h.topology, step: s.step, state }, n);
+    }),
+    sagaReplies: new FastHistogram({
+      name: M.sagaReplySeconds.name,
+      help: M.sagaReplySeconds.help,
+      labelNames: M.sagaReplySeconds.labels,
+      buckets: M.sagaReplySeconds.buckets ?? [],
+      registry,
+      // The saga step keeps its histograms (its own bounds); they are read at scrape time, as its counts are.
+      *collect() {
+        for (const h of handles.values())
+          for (const s of h.observed())
+            for (const r of s.replies ?? [])
+              yield { ...r, labels: { topology: h.topology, step: s.step, ...r.labels } };
+      },
     }),
     ready: gauge(M.ready, (g) => {
       for (const h of handles.values()) g.set({ topology: h.topology }, h.readiness().ready ? 1 : 0);

@@ -12,6 +12,7 @@ import type {
   RecordContext,
   SourceRecord,
   StateEntry,
+  StepObservation,
   TableView,
   TimeInfo,
   Vars,
@@ -298,7 +299,7 @@ export class Plan {
   }
 
   /** What the steps that observe themselves count and hold (sagas), for the metrics. */
-  observed(): Array<{ step: string; counts: Record<string, number>; held: Record<string, number> }> {
+  observed(): Array<{ step: string } & StepObservation> {
     return this.#nodes.flatMap((n) => (n.processor.observe ? [{ step: n.id, ...n.processor.observe() }] : []));
   }
 

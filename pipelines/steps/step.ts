@@ -72,9 +72,26 @@ export interface Processor {
    * What the step counts (cumulative, by event) and holds (by state), read when metrics are scraped: bounded
    * label values only (a saga's events, its steps), never a key.
    */
-  observe?(): { counts: Record<string, number>; held: Record<string, number> };
+  observe?(): StepObservation;
   /** Records held back (waiting for a table row), with the key each waits for: the worker must not commit past them. */
   held?(): Iterable<{ key: string; record: SourceRecord }>;
+}
+
+/** What a step reports at scrape time; see Processor.observe. */
+export interface StepObservation {
+  counts: Record<string, number>;
+  held: Record<string, number>;
+  /** Reply times of a saga's commands, one histogram per action and outcome. */
+  replies?: ObservedHistogram[];
+}
+
+/** A histogram a step keeps itself: per bound, the values that fell in it (not cumulative). */
+export interface ObservedHistogram {
+  labels: Record<string, string>;
+  bounds: readonly number[];
+  counts: ArrayLike<number>;
+  sum: number;
+  count: number;
 }
 
 /** One entry of a step's state: a fold's key and state, a dedupe's key and when it was seen, an open window. */

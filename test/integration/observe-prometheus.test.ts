@@ -204,6 +204,8 @@ async function startSaga(): Promise<() => Promise<void>> {
     SAGA_TIMEOUT: '1s',
     PARTICIPANT_FAILURE_RATE: '0.3',
     PARTICIPANT_LOSS_RATE: '0.1',
+    // A compensation whose reply is lost fails the saga at once: failed-to-compensate sagas for the alert.
+    COMPENSATION_RETRIES: '0',
   };
   await applyTopics(stack().conn.kafka, [
     ...[env.FULFILMENT_TOPIC, env.COMMANDS_TOPIC, env.OUTCOMES_TOPIC, env.SAGA_STATUS_TOPIC].map((name) => ({
@@ -435,6 +437,7 @@ describe('alert rules', () => {
     PipelinesDeadLetterRate: 'noisy',
     PipelinesNoProgress: 'stuck',
     PipelinesNotReady: 'chfault',
+    PipelinesSagaFailedToCompensate: 'saga',
   };
 
   test('promtool check rules passes', () => {

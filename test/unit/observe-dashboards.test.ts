@@ -185,6 +185,7 @@ describe('PromQL', () => {
       'PipelinesLagGrowing',
       'PipelinesNoProgress',
       'PipelinesNotReady',
+      'PipelinesSagaFailedToCompensate',
     ]);
     for (const rule of rules) {
       const unknown = metricNames(rule.query).filter((n) => !catalogueEntry(n));

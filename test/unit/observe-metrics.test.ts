@@ -7,7 +7,18 @@ import { DEFAULT_OBSERVE_PORT, observeAddressFromEnv, startObserveServer } from 
 import { CATALOGUE, createMetrics, METRICS } from '../../pipelines/observe/metrics.ts';
 import { parseExposition, readStatus, renderStatus, statusLine } from '../../pipelines/observe/status.ts';
 
-const ALLOWED_LABELS = new Set(['topology', 'step', 'sink', 'topic', 'partition', 'reason', 'event', 'state']);
+const ALLOWED_LABELS = new Set([
+  'topology',
+  'step',
+  'sink',
+  'topic',
+  'partition',
+  'reason',
+  'event',
+  'state',
+  'action',
+  'outcome',
+]);
 
 describe('catalogue', () => {
   test.each(Object.values(METRICS).map((m) => [m.name, m] as const))('%s follows the naming rules', (_, m) => {

@@ -5,6 +5,7 @@ import { newTraceparent } from '../../kafka/headers.ts';
 import type { CompiledExpression } from '../../topology/expressions.ts';
 import {
   type BuildContext,
+  type ObservedHistogram,
   type Output,
   type Processor,
   type RecordContext,
@@ -124,6 +125,9 @@ export interface SagaCounters {
   unknown: number;
 }
 
+/** Bounds (seconds) of the reply times: from a command's latest attempt (or a compensation) to its reply. */
+export const REPLY_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
 export class SagaMachine {
   readonly #c: SagaConfig;
   readonly #now: () => number;
@@ -142,6 +146,7 @@ export class SagaMachine {
   readonly #due = new Map<number, number>();
   /** Messages of the transition in progress, emitted when it completes. */
   #outbox: Array<[Vars, RecordContext]> = [];
+  readonly #replyTimes = new Map<string, ObservedHistogram & { counts: Float64Array }>();
   readonly counters: SagaCounters = {
     started: 0,
     completed: 0,
@@ -242,7 +247,7 @@ export class SagaMachine {
                 : inst.status;
           held[where] = (held[where] ?? 0) + 1;
         }
-        return { counts: { ...this.counters }, held };
+        return { counts: { ...this.counters }, held, replies: [...this.#replyTimes.values()] };
       },
     };
   }
@@ -338,6 +343,7 @@ export class SagaMachine {
         this.counters.duplicates++;
         return undefined;
       }
+      this.#timeReply(inst, `${a.key}:undo`, reply.outcome, a.compensate!.timeout);
       apply();
       inst.pending = [];
       if (reply.outcome === 'failure') {
@@ -349,6 +355,7 @@ export class SagaMachine {
       return this.#compensateNext(inst, rc);
     }
     if (inst.status === 'running' && inst.pending.includes(a.key)) {
+      this.#timeReply(inst, a.key, reply.outcome, this.#c.steps[inst.step]!.timeout);
       apply();
       inst.pending = inst.pending.filter((k) => k !== a.key);
       if (reply.outcome === 'failure') {
@@ -385,6 +392,28 @@ export class SagaMachine {
       inst.undone.push(a.key);
     }
     return inst;
+  }
+
+  /** The awaited reply came: its time since the attempt was sent (the deadline less the timeout). */
+  #timeReply(inst: Instance, action: string, outcome: string, timeout: number): void {
+    if (inst.deadline === null) return;
+    const seconds = Math.max(0, this.#now() - (inst.deadline - timeout)) / 1000;
+    const key = `${action}\u0000${outcome}`;
+    let t = this.#replyTimes.get(key);
+    if (!t) {
+      t = {
+        labels: { action, outcome },
+        bounds: REPLY_SECONDS,
+        counts: new Float64Array(REPLY_SECONDS.length),
+        sum: 0,
+        count: 0,
+      };
+      this.#replyTimes.set(key, t);
+    }
+    t.sum += seconds;
+    t.count++;
+    const i = REPLY_SECONDS.findIndex((b) => seconds <= b);
+    if (i >= 0) t.counts[i]!++;
   }
 
   #sendStep(inst: Instance, attempt: number, rc: RecordContext): void {
