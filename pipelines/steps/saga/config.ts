@@ -64,6 +64,15 @@ const step = z
       .describe('Instead of `command`: several commands sent at once; the step succeeds when all have.'),
     timeout,
     retries,
+    compensateOnTimeout: z
+      .boolean()
+      .default(false)
+      .describe(
+        'When the step is given up for lack of a reply (after its retries), send its own compensation too, first: ' +
+          'the participant may have done the work and only its reply was lost. The compensation must tolerate ' +
+          'undoing what never happened (key it by the saga id, not by what the reply would have set). Branches ' +
+          'of a parallel step that had replied are compensated as completed steps are.',
+      ),
   })
   .refine((s) => (s.parallel === undefined) === (s.command !== undefined && s.success !== undefined), {
     message: 'a saga step has either `command` and `success`, or `parallel` (a list of branches)',

@@ -427,9 +427,12 @@ export class SagaMachine {
     for (const k of keys) this.#message(inst, 'command', this.#actions.get(k)!.command, k, attempt, rc);
   }
 
-  #compensate(inst: Instance, rc: RecordContext): Instance {
+  /** Undoes the completed actions, newest first, after `unanswered` ones (given up on, maybe done all the same). */
+  #compensate(inst: Instance, rc: RecordContext, unanswered: readonly string[] = []): Instance {
     inst.status = 'compensating';
-    inst.undo = [...inst.done].reverse().filter((k) => this.#actions.get(k)!.compensate && !inst.undone.includes(k));
+    inst.undo = [...unanswered, ...[...inst.done].reverse()].filter(
+      (k) => this.#actions.get(k)!.compensate && !inst.undone.includes(k),
+    );
     return this.#compensateNext(inst, rc);
   }
 
@@ -501,8 +504,9 @@ export class SagaMachine {
       }
       this.counters.timedOut++;
       inst.reason = `${step.name} timed out (${inst.attempt} attempt${inst.attempt === 1 ? '' : 's'})`;
+      const unanswered = step.compensateOnTimeout ? inst.pending : [];
       inst.pending = [];
-      return this.#compensate(inst, rc);
+      return this.#compensate(inst, rc, unanswered);
     }
     // Compensating: the compensation being run had no reply in time.
     const key = inst.pending[0]!;
