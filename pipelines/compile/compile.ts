@@ -166,7 +166,9 @@ class TypeFlow {
         'ref-path-outside',
         `'${rel}' is outside the folder of the topology`,
         path,
-        'keep schemas and modules beside the topology',
+        // A deployed worker gets the topology's folder only (one ConfigMap, files by relative path).
+        'keep schemas and modules beside the topology: topologies that share schemas live in one folder with ' +
+          'one schemas/ folder, as topologies/ does (a deployed worker mounts its topology folder only)',
       );
       return undefined;
     }

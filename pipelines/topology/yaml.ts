@@ -41,9 +41,14 @@ export class SourceFile {
         const hint =
           // biome-ignore lint/suspicious/noTemplateCurlyInString: the hint shows the user's own syntax
           i === 0 && /\{[^}]*\$\{/.test(line) ? 'quote a ${VAR} value inside { }: "${VAR:-default}"' : undefined;
-        this.#at('yaml-syntax', (e.message.split('\n')[0] ?? e.message) + suffix, pos, [], hint);
+        const message =
+          e.code === 'DUPLICATE_KEY'
+            ? `duplicate key '${text.slice(e.pos[0], e.pos[1])}': a map has each key once`
+            : (e.message.split('\n')[0] ?? e.message);
+        this.#at('yaml-syntax', message + suffix, pos, [], hint);
       }
-      if (doc.errors.length === 0) {
+      if (doc.errors.length === 0) this.#splitExpressions(doc);
+      if (this.diagnostics.length === 0) {
         this.#contents = doc.contents as Node | null;
         this.#interpolate(doc, env);
         value = doc.toJS({ maxAliasCount: 100 });
@@ -119,6 +124,35 @@ export class SourceFile {
       } else return node;
     }
     return node;
+  }
+
+  /**
+   * In a flow map (`{ … }`) a comma ends the entry, so `{ p95: quantile(d, 0.95) }` is two entries whose
+   * parentheses do not balance: valid YAML that would come back as puzzling schema errors. Said here, with the fix.
+   */
+  #splitExpressions(doc: ReturnType<typeof parseDocument>): void {
+    const open = (v: string) => (v.match(/\(/g)?.length ?? 0) - (v.match(/\)/g)?.length ?? 0);
+    visit(doc, {
+      Map: (_, map) => {
+        if (!map.flow) return;
+        for (const [i, pair] of map.items.entries()) {
+          const value = pair.value;
+          const v = isScalar(value) && value.type === 'PLAIN' ? String(value.value) : undefined;
+          if (v === undefined || open(v) <= 0 || !isScalar(pair.key) || !isScalar(value)) continue;
+          const rest = map.items.slice(i + 1).map((p) => String((p.key as { source?: string } | null)?.source ?? ''));
+          const whole = [v, ...rest].join(', ').replace(/^(.*?\)).*$/, '$1');
+          const pos = this.#pos(value.range?.[0] ?? 0);
+          this.#at(
+            'yaml-syntax',
+            `a comma inside { } ended the expression '${v}' (in a flow map, a comma separates entries)`,
+            pos,
+            [],
+            `quote it: ${String(pair.key.value)}: "${whole}"`,
+          );
+          return visit.BREAK;
+        }
+      },
+    });
   }
 
   #interpolate(doc: ReturnType<typeof parseDocument>, env: Record<string, string | undefined>): void {

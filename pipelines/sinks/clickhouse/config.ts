@@ -8,7 +8,11 @@ export const clickhouseConfig = z.strictObject({
   ...sinkCommon,
   table: z
     .string()
-    .regex(/^[A-Za-z_][\w.]*$/, 'expected a table name')
+    .regex(
+      /^[A-Za-z_][\w.]*$/,
+      'expected a table name: letters, digits and _ (not first), with an optional database. prefix; ' +
+        'a - is not allowed (e.g. order_lifecycle)',
+    )
     .describe('Table name (optionally database.table).'),
   columns: z
     .union([z.array(z.string()), z.record(z.string(), z.string())])

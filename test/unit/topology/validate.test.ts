@@ -34,6 +34,31 @@ const cases: {
     hint: /did you mean 'customerId'/,
   },
   {
+    name: 'a comma inside a flow map ends the expression: said, with the quoting that fixes it',
+    yaml: topology({
+      steps:
+        '    - aggregate: { window: { tumbling: 1d, on: event.timestamp }, measures: { p95: quantile(event.data.totalAmount, 0.95) } }',
+    }),
+    code: 'yaml-syntax',
+    line: 12,
+    col: 84,
+    message: /a comma inside \{ \} ended the expression 'quantile\(event.data.totalAmount'/,
+    hint: /quote it: p95: "quantile\(event.data.totalAmount, 0.95\)"/,
+  },
+  {
+    name: 'a duplicate key is named',
+    yaml: topology({ steps: '    - map: { d: event.data.totalAmount, d: event.timestamp }' }),
+    code: 'yaml-syntax',
+    line: 12,
+    message: /duplicate key 'd'/,
+  },
+  {
+    name: 'a table name with a hyphen: what a name may hold, and an example',
+    yaml: topology({ sinks: '    - clickhouse: { table: order-lifecycle }' }),
+    code: 'schema-invalid-value',
+    message: /expected a table name: letters, digits and _ .*a - is not allowed \(e.g. order_lifecycle\)/,
+  },
+  {
     name: 'an enrich default for a field the table does not have',
     yaml: topology({
       steps:
