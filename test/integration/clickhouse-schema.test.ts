@@ -58,7 +58,7 @@ test('pipelines clickhouse plan/apply on the example topologies (a child process
   }
   // Both commands are in the literal table.
   const help = spawnSync(process.execPath, ['pipelines/cli/main.ts', 'help'], { encoding: 'utf8' });
-  expect(help.stderr).toMatch(/\n {2}clickhouse +plan or apply[\s\S]*\n {2}replay +rebuild/);
+  expect(help.stdout).toMatch(/\n {2}clickhouse +plan or apply[\s\S]*\n {2}replay +rebuild/);
 });
 
 test('a ClickHouse server that does not answer: one line naming what failed, exit 1, no stack', () => {
