@@ -35,8 +35,22 @@ set +e
 # One test file at a time, each in a fresh worker process (workerIdleMemoryLimit recycles it after every
 # file): the native Kafka client and the embedded ClickHouse load into the test process, and a crash of
 # theirs then fails that one file, named, instead of killing the whole run (seen once in CI: exit 139).
+# A crash leaves a core file (core_pattern permitting) for the native backtrace below.
+ulimit -c unlimited 2>/dev/null || true
+rm -f core core.[0-9]*
 jest --maxWorkers=1 --workerIdleMemoryLimit=1MB --json --outputFile="$results" "$@"
 rc=$?
+for core in core core.[0-9]*; do
+  [ -f "$core" ] || continue
+  say "a test process crashed: native backtrace of $core"
+  if command -v gdb >/dev/null; then
+    gdb -q -batch -ex 'info threads' -ex 'thread apply all bt 12' "$(command -v node)" "$core" 2>&1 \
+      | grep -E '^(Core was|Program terminated|\* |Thread|#)' | head -150 || true
+  else
+    echo "(no gdb here: the core is $(du -h "$core" | cut -f1))"
+  fi
+  rm -f "$core"
+done
 set -e
 # Stop what we started before the summary, so that the summary is the last line.
 if [ "$started_stack" = yes ]; then bash "$here/stack" down >/dev/null 2>&1 || true; trap - EXIT; fi

@@ -2,8 +2,8 @@
 // earliest offsets into new tables (<table>_<suffix>), with its own consumer group, showing progress (a bar on a
 // terminal, log lines otherwise); --swap then exchanges each live table with its rebuild and hands the rebuild's
 // position to the live sink, so that the live worker carries on from there without a gap or a double count.
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig, connectionsFrom, type KafkaConnection } from '../kafka/connection.ts';
+import { connectionsFrom } from '../kafka/connection.ts';
+import { committedOffsets, groupMembers, withAdmin } from '../kafka/offsets.ts';
 import { createLogger } from '../observe/log.ts';
 import { launchWorker } from '../runtime/launch.ts';
 import { loadPlan } from '../runtime/load.ts';
@@ -74,34 +74,6 @@ export class ReplayProgress {
     const bar = width ? `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '.')}] ` : '';
     return `${bar}${(frac * 100).toFixed(1)}% ${done}/${total} offsets, ${Math.round(rate)}/s, ETA ${eta}`;
   }
-}
-
-function admin(conn: KafkaConnection): KafkaJS.Admin {
-  return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never).admin();
-}
-
-async function withAdmin<T>(conn: KafkaConnection, fn: (a: KafkaJS.Admin) => Promise<T>): Promise<T> {
-  const a = admin(conn);
-  await a.connect();
-  try {
-    return await fn(a);
-  } finally {
-    await a.disconnect();
-  }
-}
-
-async function groupMembers(conn: KafkaConnection, group: string): Promise<number> {
-  return withAdmin(conn, async (a) => {
-    const d = await a.describeGroups([group]);
-    return d.groups[0]?.members.length ?? 0;
-  });
-}
-
-async function committedOffsets(conn: KafkaConnection, group: string, topic: string) {
-  return withAdmin(conn, async (a) => {
-    const [c] = await a.fetchOffsets({ groupId: group, topics: [topic] });
-    return new Map((c?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-  });
 }
 
 export const replay: Command = {

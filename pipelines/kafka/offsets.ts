@@ -1,6 +1,6 @@
 // Offsets seen from outside a consumer: a topic's end offsets and a group's committed ones, and whether a group
 // has caught up with what a topic held at some moment (replays, --until-caught-up, progress displays, tests).
-import { KafkaJS } from '@confluentinc/kafka-javascript';
+import rdkafka, { KafkaJS } from '@confluentinc/kafka-javascript';
 import { PipelinesError } from '../errors.ts';
 import { clientConfig, type KafkaConnection } from './connection.ts';
 import { closeEndReader, openEndReader, readBatch } from './end-reader.ts';
@@ -29,16 +29,117 @@ export async function endOffsets(conn: KafkaConnection, topic: string): Promise<
   return new Map(offsets.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => [p.partition, BigInt(p.high)]));
 }
 
+/** The committed offsets of one consumer group, read by a handle of that group which never joins it. */
+export interface GroupOffsets {
+  /** The group's committed offset per partition of `topic` (partitions without a commit are absent). */
+  committed(topic: string): Promise<Map<number, bigint>>;
+  close(): Promise<void>;
+}
+
+/**
+ * Not through the admin API: librdkafka 2.15's admin OffsetFetch, answered NOT_COORDINATOR (a coordinator still
+ * loading on a fresh broker, or moving), re-queries the coordinator of a consumer group the admin handle does not
+ * have and crashes the process (SIGSEGV in rd_kafka_cgrp_op; seen in CI). A consumer handle has its group.
+ */
+export async function openGroupOffsets(
+  conn: KafkaConnection,
+  group: string,
+  timeoutMs = 10_000,
+): Promise<GroupOffsets> {
+  const consumer = new rdkafka.KafkaConsumer(
+    { ...clientConfig(conn), 'group.id': group, 'enable.auto.commit': false } as never,
+    {},
+  );
+  await new Promise<void>((resolve, reject) =>
+    consumer.connect({ timeout: timeoutMs }, (err) => (err ? reject(err) : resolve())),
+  );
+  return {
+    async committed(topic) {
+      const meta = await new Promise<rdkafka.Metadata>((resolve, reject) =>
+        consumer.getMetadata({ topic, timeout: timeoutMs }, (err, m) => (err ? reject(err) : resolve(m))),
+      );
+      const partitions = meta.topics.find((t) => t.name === topic)?.partitions ?? [];
+      if (partitions.length === 0) return new Map();
+      const offsets = await new Promise<rdkafka.TopicPartitionOffsetAndMetadata[]>((resolve, reject) =>
+        consumer.committed(
+          partitions.map((p) => ({ topic, partition: p.id })),
+          timeoutMs,
+          (err, tps) => (err ? reject(err) : resolve(tps)),
+        ),
+      );
+      return new Map(offsets.filter((p) => p.offset >= 0).map((p) => [p.partition, BigInt(p.offset)]));
+    },
+    close: () => new Promise<void>((resolve) => consumer.disconnect(() => resolve())),
+  };
+}
+
 /** The group's committed offset per partition (partitions without a commit are absent). */
 export async function committedOffsets(
   conn: KafkaConnection,
   group: string,
   topic: string,
 ): Promise<Map<number, bigint>> {
-  const [c] = await withAdmin(conn, (a) => a.fetchOffsets({ groupId: group, topics: [topic] }));
-  return new Map(
-    (c?.partitions ?? []).filter((p) => BigInt(p.offset) >= 0n).map((p) => [p.partition, BigInt(p.offset)]),
-  );
+  const reader = await openGroupOffsets(conn, group);
+  try {
+    return await reader.committed(topic);
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Per partition of a topic: its low and high watermarks and a group's committed offset (when it has one). */
+export interface PartitionPosition {
+  partition: number;
+  low: bigint;
+  high: bigint;
+  committed: bigint | undefined;
+}
+
+/** A topic's ends and a group's commits, read again and again (lag polling) by clients kept open between reads. */
+export interface TopicPositions {
+  read(): Promise<PartitionPosition[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * The clients open on the first read and stay open: a failed read keeps them (reconnecting a connected client on
+ * every failed poll is what the watermark poller used to do); a failed opening closes what it opened, and the
+ * next read opens again.
+ */
+export function topicPositions(conn: KafkaConnection, topic: string, group: string): TopicPositions {
+  let clients: Promise<{ admin: KafkaJS.Admin; offsets: GroupOffsets }> | undefined;
+  const open = async () => {
+    const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      return { admin, offsets: await openGroupOffsets(conn, group) };
+    } catch (err) {
+      await admin.disconnect().catch(() => {});
+      throw err;
+    }
+  };
+  return {
+    async read() {
+      clients ??= open().catch((err) => {
+        clients = undefined;
+        throw err;
+      });
+      const c = await clients;
+      const [ends, committed] = await Promise.all([c.admin.fetchTopicOffsets(topic), c.offsets.committed(topic)]);
+      return ends.map((p) => ({
+        partition: p.partition,
+        low: BigInt(p.low),
+        high: BigInt(p.high),
+        committed: committed.get(p.partition),
+      }));
+    },
+    async close() {
+      const c = await clients?.catch(() => undefined);
+      clients = undefined;
+      if (c) await Promise.all([c.admin.disconnect().catch(() => {}), c.offsets.close()]);
+    },
+  };
 }
 
 /** Every partition in `ends` is committed up to its end: all of it is processed and durable in every sink. */

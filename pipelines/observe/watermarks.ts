@@ -1,6 +1,5 @@
 // The end of the source topic, read every few seconds by an admin client: the lag keeps moving while the
 // worker consumes nothing (paused on a failing sink, or stuck), which is when it matters most.
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { PipelineEvents } from './metrics.ts';
 
 export interface WatermarkWatch {
@@ -13,37 +12,34 @@ export interface WatermarkWatch {
  * but has not processed anything of yet (stuck on its first batch).
  */
 export function watchWatermarks(o: {
-  kafka: KafkaJS.Kafka;
+  /** The topic's ends and the group's commits (kafka/offsets.ts `topicPositions`); closed by `stop`. */
+  positions: {
+    read(): Promise<Array<{ partition: number; low: bigint; high: bigint; committed: bigint | undefined }>>;
+    close(): Promise<void>;
+  };
   topic: string;
-  group: string;
   start: 'earliest' | 'latest';
   events: Pick<PipelineEvents, 'watermark'>;
   intervalMs?: number;
   log?: { warn(o: object, msg: string): void };
 }): WatermarkWatch {
-  const admin = o.kafka.admin();
-  let connected: Promise<void> | undefined;
   let busy = false;
   let warned = false;
   const poll = async () => {
     if (busy) return;
     busy = true;
     try {
-      connected ??= admin.connect();
-      await connected;
-      const [ends, [committed]] = await Promise.all([
-        admin.fetchTopicOffsets(o.topic),
-        admin.fetchOffsets({ groupId: o.group, topics: [o.topic] }),
-      ]);
-      const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
-      for (const p of ends) {
-        const c = at.get(p.partition) ?? -1;
-        const position = c >= 0 ? c : o.start === 'earliest' ? Number(p.low) : Number(p.high);
-        o.events.watermark({ topic: o.topic, partition: p.partition, highWatermark: String(p.high), position });
+      for (const p of await o.positions.read()) {
+        const position = p.committed ?? (o.start === 'earliest' ? p.low : p.high);
+        o.events.watermark({
+          topic: o.topic,
+          partition: p.partition,
+          highWatermark: String(p.high),
+          position: Number(position),
+        });
       }
       warned = false;
     } catch (err) {
-      connected = undefined;
       if (!warned)
         o.log?.warn({ err: (err as Error).message }, 'reading the source topic end failed; lag may be stale');
       warned = true;
@@ -56,7 +52,7 @@ export function watchWatermarks(o: {
   return {
     async stop() {
       clearInterval(timer);
-      if (connected) await connected.then(() => admin.disconnect()).catch(() => {});
+      await o.positions.close();
     },
   };
 }

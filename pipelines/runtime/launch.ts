@@ -13,7 +13,7 @@ import {
   connectionsFrom,
   describeConnection,
 } from '../kafka/connection.ts';
-import { partitionsWithRecords } from '../kafka/offsets.ts';
+import { partitionsWithRecords, topicPositions } from '../kafka/offsets.ts';
 import { type ObserveServer, type ReadinessCheck, startObserveServer } from '../observe/http.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import { createMetrics, type Metrics, type TopologyMetrics } from '../observe/metrics.ts';
@@ -123,7 +123,9 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     startup.done();
     if (events) {
       // The source's end and the group's position, polled: the lag moves while nothing is consumed.
-      const watch = watchWatermarks({ ...sourceOf(w), kafka, events, log: o.log });
+      const { topic, group, start } = sourceOf(w);
+      const positions = topicPositions(conns.kafka, topic, group);
+      const watch = watchWatermarks({ positions, topic, start, events, log: o.log });
       cleanups.push(() => watch.stop());
     }
     return {

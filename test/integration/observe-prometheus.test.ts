@@ -22,8 +22,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig } from '../../pipelines/kafka/connection.ts';
+import { topicPositions } from '../../pipelines/kafka/offsets.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { orderLifecycleStream, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { openProducer, orderEventEncoder, produce } from '../../pipelines/loadgen/produce.ts';
@@ -261,11 +260,8 @@ async function startInProcess(stuckTopic: string): Promise<{ server: ObserveServ
   const metrics = createMetrics();
   const stuck = metrics.topology(names.stuck);
   stuck.rebalance?.({ kind: 'assign', partitions: [{ topic: stuckTopic, partition: 0 }] });
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(stack().conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never);
-  const watch = watchWatermarks({ kafka, topic: stuckTopic, group: names.stuck, start: 'earliest', events: stuck });
+  const positions = topicPositions(stack().conn.kafka, stuckTopic, names.stuck);
+  const watch = watchWatermarks({ positions, topic: stuckTopic, start: 'earliest', events: stuck });
   stops.push(() => watch.stop());
   const t = metrics.topology(names.chfault);
   const table = `observe_faults_${process.pid}`;
