@@ -9,7 +9,17 @@ import { compareTree, renderOptions, renderTree } from '../../pipelines/cli/depl
 import { render, topologyFiles, WORKER_SHUTDOWN_BOUND_S } from '../../pipelines/deploy/render.ts';
 import { loadPlan } from '../../pipelines/runtime/load.ts';
 import { changelogTopic } from '../../pipelines/state/changelog.ts';
-import { CACHE, describeDeploy, kubeconform, ok, ROOT, requireTool, run, TOPOLOGIES } from './tools.ts';
+import {
+  CACHE,
+  COMPOSE_TOPOLOGIES,
+  describeDeploy,
+  kubeconform,
+  ok,
+  ROOT,
+  requireTool,
+  run,
+  TOPOLOGIES,
+} from './tools.ts';
 
 jest.setTimeout(120_000);
 const K8S = join(ROOT, 'deploy/k8s');
@@ -180,8 +190,8 @@ describeDeploy('real validators', () => {
     const envFile = join(ROOT, 'deploy/.env.example');
     const cfg = ok(run(compose, ['-f', file, '--env-file', envFile, 'config', '--format', 'json'])).stdout;
     const services = JSON.parse(cfg).services as Record<string, Doc>;
-    // Every example topology has a worker, and every service that starts after another waits for its health.
-    for (const f of TOPOLOGIES) expect(services[f.replace(/^.*\/|\.yaml$/g, '')]?.command?.[0]).toBe('run');
+    // The analytics topologies have a worker, and every service that starts after another waits for its health.
+    for (const n of COMPOSE_TOPOLOGIES) expect(services[n]?.command?.[0]).toBe('run');
     for (const [name, s] of Object.entries(services)) {
       for (const [dep, d] of Object.entries((s.depends_on ?? {}) as Record<string, { condition: string }>)) {
         expect(`${name} -> ${dep}: ${d.condition}`).toMatch(/service_(healthy|completed_successfully)$/);

@@ -1,16 +1,20 @@
 // Shared by the deploy tests: where deploy/local/deploy-tools.sh put the tools, how to run them, and the
 // switch that skips the stage (PIPELINES_SKIP_DEPLOY=1). Without the switch a missing tool fails the tests.
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 
 export const ROOT = resolve(__dirname, '../..');
 export const CACHE = join(process.env.PIPELINES_CACHE || join(homedir(), '.cache/order-pipelines'), 'deploy');
 export const KUBE_SCHEMA_VERSION = process.env.KUBE_SCHEMA_VERSION || '1.36.0';
-export const TOPOLOGIES = ['order-analytics', 'order-enrichment', 'order-forward', 'order-status'].map((n) =>
-  join(ROOT, 'topologies', `${n}.yaml`),
-);
+/** Every example topology: deploy/k8s is their render (`pipelines deploy render topologies/`). */
+export const TOPOLOGIES = readdirSync(join(ROOT, 'topologies'))
+  .filter((f) => f.endsWith('.yaml') && !f.endsWith('.test.yaml'))
+  .sort()
+  .map((f) => join(ROOT, 'topologies', f));
+/** The analytics topologies the Compose stack runs a worker for (the sagas' need their participants' demo). */
+export const COMPOSE_TOPOLOGIES = ['order-analytics', 'order-enrichment', 'order-forward', 'order-status'];
 
 export const SKIP = process.env.PIPELINES_SKIP_DEPLOY === '1';
 if (SKIP) console.log('PIPELINES_SKIP_DEPLOY=1: the deploy stage (image, compose, manifests validators) is skipped');
