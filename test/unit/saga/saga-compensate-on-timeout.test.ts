@@ -5,26 +5,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
 import { TOPOLOGIES, writeTopology } from '../topology/helpers.ts';
+import { placed, reply, sent } from './helpers.ts';
 
 const example = readFileSync(join(TOPOLOGIES, 'order-fulfilment.yaml'), 'utf8');
-const placed = (id: string) => ({
-  value: {
-    eventId: `e-${id}`,
-    eventType: 'OrderPlaced',
-    timestamp: 1000,
-    data: { orderId: id, customerId: 'c', items: [], totalAmount: 9.5 },
-  },
-});
-const reply = (id: string, type: string, commandId: string, extra: Record<string, string> = {}) => ({
-  value: {
-    eventId: `r-${commandId}-${type}`,
-    eventType: type,
-    timestamp: 1100,
-    data: { orderId: id, commandId, ...extra },
-  },
-});
-const sent = (d: TopologyTestDriver, type: string) =>
-  d.output(`fulfilment:${type}`).map((r) => (r as { value: { commandId: string } }).value.commandId);
 
 /** The example, its payment step compensated on timeout when `on` (the reserve step stays as it is). */
 async function driver(on: boolean): Promise<TopologyTestDriver> {

@@ -4,23 +4,7 @@ import { join } from 'node:path';
 import { createMetrics, METRICS } from '../../../pipelines/observe/metrics.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
 import { TOPOLOGIES } from '../topology/helpers.ts';
-
-const placed = (id: string) => ({
-  value: {
-    eventId: `e-${id}`,
-    eventType: 'OrderPlaced',
-    timestamp: 1000,
-    data: { orderId: id, customerId: 'c', items: [], totalAmount: 9.5 },
-  },
-});
-const reply = (id: string, type: string, commandId: string, extra: Record<string, string> = {}) => ({
-  value: {
-    eventId: `r-${commandId}-${type}`,
-    eventType: type,
-    timestamp: 1100,
-    data: { orderId: id, commandId, ...extra },
-  },
-});
+import { placed, reply } from './helpers.ts';
 
 test('each awaited reply is timed from its attempt; duplicates are not; compensations count as <name>:undo', async () => {
   const d = await TopologyTestDriver.load(join(TOPOLOGIES, 'order-fulfilment.yaml'), { env: {}, now: 0 });
