@@ -33,6 +33,11 @@ export function keepEnvironmentSecrets(env: NodeJS.ProcessEnv): void {
   }
 }
 
+/** The value with the password of every `user:password@` in it (a URL's, a broker address's) shown as `***`. */
+export function hidePasswords(value: string): string {
+  return value.replace(USERINFO, (m, pw: string) => `${m.slice(0, m.length - pw.length - 1)}***@`);
+}
+
 /** The text with every known secret replaced. */
 export function mask(text: string): string {
   if (scanned !== process.env) {

@@ -5,6 +5,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { PipelinesError } from '../errors.ts';
 import { isKafkaClientError, isTransientKafkaError } from '../kafka/errors.ts';
 import { mask } from '../secrets.ts';
+import { wholeBound, wholeOf } from '../settings.ts';
 import { nearest } from '../topology/diagnostics.ts';
 
 /** A subcommand of `pipelines`, as listed in commands.ts. */
@@ -35,10 +36,9 @@ export function usageError(message: string): Error {
  */
 export function wholeNumber(name: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (Number.isInteger(n) && n >= min) return n;
-  const bound = min === 1 ? ' above 0' : Number.isFinite(min) ? ` of at least ${min}` : '';
-  throw usageError(`--${name}: a whole number${bound}, not '${raw}'`);
+  const n = wholeOf(raw, min);
+  if (n !== undefined) return n;
+  throw usageError(`--${name}: a whole number${wholeBound(min)}, not '${raw}'`);
 }
 
 /** Something the user can fix that is not the command line (a file, a group with members): exit 1. */

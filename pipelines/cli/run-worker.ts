@@ -39,7 +39,9 @@ export async function runWorker(args: string[]): Promise<number> {
   const observe =
     args.lastIndexOf('--no-metrics') > args.lastIndexOf('--metrics')
       ? (false as const)
-      : observeAddressFromEnv(metricsAt ? { PIPELINES_METRICS_ADDRESS: metricsAt } : process.env);
+      : metricsAt
+        ? observeAddressFromEnv({ PIPELINES_METRICS_ADDRESS: metricsAt }, '--metrics')
+        : observeAddressFromEnv(process.env);
   // Signals are handled from the start: one during start-up stops the worker as soon as it is up.
   let running: RunningWorker | undefined;
   let requested: string | undefined;

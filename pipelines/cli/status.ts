@@ -1,6 +1,7 @@
 // `pipelines status [--url http://127.0.0.1:19100] [--watch]`: one screen on a running worker (throughput, lag,
 // dead letters, retries, readiness and its reasons) from its /metrics and /readyz. Exit 0 when ready, 1 when not.
 import { status } from '../observe/status.ts';
+import { httpUrl } from '../settings.ts';
 import { parseOptions, usage } from './args.ts';
 
 export const HELP = 'status [--url http://127.0.0.1:19100] [--watch] [--interval ms]';
@@ -11,7 +12,11 @@ export async function statusCommand(args: string[]): Promise<number> {
     watch: { type: 'boolean' },
     interval: { type: 'string' },
   });
-  const url = values.url ?? process.env.PIPELINES_STATUS_URL ?? 'http://127.0.0.1:19100';
+  const url = httpUrl(
+    values.url !== undefined ? '--url' : 'PIPELINES_STATUS_URL',
+    values.url ?? process.env.PIPELINES_STATUS_URL ?? 'http://127.0.0.1:19100',
+    'http://127.0.0.1:19100',
+  );
   const intervalMs = Number(values.interval ?? 1000);
   if (!Number.isFinite(intervalMs) || intervalMs < 0) throw usage(HELP);
   if (!values.watch) {

@@ -4,7 +4,7 @@ import { deployLint } from '../deploy/lint.ts';
 import { loadTopology } from '../runtime/load.ts';
 import { checkTestFile } from '../testing/cases.ts';
 import { formatDiagnostic } from '../topology/diagnostics.ts';
-import { parseOptions, usage, usageError } from './args.ts';
+import { parseOptions, usage, wholeNumber } from './args.ts';
 
 async function checkTests(file: string) {
   const r = checkTestFile(file);
@@ -23,9 +23,10 @@ export async function validate(args: string[]): Promise<number> {
   if (files.length === 0) throw usage('validate <topology.yaml>… [--deploy [--replicas N]]');
   // --deploy: also what would make the topology undeployable (pipelines/deploy/lint.ts), as warnings.
   const deploy = values.deploy === true;
-  const replicas = values.replicas;
-  if (replicas !== undefined && !/^[1-9]\d*$/.test(replicas))
-    throw usageError(`--replicas: a whole number above 0, not '${replicas}'`);
+  const replicas = values.replicas === undefined ? undefined : wholeNumber('replicas', values.replicas, 1);
+  // Read as a worker reads it (and so checked): a server URL, or the embedded engine.
+  const embeddedClickHouse =
+    deploy && (await import('../sinks/clickhouse/connection.ts')).clickHouseConfigFromEnv().kind === 'embedded';
   let errors = 0;
   for (const file of files) {
     // A test file (x.test.yaml) is checked as one, with the topology it names.
@@ -38,8 +39,8 @@ export async function validate(args: string[]): Promise<number> {
     }
     if (deploy && loaded?.plan && !quiet) {
       const issues = deployLint(loaded.plan.topology, {
-        ...(replicas ? { replicas: Number(replicas) } : {}),
-        embeddedClickHouse: !process.env.PIPELINES_CLICKHOUSE_URL,
+        ...(replicas ? { replicas } : {}),
+        embeddedClickHouse,
         hasState: loaded.plan.hasState,
       });
       for (const i of issues)

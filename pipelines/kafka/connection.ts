@@ -2,6 +2,7 @@
 // Secrets are kept out of anything printable: `describeConnection` masks them.
 
 import { PipelinesError } from '../errors.ts';
+import { existingPath, hostPortList, httpUrl, oneOf, settingError } from '../settings.ts';
 
 export interface KafkaConnection {
   brokers: string[];
@@ -36,50 +37,53 @@ export class ConfigError extends PipelinesError {
   }
 }
 
-/** Reads PIPELINES_* variables; flags win over the environment. */
+const PROTOCOLS = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'] as const;
+const MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+/** The TLS files: each must exist (librdkafka's `probe` looks for the system's CA certificates). */
+const FILES: Array<[string, string, string]> = [
+  ['PIPELINES_KAFKA_SSL_CA_LOCATION', 'ssl.ca.location', 'the CA certificate (PEM), or probe'],
+  ['PIPELINES_KAFKA_SSL_CERT_LOCATION', 'ssl.certificate.location', "the client's certificate (PEM)"],
+  ['PIPELINES_KAFKA_SSL_KEY_LOCATION', 'ssl.key.location', "the client's private key (PEM)"],
+];
+
+/** Reads PIPELINES_* variables, each checked (settings.ts); flags win over the environment. */
 export function connectionsFrom(env: NodeJS.ProcessEnv, flags: ConnectionFlags = {}): Connections {
-  const brokers = (flags.brokers ?? env.PIPELINES_BROKERS ?? '127.0.0.1:19092')
-    .split(',')
-    .map((b) => b.trim())
-    .filter(Boolean);
-  if (brokers.length === 0)
-    throw new ConfigError('no Kafka brokers: set PIPELINES_BROKERS or --brokers host:port[,host:port]');
-  for (const b of brokers) {
-    if (!/^[^\s:]+:\d+$/.test(b))
-      throw new ConfigError(`broker '${b}' is not host:port (PIPELINES_BROKERS / --brokers)`);
-  }
+  const brokers = hostPortList(
+    flags.brokers !== undefined ? '--brokers' : 'PIPELINES_BROKERS',
+    flags.brokers ?? env.PIPELINES_BROKERS ?? '127.0.0.1:19092',
+  );
   const security: Record<string, string> = {};
-  const protocol = env.PIPELINES_KAFKA_SECURITY_PROTOCOL?.toLowerCase();
-  if (protocol) {
-    if (!['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'].includes(protocol)) {
-      throw new ConfigError(
-        `PIPELINES_KAFKA_SECURITY_PROTOCOL='${protocol}' is not one of plaintext, ssl, sasl_plaintext, sasl_ssl`,
-      );
-    }
-    security['security.protocol'] = protocol;
-  }
-  const mapping: Array<[string, string]> = [
-    ['PIPELINES_KAFKA_SASL_MECHANISM', 'sasl.mechanisms'],
-    ['PIPELINES_KAFKA_SASL_USERNAME', 'sasl.username'],
-    ['PIPELINES_KAFKA_SASL_PASSWORD', 'sasl.password'],
-    ['PIPELINES_KAFKA_SSL_CA_LOCATION', 'ssl.ca.location'],
-    ['PIPELINES_KAFKA_SSL_CERT_LOCATION', 'ssl.certificate.location'],
-    ['PIPELINES_KAFKA_SSL_KEY_LOCATION', 'ssl.key.location'],
-    ['PIPELINES_KAFKA_SSL_KEY_PASSWORD', 'ssl.key.password'],
-  ];
-  for (const [variable, property] of mapping) {
+  const protocol = env.PIPELINES_KAFKA_SECURITY_PROTOCOL
+    ? oneOf('PIPELINES_KAFKA_SECURITY_PROTOCOL', env.PIPELINES_KAFKA_SECURITY_PROTOCOL, PROTOCOLS)
+    : undefined;
+  if (protocol) security['security.protocol'] = protocol;
+  if (env.PIPELINES_KAFKA_SASL_MECHANISM)
+    security['sasl.mechanisms'] = oneOf(
+      'PIPELINES_KAFKA_SASL_MECHANISM',
+      env.PIPELINES_KAFKA_SASL_MECHANISM,
+      MECHANISMS,
+    );
+  if (env.PIPELINES_KAFKA_SASL_USERNAME) security['sasl.username'] = env.PIPELINES_KAFKA_SASL_USERNAME;
+  if (env.PIPELINES_KAFKA_SASL_PASSWORD) security['sasl.password'] = env.PIPELINES_KAFKA_SASL_PASSWORD;
+  for (const [variable, property, what] of FILES) {
     const value = env[variable];
-    if (value) security[property] = value;
+    if (value)
+      security[property] =
+        value === 'probe' && property === 'ssl.ca.location' ? value : existingPath(variable, value, what);
   }
+  if (env.PIPELINES_KAFKA_SSL_KEY_PASSWORD) security['ssl.key.password'] = env.PIPELINES_KAFKA_SSL_KEY_PASSWORD;
   if (protocol?.startsWith('sasl') && !security['sasl.mechanisms']) {
-    throw new ConfigError(`${protocol} needs PIPELINES_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)`);
+    throw settingError(
+      'PIPELINES_KAFKA_SASL_MECHANISM',
+      `unset, and PIPELINES_KAFKA_SECURITY_PROTOCOL is ${protocol}`,
+      MECHANISMS.join(', ').replace(/, (?=[^,]*$)/, ' or '),
+    );
   }
-  const url = flags.registry ?? env.PIPELINES_REGISTRY_URL ?? 'http://127.0.0.1:18081/apis/ccompat/v7';
-  try {
-    new URL(url);
-  } catch {
-    throw new ConfigError(`registry URL '${url}' is not a URL (PIPELINES_REGISTRY_URL / --registry)`);
-  }
+  const url = httpUrl(
+    flags.registry !== undefined ? '--registry' : 'PIPELINES_REGISTRY_URL',
+    flags.registry ?? env.PIPELINES_REGISTRY_URL ?? 'http://127.0.0.1:18081/apis/ccompat/v7',
+    'http://127.0.0.1:18081/apis/ccompat/v7',
+  );
   const registry: RegistryConnection = { url };
   if (env.PIPELINES_REGISTRY_USERNAME) registry.username = env.PIPELINES_REGISTRY_USERNAME;
   if (env.PIPELINES_REGISTRY_PASSWORD) registry.password = env.PIPELINES_REGISTRY_PASSWORD;

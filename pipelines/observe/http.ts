@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PipelinesError } from '../errors.ts';
+import { portOf, settingError } from '../settings.ts';
 import type { Metrics, Readiness } from './metrics.ts';
 
 export const DEFAULT_OBSERVE_HOST = '127.0.0.1';
@@ -35,15 +36,17 @@ export interface ObserveServer {
  * The bind address from the environment: PIPELINES_METRICS_ADDRESS as `host:port`, `:port` or `port`
  * (defaults 127.0.0.1:19100). Bind 0.0.0.0 in a container so that Prometheus can reach it.
  */
-export function observeAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host: string; port: number } {
+export function observeAddressFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  name = 'PIPELINES_METRICS_ADDRESS',
+): { host: string; port: number } {
   const raw = env.PIPELINES_METRICS_ADDRESS?.trim();
   if (!raw) return { host: DEFAULT_OBSERVE_HOST, port: DEFAULT_OBSERVE_PORT };
-  const m = /^(?:\[?([^\]]*?)\]?:)?(\d{1,5})$/.exec(raw);
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || port > 65535) {
-    throw new PipelinesError('CONFIG', `PIPELINES_METRICS_ADDRESS must be host:port, :port or port, got '${raw}'`);
-  }
-  return { host: m[1] || DEFAULT_OBSERVE_HOST, port };
+  const fix = 'host:port, :port or port, e.g. 0.0.0.0:19100';
+  const m = /^(?:\[?([^\]]*?)\]?:)?([^:\]]*)$/.exec(raw);
+  if (!m) throw settingError(name, `'${raw}' is not host:port`, fix);
+  // 0 picks a free port.
+  return { host: m[1] || DEFAULT_OBSERVE_HOST, port: portOf(name, m[2]!, raw, fix, 0) };
 }
 
 export async function startObserveServer(o: ObserveServerOptions): Promise<ObserveServer> {

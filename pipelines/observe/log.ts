@@ -4,16 +4,21 @@
 // costs nothing measurable, and the last lines before a kill -9 or a fatal exit are on stderr, not in a buffer.
 import pino from 'pino';
 import { mask } from '../secrets.ts';
+import { oneOf } from '../settings.ts';
 
 const SECRET_KEYS = ['password', 'sasl.password', 'ssl.key.password', 'token', 'secret', 'authorization'];
 
 export type Logger = pino.Logger;
 
+/** pino's levels, the values PIPELINES_LOG_LEVEL takes. */
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 export function createLogger(name: string, env: NodeJS.ProcessEnv = process.env): Logger {
+  const raw = env.PIPELINES_LOG_LEVEL;
   return pino(
     {
       name,
-      level: env.PIPELINES_LOG_LEVEL ?? 'info',
+      level: raw?.trim() ? oneOf('PIPELINES_LOG_LEVEL', raw, LEVELS) : 'info',
       base: { pid: process.pid },
       redact: { paths: SECRET_KEYS.flatMap((k) => [`"${k}"`, `*["${k}"]`, `*.*["${k}"]`]), censor: '***' },
       timestamp: pino.stdTimeFunctions.isoTime,

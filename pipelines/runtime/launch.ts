@@ -19,6 +19,7 @@ import type { WorkerLog } from '../observe/log.ts';
 import { createMetrics, type Metrics, type TopologyMetrics } from '../observe/metrics.ts';
 import { watchWatermarks } from '../observe/watermarks.ts';
 import type { RetryPolicy } from '../retry.ts';
+import { wholeSetting } from '../settings.ts';
 import { KafkaSink } from '../sinks/kafka/sink.ts';
 import { TableLoader } from '../state/tables.ts';
 import { loadPlan } from './load.ts';
@@ -63,6 +64,8 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const startup = startupOf(plan.name, env);
   let stopping = false;
   const conns = connectionsFrom(env, o.flags);
+  // Every value a sink will read from the environment, checked now: before any service is contacted.
+  for (const s of plan.sinks) s.spec.checkSettings?.(env);
   o.log.info({ topology: plan.name, file: o.file, connection: describeConnection(conns) }, 'starting worker');
   const kafka = new KafkaJS.Kafka({
     ...clientConfig(conns.kafka),
@@ -156,10 +159,12 @@ interface Startup {
 }
 
 function startupOf(topology: string, env: NodeJS.ProcessEnv): Startup {
-  const raw = env.PIPELINES_STARTUP_TIMEOUT_MS;
-  const limitMs = raw === undefined || raw === '' ? DEFAULT_STARTUP_TIMEOUT_MS : Number(raw);
-  if (!Number.isInteger(limitMs) || limitMs <= 0)
-    throw new PipelinesError('CONFIG', `PIPELINES_STARTUP_TIMEOUT_MS must be a positive whole number, got '${raw}'`);
+  const limitMs = wholeSetting(
+    env,
+    'PIPELINES_STARTUP_TIMEOUT_MS',
+    DEFAULT_STARTUP_TIMEOUT_MS,
+    `milliseconds, e.g. ${DEFAULT_STARTUP_TIMEOUT_MS}`,
+  );
   const deadline = Date.now() + limitMs;
   let phase: string | undefined = 'starting';
   let waiting: string | undefined;

@@ -92,6 +92,8 @@ export interface SinkSpec<S extends z.ZodType = z.ZodType, W extends SinkWriter 
   /** Keeps its own positions, so that `pipelines replay` can rebuild it beside the live one. */
   rebuildable: boolean;
   build(sink: PlanSinkOf<z.output<S>, W>, ctx: SinkContext): Promise<Sink>;
+  /** Reads (and so checks) the environment values `build` will read: at start-up, before any service is contacted. */
+  checkSettings?(env: NodeJS.ProcessEnv): void;
 }
 
 export function defineSink<S extends z.ZodType, W extends SinkWriter>(spec: SinkSpec<S, W>): SinkSpec<S, W> {

@@ -194,8 +194,9 @@ test('PIPELINES_CLICKHOUSE_DEDUP_REPAIR: auto when unset, auto, force or off, an
   expect(dedupRepairModeFromEnv({ PIPELINES_CLICKHOUSE_DEDUP_REPAIR: ' OFF ' })).toBe('off');
   expect(() => dedupRepairModeFromEnv({ PIPELINES_CLICKHOUSE_DEDUP_REPAIR: 'of' })).toThrow(
     expect.objectContaining({
-      code: 'CH_CONFIG',
-      message: "PIPELINES_CLICKHOUSE_DEDUP_REPAIR='of' is not one of auto, force, off",
+      code: 'CONFIG',
+      message:
+        "PIPELINES_CLICKHOUSE_DEDUP_REPAIR: unknown value 'of' (did you mean 'off'?): write one of auto, force, off",
     }),
   );
 });
@@ -209,7 +210,7 @@ test('clickHouseConfigFromEnv passes the variable on to the embedded engine, and
   // Unset: openClickHouse reads it from process.env, so a config built by hand honours it too.
   expect(clickHouseConfigFromEnv({}, '/repo')).toEqual({ kind: 'embedded', path: '/repo/.local/chdb' });
   expect(() => clickHouseConfigFromEnv({ PIPELINES_CLICKHOUSE_DEDUP_REPAIR: 'yes' }, '/repo')).toThrow(
-    expect.objectContaining({ code: 'CH_CONFIG' }),
+    expect.objectContaining({ code: 'CONFIG' }),
   );
   // A server has no logs of ours to repair.
   expect(

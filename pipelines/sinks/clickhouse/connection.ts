@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { createChdbConnection } from 'chdb/connection';
+import { httpUrl, wholeSetting } from '../../settings.ts';
 import {
   DEDUP_REPAIR_VARIABLE,
   type DedupRepairMode,
@@ -55,13 +56,15 @@ export function clickHouseConfigFromEnv(
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
 ): ClickHouseConfig {
-  const url = env.PIPELINES_CLICKHOUSE_URL?.trim();
-  if (url) {
+  const raw = env.PIPELINES_CLICKHOUSE_URL?.trim();
+  if (raw) {
+    const url = httpUrl('PIPELINES_CLICKHOUSE_URL', raw, 'http://127.0.0.1:8123');
     const c: ClickHouseConfig = { kind: 'server', url };
     if (env.PIPELINES_CLICKHOUSE_USER) c.username = env.PIPELINES_CLICKHOUSE_USER;
     if (env.PIPELINES_CLICKHOUSE_PASSWORD !== undefined) c.password = env.PIPELINES_CLICKHOUSE_PASSWORD;
     if (env.PIPELINES_CLICKHOUSE_DATABASE) c.database = env.PIPELINES_CLICKHOUSE_DATABASE;
-    if (env.PIPELINES_CLICKHOUSE_TIMEOUT_MS) c.requestTimeoutMs = Number(env.PIPELINES_CLICKHOUSE_TIMEOUT_MS);
+    const timeout = wholeSetting(env, 'PIPELINES_CLICKHOUSE_TIMEOUT_MS', undefined, 'milliseconds, e.g. 30000');
+    if (timeout !== undefined) c.requestTimeoutMs = timeout;
     return c;
   }
   const path = resolve(cwd, env.PIPELINES_CLICKHOUSE_PATH || DEFAULT_EMBEDDED_PATH);
@@ -79,10 +82,10 @@ export function clickHouseFlushFromEnv(env: NodeJS.ProcessEnv = process.env): {
   maxDelayMs?: number;
 } {
   const out: { maxRows?: number; maxDelayMs?: number } = {};
-  const rows = Number(env.PIPELINES_CLICKHOUSE_FLUSH_ROWS);
-  const ms = Number(env.PIPELINES_CLICKHOUSE_FLUSH_MS);
-  if (Number.isInteger(rows) && rows > 0) out.maxRows = rows;
-  if (Number.isFinite(ms) && ms > 0) out.maxDelayMs = ms;
+  const rows = wholeSetting(env, 'PIPELINES_CLICKHOUSE_FLUSH_ROWS', undefined, 'rows, e.g. 50000');
+  const ms = wholeSetting(env, 'PIPELINES_CLICKHOUSE_FLUSH_MS', undefined, 'milliseconds, e.g. 1000');
+  if (rows !== undefined) out.maxRows = rows;
+  if (ms !== undefined) out.maxDelayMs = ms;
   return out;
 }
 

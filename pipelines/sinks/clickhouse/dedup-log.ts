@@ -28,6 +28,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
+import { oneOf } from '../../settings.ts';
 import { ClickHouseSinkError } from './errors.ts';
 
 export interface DroppedDedupRecord {
@@ -61,16 +62,12 @@ export function isTestedEngine(v: EngineVersion): boolean {
  * `force` (repair on any engine) or `off` (never read nor change the logs).
  */
 export type DedupRepairMode = 'auto' | 'force' | 'off';
+const DEDUP_REPAIR_MODES = ['auto', 'force', 'off'] as const;
 export const DEDUP_REPAIR_VARIABLE = 'PIPELINES_CLICKHOUSE_DEDUP_REPAIR';
 
 export function dedupRepairModeFromEnv(env: NodeJS.ProcessEnv = process.env): DedupRepairMode {
-  const value = env[DEDUP_REPAIR_VARIABLE]?.trim().toLowerCase() || 'auto';
-  if (value === 'auto' || value === 'force' || value === 'off') return value;
-  throw new ClickHouseSinkError({
-    code: 'CH_CONFIG',
-    retriable: false,
-    message: `${DEDUP_REPAIR_VARIABLE}='${env[DEDUP_REPAIR_VARIABLE]}' is not one of auto, force, off`,
-  });
+  const value = env[DEDUP_REPAIR_VARIABLE];
+  return value?.trim() ? oneOf(DEDUP_REPAIR_VARIABLE, value, DEDUP_REPAIR_MODES) : 'auto';
 }
 
 interface PartName {

@@ -36,6 +36,10 @@ export const clickhouse = defineSink({
   describe: (c) => `table ${c.table}`,
   needs: (c, scope) => ({ tables: [tableSpecFor(c, scope)] }),
   rebuildable: true,
+  checkSettings(env) {
+    clickHouseConfigFromEnv(env);
+    clickHouseFlushFromEnv(env);
+  },
   check(c, ctx, scope) {
     const fields = Object.keys(scope);
     const cols = c.columns ? (Array.isArray(c.columns) ? c.columns : Object.keys(c.columns)) : fields;
