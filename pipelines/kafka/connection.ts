@@ -1,7 +1,6 @@
 // How a worker reaches Kafka and the Schema Registry: from the environment, overridden by CLI flags.
 // Secrets are kept out of anything printable: `describeConnection` masks them.
 
-import { PipelinesError } from '../errors.ts';
 import { existingPath, hostPortList, httpUrl, oneOf, settingError } from '../settings.ts';
 
 export interface KafkaConnection {
@@ -29,13 +28,6 @@ export interface ConnectionFlags {
 }
 
 const SECRET = /password|secret|token|key\.password|sasl\.jaas/i;
-
-export class ConfigError extends PipelinesError {
-  constructor(message: string) {
-    super('CONFIG', message);
-    this.name = 'ConfigError';
-  }
-}
 
 const PROTOCOLS = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'] as const;
 const MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;

@@ -17,7 +17,6 @@ export type ClickHouseSinkErrorCode =
   | 'CH_EMBEDDED_PATH' // this process's engine has another data directory, or another process has this one
   | 'CH_SWAP' // a rebuild's swap is missing its table, or was cut short (swap.ts)
   | 'CH_DEDUP_UNTESTED_ENGINE' // dedup logs need the crash repair, on an engine it was not tested on (dedup-log.ts)
-  | 'CH_CONFIG' // a PIPELINES_CLICKHOUSE_* variable with a value it cannot take
   | 'CH_SERVER_TOO_OLD' // a server older than the sink supports (version.ts)
   | 'CH_SERVER'; // any other error from ClickHouse
 
