@@ -2,6 +2,7 @@
 // examples), a type-flow check used by the validator, and a factory for the synchronous processor.
 import type { z } from 'zod';
 import type { Headers } from '../kafka/headers.ts';
+import type { KeptHistogram } from '../observe/histogram.ts';
 import type { CompiledExpression } from '../topology/expressions.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
 
@@ -82,16 +83,7 @@ export interface StepObservation {
   counts: Record<string, number>;
   held: Record<string, number>;
   /** Reply times of a saga's commands, one histogram per action and outcome. */
-  replies?: ObservedHistogram[];
-}
-
-/** A histogram a step keeps itself: per bound, the values that fell in it (not cumulative). */
-export interface ObservedHistogram {
-  labels: Record<string, string>;
-  bounds: readonly number[];
-  counts: ArrayLike<number>;
-  sum: number;
-  count: number;
+  replies?: KeptHistogram[];
 }
 
 /** One entry of a step's state: a fold's key and state, a dedupe's key and when it was seen, an open window. */

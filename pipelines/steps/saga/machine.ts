@@ -2,10 +2,10 @@
 // is); a transition computes its messages first and changes the instance only once all of them are made, so that
 // an expression that throws leaves the instance as it was.
 import { newTraceparent } from '../../kafka/headers.ts';
+import type { KeptHistogram } from '../../observe/histogram.ts';
 import type { CompiledExpression } from '../../topology/expressions.ts';
 import {
   type BuildContext,
-  type ObservedHistogram,
   type Output,
   type Processor,
   type RecordContext,
@@ -146,7 +146,7 @@ export class SagaMachine {
   readonly #due = new Map<number, number>();
   /** Messages of the transition in progress, emitted when it completes. */
   #outbox: Array<[Vars, RecordContext]> = [];
-  readonly #replyTimes = new Map<string, ObservedHistogram & { counts: Float64Array }>();
+  readonly #replyTimes = new Map<string, KeptHistogram & { counts: Float64Array }>();
   readonly counters: SagaCounters = {
     started: 0,
     completed: 0,
