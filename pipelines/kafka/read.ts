@@ -36,6 +36,7 @@ export async function readToEnd(
   try {
     await new Promise<void>((resolve, reject) => {
       let idle: NodeJS.Timeout;
+      let failed = false;
       // Partitions the group has already read to the end produce no batch: give up waiting after a quiet spell.
       const arm = () => {
         clearTimeout(idle);
@@ -45,11 +46,20 @@ export async function readToEnd(
       consumer
         .run({
           eachBatch: async ({ batch }) => {
+            if (failed) return;
             arm();
             const end = ends.get(batch.partition) ?? 0n;
             const messages = batch.messages.filter((m) => BigInt(m.offset) < end);
             if (messages.length > 0) {
-              await handle(batch.partition, messages);
+              // Not thrown to the client: it would seek back and hand the same batch again, forever.
+              try {
+                await handle(batch.partition, messages);
+              } catch (err) {
+                failed = true;
+                clearTimeout(idle);
+                reject(err);
+                return;
+              }
               if (commit) {
                 const next = (BigInt(messages[messages.length - 1]!.offset) + 1n).toString();
                 await consumer.commitOffsets([{ topic, partition: batch.partition, offset: next }]);

@@ -3,6 +3,7 @@
 // (the redrive group's offsets are committed after the records are produced).
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
+import { PipelinesError } from '../errors.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
 import { type DeadLetterProvenance, type Headers, originalHeaders, readDeadLetter } from '../kafka/headers.ts';
 import { kafkaOf, readToEnd } from '../kafka/read.ts';
@@ -83,7 +84,16 @@ export async function redriveDeadLetters(
   const kafka = kafkaOf(conn);
   const producer = kafka.producer({ 'enable.idempotence': true, 'linger.ms': 5 } as never);
   await producer.connect();
+  const admin = kafka.admin();
+  await admin.connect();
   const result: RedriveResult = { redriven: 0, byTopic: {}, skipped: 0, withoutValue: 0 };
+  // A target that is gone is not sent to: a broker that creates topics on first write would make an empty one
+  // of its default shape, one that does not would fail each send after its timeout.
+  let existing: Set<string> | undefined;
+  const exists = async (target: string) => {
+    if (!existing?.has(target)) existing = new Set(await admin.listTopics());
+    return existing.has(target);
+  };
   try {
     await readToEnd(
       conn,
@@ -91,7 +101,7 @@ export async function redriveDeadLetters(
       topic,
       `pipelines-dlq-redrive-${topic}`,
       true,
-      async (_partition, messages) => {
+      async (partition, messages) => {
         const byTarget = new Map<string, KafkaJS.Message[]>();
         for (const m of messages) {
           const p = readDeadLetter(m.headers as Headers);
@@ -110,6 +120,16 @@ export async function redriveDeadLetters(
           list.push({ key: m.key ?? null, value: m.value ?? null, headers: originalHeaders(m.headers as Headers) });
           byTarget.set(target, list);
         }
+        // Every target of the batch is checked before any is sent: the batch is committed whole or not at all.
+        for (const target of byTarget.keys()) {
+          if (await exists(target)) continue;
+          throw new PipelinesError(
+            'DLQ_TARGET_MISSING',
+            `dead letters in ${topic} (partition ${partition}, from offset ${messages[0]!.offset}) go back to ` +
+              `${target}, which does not exist: none of them was sent, and they stay in ${topic} (${result.redriven} ` +
+              `sent before). Create ${target} again (pipelines topics apply), or send them elsewhere with --to <topic>.`,
+          );
+        }
         for (const [target, list] of byTarget) {
           await producer.send({ topic: target, messages: list });
           result.byTopic[target] = (result.byTopic[target] ?? 0) + list.length;
@@ -119,7 +139,7 @@ export async function redriveDeadLetters(
       options.idleMs ?? 3000,
     );
   } finally {
-    await producer.disconnect();
+    await Promise.all([producer.disconnect(), admin.disconnect()]);
   }
   return result;
 }

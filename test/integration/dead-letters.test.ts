@@ -4,6 +4,8 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, RegistryClient } from '../../pipelines/codec/index.ts';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { deadLetterHeaders } from '../../pipelines/kafka/headers.ts';
+import { withAdmin } from '../../pipelines/kafka/offsets.ts';
+import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { orderPlacedStream, readSchema } from '../../pipelines/loadgen/orders.ts';
 import { inspectDeadLetters, redriveDeadLetters } from '../../pipelines/runtime/dead-letters.ts';
 
@@ -21,6 +23,7 @@ test('inspect shows decoded dead letters with provenance; redrive sends them bac
     ...clientConfig(conn.kafka),
     kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
   } as never);
+  await applyTopics(conn.kafka, [{ name: source, partitions: 1, replicas: 1 }], { onlyCreate: true });
   const producer = kafka.producer({ 'linger.ms': 5 } as never);
   await producer.connect();
   const letters = events.map((e, i) => ({
@@ -84,4 +87,48 @@ test('inspect shows decoded dead letters with provenance; redrive sends them bac
       .sort(),
   );
   expect(new Set(got.map((g) => g.traceparent))).toEqual(new Set([`00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`]));
+});
+
+test('a dead letter whose source topic is gone: redrive says so, creates nothing, and keeps it for --to', async () => {
+  const conn = connectionsFrom(process.env);
+  const run = Date.now();
+  const gone = `dlq.gone.${run}`;
+  const elsewhere = `dlq.elsewhere.${run}`;
+  const dlqTopic = `dlq.orphans.${run}`;
+  await applyTopics(conn.kafka, [{ name: elsewhere, partitions: 1, replicas: 1 }], { onlyCreate: true });
+  const kafka = new KafkaJS.Kafka({
+    ...clientConfig(conn.kafka),
+    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
+  } as never);
+  const producer = kafka.producer({ 'linger.ms': 5 } as never);
+  await producer.connect();
+  const provenance = (offset: number) => ({
+    topic: gone,
+    partition: 0,
+    offset: String(offset),
+    timestamp: String(run),
+    topology: 'test-topology',
+    step: 'decode',
+    errorClass: 'CodecError',
+    errorMessage: 'failure',
+  });
+  await producer.send({
+    topic: dlqTopic,
+    messages: [1, 2].map((i) => ({
+      key: `k${i}`,
+      value: Buffer.from(`v${i}`),
+      headers: deadLetterHeaders(provenance(i)),
+    })),
+  });
+  await producer.disconnect();
+
+  await expect(redriveDeadLetters(conn.kafka, dlqTopic, { idleMs: 3000 })).rejects.toMatchObject({
+    code: 'DLQ_TARGET_MISSING',
+    message: expect.stringMatching(new RegExp(`go back to ${gone.replace(/\./g, '\\.')}, which does not exist.*--to`)),
+  });
+  // Not created by the attempt (the local broker creates topics on first write).
+  expect(await withAdmin(conn.kafka, (a) => a.listTopics())).not.toContain(gone);
+  // Nothing was taken as done: both go where they are told.
+  const moved = await redriveDeadLetters(conn.kafka, dlqTopic, { to: elsewhere, idleMs: 3000 });
+  expect(moved).toMatchObject({ redriven: 2, byTopic: { [elsewhere]: 2 } });
 });
