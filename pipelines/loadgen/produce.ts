@@ -7,7 +7,7 @@ import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
 import { type OrderEvent, readSchema, type SCHEMA_FILES } from './orders.ts';
 
 export interface Message {
-  key: string | null;
+  key: string | Buffer | null;
   value: Buffer | null;
 }
 

@@ -196,6 +196,12 @@ export const METRICS = {
     ['topology', 'topic'],
     '1 once a lookup table has read its topic to the end at least once.',
   ),
+  tableRowsSkipped: spec(
+    'counter',
+    'pipelines_table_rows_skipped_total',
+    ['topology', 'topic'],
+    "Records of a lookup table's topic that could not be read (undecodable, no key): skipped, the table keeps its last good row.",
+  ),
   sagaEvents: spec(
     'counter',
     'pipelines_saga_events_total',
@@ -283,7 +289,7 @@ export interface PipelineEvents extends WorkerEvents {
   inserted(e: { sink: string; rows: number; ms: number }): void;
   insertFailed(e: { sink: string; rows: number; ms: number; code: string }): void;
   /** A lookup table's size and how far it is from its topic's end. */
-  table(e: { topic: string; rows: number; behind: number }): void;
+  table(e: { topic: string; rows: number; behind: number; skipped: number }): void;
 }
 
 /** One topology's view of the metrics: pass it as the worker's `events`. */
@@ -402,6 +408,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     tableRows: gauge(M.tableRows),
     tableCatchup: gauge(M.tableCatchupRecords),
     tableCaughtUp: gauge(M.tableCaughtUp),
+    tableSkipped: counter(M.tableRowsSkipped),
     sagaEvents: new Counter({
       name: M.sagaEvents.name,
       help: M.sagaEvents.help,
@@ -458,7 +465,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     const steps = new Map<string, { duration: HistogramChild; inc: (i: number, o: number) => void }>();
     const sinkHist = new Map<string, { flush: HistogramChild; insert: HistogramChild; e2e: HistogramChild }>();
     const sinksDown = new Map<string, string>();
-    const tables = new Map<string, { behind: number; caughtUp: boolean }>();
+    const tables = new Map<string, { behind: number; caughtUp: boolean; skipped: number }>();
     const inFlight = new Map<string, number>();
     const addInFlight = (id: string, rows: number) => {
       const v = Math.max(0, (inFlight.get(id) ?? 0) + rows);
@@ -659,7 +666,8 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         const l = { topology, topic: e.topic };
         const prev = tables.get(e.topic);
         const caughtUp = (prev?.caughtUp ?? false) || e.behind <= 0;
-        tables.set(e.topic, { behind: e.behind, caughtUp });
+        tables.set(e.topic, { behind: e.behind, caughtUp, skipped: e.skipped });
+        if (e.skipped > (prev?.skipped ?? 0)) m.tableSkipped.inc(l, e.skipped - (prev?.skipped ?? 0));
         m.tableRows.set(l, e.rows);
         m.tableCatchup.set(l, Math.max(0, e.behind));
         m.tableCaughtUp.set(l, caughtUp ? 1 : 0);

@@ -22,7 +22,7 @@ export interface TableLoaderOptions {
   group: string;
   log: WorkerLog;
   /** Size and distance from the end, for metrics and readiness. */
-  progress?: (e: { topic: string; rows: number; behind: number }) => void;
+  progress?: (e: { topic: string; rows: number; behind: number; skipped: number }) => void;
 }
 
 export class TableLoader {
@@ -34,6 +34,7 @@ export class TableLoader {
   /** Resolves once every partition reached the end offset seen at start. */
   readonly caughtUp: Promise<void>;
   #isCaughtUp = false;
+  #skipped = 0;
 
   constructor(o: TableLoaderOptions) {
     this.#o = o;
@@ -95,7 +96,8 @@ export class TableLoader {
             o.store.upsert(o.table, key, row);
             applied++;
           } catch (err) {
-            // A table row that cannot be read is skipped (and said): the table is the latest good state.
+            // A table row that cannot be read is skipped (said and counted): the table is the latest good state.
+            this.#skipped++;
             o.log.warn(
               { table: o.table, partition: batch.partition, offset: m.offset, err: (err as Error).message },
               'table row skipped',
@@ -110,7 +112,8 @@ export class TableLoader {
   }
 
   #check(): void {
-    this.#o.progress?.({ topic: this.#o.topic, rows: this.#o.store.size(this.#o.table), behind: this.behind });
+    const o = this.#o;
+    o.progress?.({ topic: o.topic, rows: o.store.size(o.table), behind: this.behind, skipped: this.#skipped });
     if (!this.#isCaughtUp && this.behind === 0) {
       this.#isCaughtUp = true;
       this.#o.log.info({ table: this.#o.table, rows: this.#o.store.size(this.#o.table) }, 'table caught up');

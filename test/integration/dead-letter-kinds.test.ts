@@ -1,17 +1,22 @@
 // Each kind of poison record on the real stack: undecodable bytes, an unknown schema id, an expression that
 // fails, and a lookup miss configured to dead-letter. Each lands in the dead-letter topic with its provenance
 // headers (and the original bytes) while every other record flows through.
+import { readFileSync } from 'node:fs';
 import { customerSnapshots, type OrderPlaced, orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
+import { openProducer, snapshotEncoder } from '../../pipelines/loadgen/produce.ts';
 import {
   createTopics,
+  freePort,
   ORDER_SCHEMAS,
   ORDER_VALUE,
   produceOrders,
   produceSnapshots,
   readTopic,
   spawnWorker,
+  stack,
   stopWorkers,
   testTopics,
+  waitForLog,
   writeFixture,
 } from './harness.ts';
 
@@ -105,4 +110,67 @@ test('every kind of poison record is dead-lettered with its provenance; the rest
   const out = await readTopic(topics.ENRICHED_TOPIC, { expect: good.length, decode: 'raw' });
   const ids = out.map((r) => (JSON.parse((r.value as Buffer).toString()) as { orderId: string }).orderId);
   expect(ids.sort()).toEqual(good.map((e) => e.data.orderId).sort());
+});
+
+test("poison on a table's compacted topic: skipped, said and counted; the table keeps each key's last good row", async () => {
+  const topics = testTopics('table-poison');
+  await createTopics(topics);
+  await produceSnapshots(topics);
+  const { conn, codec } = stack();
+  const customers = customerSnapshots();
+  const encode = await snapshotEncoder(codec, topics.CUSTOMERS_TOPIC, 'Customer');
+  const newcomer = { customerId: 'C-NEWCOMER', name: 'New', segment: 'smb', country: 'DE' };
+  const valid = encode(customers[2]);
+  const producer = await openProducer(conn.kafka);
+  await producer.send(topics.CUSTOMERS_TOPIC, [
+    { key: customers[0]!.customerId, value: Buffer.from('not avro at all') }, // a later, unreadable version
+    { key: 'C-UNKNOWN-ID', value: Buffer.from([0, 0x7f, 0x7f, 0x7f, 0x01, 2, 4]) },
+    { key: customers[2]!.customerId, value: valid.subarray(0, valid.length >> 1) }, // truncated
+    { key: customers[3]!.customerId, value: Buffer.alloc(0) }, // empty, not a tombstone
+    { key: Buffer.from([0xff, 0xfe, 0x01]), value: encode(newcomer) }, // a good row under a key that is not UTF-8
+  ]);
+  await producer.close();
+  const template = [...orderPlacedStream(1, { seed: 8 })][0]!;
+  const orders = [customers[0]!, customers[2]!, customers[3]!, newcomer].map(
+    (c, i): OrderPlaced => ({
+      ...template,
+      eventId: `evt-table-${i}`,
+      data: { ...template.data, orderId: `ORD-T${i}`, customerId: c.customerId },
+    }),
+  );
+  await produceOrders(topics, orders);
+
+  const port = await freePort();
+  const worker = spawnWorker(
+    writeFixture('table-poison', TOPOLOGY, [...ORDER_SCHEMAS, 'Customer']),
+    { ...topics },
+    ['--metrics', `127.0.0.1:${port}`],
+    'table-poison',
+  );
+  await waitForLog(worker, 'table caught up');
+  const out = await readTopic(topics.ENRICHED_TOPIC, { expect: orders.length, decode: 'raw' });
+  const segments = Object.fromEntries(
+    out.map((r) => {
+      const v = JSON.parse((r.value as Buffer).toString()) as { orderId: string; segment: string };
+      return [v.orderId, v.segment];
+    }),
+  );
+  expect(segments).toEqual({
+    'ORD-T0': customers[0]!.segment,
+    'ORD-T1': customers[2]!.segment,
+    'ORD-T2': customers[3]!.segment,
+    'ORD-T3': 'smb',
+  });
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  expect(metrics).toMatch(/^pipelines_table_rows_skipped_total\{[^}]*topic="[^"]*customers"[^}]*\} 4$/m);
+  const skipped = readFileSync(worker.log, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('table row skipped'))
+    .map((l) => JSON.parse(l) as { table: string; offset: string; err: string });
+  expect(skipped.map((l) => [l.table, Number(l.offset)])).toEqual(
+    [500, 501, 502, 503].map((offset) => ['customers', offset]),
+  );
+  worker.child.kill('SIGTERM');
+  expect(await worker.exited).toBe(0);
+  expect(await readTopic(topics.DLQ_TOPIC, { idleMs: 3000, decode: 'raw' })).toEqual([]);
 });

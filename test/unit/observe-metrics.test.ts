@@ -229,7 +229,7 @@ describe('events feed the metrics', () => {
     const { metrics, t } = make();
     expect(metrics.readiness().reasons).toEqual(['orders: no partitions assigned']);
     t.rebalance?.({ kind: 'assign', partitions: [{ topic: 'orders', partition: 0 }] });
-    t.table({ topic: 'customers', rows: 10, behind: 90 });
+    t.table({ topic: 'customers', rows: 10, behind: 90, skipped: 0 });
     t.insertFailed({ sink: 'rev', rows: 0, ms: 1, code: 'CH_UNREACHABLE' });
     expect(metrics.readiness()).toEqual({
       ready: false,
@@ -243,14 +243,16 @@ describe('events feed the metrics', () => {
     expect(value(s, 'pipelines_table_rows', { topic: 'customers' })).toBe(10);
     expect(value(s, 'pipelines_table_catchup_records', { topic: 'customers' })).toBe(90);
     expect(value(s, 'pipelines_table_caught_up', { topic: 'customers' })).toBe(0);
-    t.table({ topic: 'customers', rows: 100, behind: 0 });
+    t.table({ topic: 'customers', rows: 100, behind: 0, skipped: 2 });
     t.inserted({ sink: 'rev', rows: 1, ms: 1 });
     // Caught up once is caught up: a table that falls a little behind later stays ready.
-    t.table({ topic: 'customers', rows: 101, behind: 3 });
+    t.table({ topic: 'customers', rows: 101, behind: 3, skipped: 3 });
     expect(metrics.readiness()).toEqual({ ready: true, reasons: [] });
     s = await scrape(metrics.registry);
     expect(value(s, 'pipelines_ready')).toBe(1);
     expect(value(s, 'pipelines_table_caught_up', { topic: 'customers' })).toBe(1);
+    // The loader's running count of unreadable rows, as a counter.
+    expect(value(s, 'pipelines_table_rows_skipped_total', { topic: 'customers' })).toBe(3);
   });
 
   test('labels stay bounded: a thousand batches on four partitions make four series', async () => {
