@@ -20,7 +20,14 @@ interface Envelope<T extends string, D> {
 
 export type OrderPlaced = Envelope<
   'OrderPlaced',
-  { orderId: string; customerId: string; items: OrderItem[]; totalAmount: number }
+  {
+    orderId: string;
+    customerId: string;
+    items: OrderItem[];
+    totalAmount: number;
+    /** v2 only (OrderPlaced-v2.avsc): an event that has it is written with v2, one without with v1. */
+    channel?: string | null;
+  }
 >;
 export type PaymentCaptured = Envelope<
   'PaymentCaptured',
@@ -44,9 +51,10 @@ export interface Product {
   listPrice: number;
 }
 
-/** The schema files of the order domain, by event type (v1 of OrderPlaced: what producers write today). */
+/** The schema files of the order domain, by event type (v1 of OrderPlaced: what most producers write today). */
 export const SCHEMA_FILES = {
   OrderPlaced: 'OrderPlaced.avsc',
+  OrderPlacedV2: 'OrderPlaced-v2.avsc',
   PaymentCaptured: 'PaymentCaptured.avsc',
   OrderShipped: 'OrderShipped.avsc',
   OrderCancelled: 'OrderCancelled.avsc',
