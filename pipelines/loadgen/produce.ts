@@ -8,7 +8,8 @@ import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
 import { type OrderEvent, readSchema, type SCHEMA_FILES } from './orders.ts';
 
 export interface Message {
-  key: string | null;
+  /** A Buffer passes as it is: raw keys, such as bytes that are not UTF-8 (poison.ts). */
+  key: string | Buffer | null;
   value: Buffer | null;
 }
 
