@@ -41,6 +41,29 @@ export function wholeNumber(name: string, raw: string | undefined, fallback: num
   throw usageError(`--${name}: a whole number${wholeBound(min)}, not '${raw}'`);
 }
 
+/**
+ * A decimal option from `min` to `max`: `fallback` when it is absent, a usage error naming the option when it is
+ * not a number in that range (`what` says the range in its words: "a share from 0 to 1").
+ */
+export function decimalNumber(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min = 0,
+  max = Number.POSITIVE_INFINITY,
+  what = `a number of at least ${min}`,
+): number {
+  if (raw === undefined) return fallback;
+  const n = raw.trim() === '' ? Number.NaN : Number(raw);
+  if (Number.isFinite(n) && n >= min && n <= max) return n;
+  throw usageError(`--${name}: ${what}, not '${raw}'`);
+}
+
+/** A share of something (0 to 1, e.g. 0.01 for 1%), 0 when absent. */
+export function share(name: string, raw: string | undefined): number {
+  return decimalNumber(name, raw, 0, 0, 1, 'a share from 0 to 1 (0.01 for 1%)');
+}
+
 /** Something the user can fix that is not the command line (a file, a group with members): exit 1. */
 export function userError(message: string): Error {
   return new PipelinesError('INPUT', message);

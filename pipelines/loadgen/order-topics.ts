@@ -4,7 +4,7 @@ import type { AvroCodec } from '../codec/index.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
 import { applyTopics } from '../kafka/topics.ts';
 import { customerSnapshots, type OrderEvent, productSnapshots } from './orders.ts';
-import { orderEventEncoder, type ProduceOptions, produce, snapshotEncoder } from './produce.ts';
+import { type Message, orderEventEncoder, type ProduceOptions, produce, snapshotEncoder } from './produce.ts';
 
 /** Topic names keyed by the environment variables the example topologies read. */
 export interface OrderTopics {
@@ -63,18 +63,22 @@ export async function produceOrderSnapshots(
   );
 }
 
-/** Order events keyed by order id (so that each order's events stay in order), plus any raw extra messages. */
+/**
+ * Order events keyed by order id (so that each order's events stay in order), plus any raw extra messages: among
+ * the events (sent as they are, where they come) or after them.
+ */
 export async function produceOrderEvents(
   conn: KafkaConnection,
   codec: AvroCodec,
   topics: Pick<OrderTopics, 'ORDERS_TOPIC'>,
-  events: Iterable<OrderEvent>,
-  extra: Array<{ key: string; value: Buffer }> = [],
+  events: Iterable<OrderEvent | Message>,
+  extra: Message[] = [],
   options: Pick<ProduceOptions, 'ratePerSecond' | 'onProgress'> = {},
 ): Promise<number> {
   const encode = await orderEventEncoder(codec, topics.ORDERS_TOPIC);
   function* messages() {
-    for (const e of events) yield { key: e.data.orderId, value: encode(e) };
+    for (const e of events)
+      yield 'eventType' in e ? { key: e.data.orderId, value: encode(e) } : { key: e.key, value: e.value };
     yield* extra;
   }
   return produce(conn, topics.ORDERS_TOPIC, messages(), options);

@@ -3,6 +3,7 @@
 // independently of the pipeline. Avro schemas are the topologies' own (topologies/schemas/*.avsc).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { zipfRanks } from './zipf.ts';
 
 export interface OrderItem {
   productId: string;
@@ -19,7 +20,14 @@ interface Envelope<T extends string, D> {
 
 export type OrderPlaced = Envelope<
   'OrderPlaced',
-  { orderId: string; customerId: string; items: OrderItem[]; totalAmount: number }
+  {
+    orderId: string;
+    customerId: string;
+    items: OrderItem[];
+    totalAmount: number;
+    /** v2 only (OrderPlaced-v2.avsc): an event that has it is written with v2, one without with v1. */
+    channel?: string | null;
+  }
 >;
 export type PaymentCaptured = Envelope<
   'PaymentCaptured',
@@ -43,9 +51,10 @@ export interface Product {
   listPrice: number;
 }
 
-/** The schema files of the order domain, by event type (v1 of OrderPlaced: what producers write today). */
+/** The schema files of the order domain, by event type (v1 of OrderPlaced: what most producers write today). */
 export const SCHEMA_FILES = {
   OrderPlaced: 'OrderPlaced.avsc',
+  OrderPlacedV2: 'OrderPlaced-v2.avsc',
   PaymentCaptured: 'PaymentCaptured.avsc',
   OrderShipped: 'OrderShipped.avsc',
   OrderCancelled: 'OrderCancelled.avsc',
@@ -77,6 +86,11 @@ export interface OrderStreamOptions {
   stepMs?: number;
   customers?: number;
   products?: number;
+  /**
+   * Zipf exponent of customer activity: the customer of rank k (C00000 first) places orders in proportion to
+   * 1/(k+1)^skew. 0 or undefined: uniform, the stream of before (same draws, same events).
+   */
+  skew?: number;
 }
 
 export const customerId = (i: number) => `C${String(i).padStart(5, '0')}`;
@@ -86,10 +100,26 @@ export function* orderPlacedStream(count: number, options: OrderStreamOptions = 
   const rnd = seededRandom(options.seed ?? 42);
   const start = options.startTime ?? Date.UTC(2026, 0, 1);
   const step = options.stepMs ?? 100;
-  for (let i = 0; i < count; i++) yield placed(rnd, i, start + i * step, options);
+  const customer = customerPicker(options);
+  for (let i = 0; i < count; i++) yield placed(rnd, customer, i, start + i * step, options);
 }
 
-function placed(rnd: () => number, i: number, timestamp: number, o: OrderStreamOptions): OrderPlaced {
+/**
+ * The customer index of an order from one uniform draw, made once per stream: skew 0 keeps the original
+ * expression (so that existing seeded streams stay byte-identical), else Zipf by inverse CDF.
+ */
+function customerPicker(o: OrderStreamOptions): (u: number) => number {
+  const n = o.customers ?? 500;
+  return o.skew ? zipfRanks(n, o.skew) : (u) => Math.floor(u * n);
+}
+
+function placed(
+  rnd: () => number,
+  customer: (u: number) => number,
+  i: number,
+  timestamp: number,
+  o: OrderStreamOptions,
+): OrderPlaced {
   const items: OrderItem[] = [];
   const n = 1 + Math.floor(rnd() * 3);
   let total = 0;
@@ -106,7 +136,7 @@ function placed(rnd: () => number, i: number, timestamp: number, o: OrderStreamO
     timestamp,
     data: {
       orderId: `O${String(i).padStart(8, '0')}`,
-      customerId: customerId(Math.floor(rnd() * (o.customers ?? 500))),
+      customerId: customerId(customer(rnd())),
       items,
       totalAmount: Math.round(total * 100) / 100,
     },
@@ -121,6 +151,7 @@ export function* orderLifecycleStream(orders: number, options: OrderStreamOption
   const rnd = seededRandom(options.seed ?? 42);
   const start = options.startTime ?? Date.UTC(2026, 0, 1);
   const step = options.stepMs ?? 100;
+  const customer = customerPicker(options);
   // Pending follow-up events, ordered by time; small, since follow-ups come within seconds.
   const pending: OrderEvent[] = [];
   const release = (until: number) => {
@@ -132,7 +163,7 @@ export function* orderLifecycleStream(orders: number, options: OrderStreamOption
   for (let i = 0; i < orders; i++) {
     const t = start + i * step;
     yield* release(t);
-    const p = placed(rnd, i, t, options);
+    const p = placed(rnd, customer, i, t, options);
     yield p;
     const { orderId } = p.data;
     const id = (what: string) => `evt-${options.seed ?? 42}-${i}-${what}`;

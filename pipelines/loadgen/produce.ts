@@ -1,31 +1,39 @@
 // Produces generated order data to Kafka in the Confluent wire format: for the demo, tests and benchmarks.
 // Each event type is registered under its TopicRecordName subject (several types on one topic, ordered per
-// order by the key); sends go in chunks awaited once each (the client batches with linger.ms).
+// order by the key), OrderPlaced in both versions; sends go in chunks awaited once each (the client batches with
+// linger.ms).
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { type AvroCodec, subjectName } from '../codec/index.ts';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
 import { type OrderEvent, readSchema, type SCHEMA_FILES } from './orders.ts';
 
 export interface Message {
+  /** A Buffer passes as it is: raw keys, such as bytes that are not UTF-8 (poison.ts). */
   key: string | Buffer | null;
   value: Buffer | null;
 }
 
-/** An encoder for order events: one registered schema per event type, chosen by `eventType`. */
+/**
+ * An encoder for order events: one registered schema per event type, chosen by `eventType`; an OrderPlaced whose
+ * data has a `channel` (a string, or null) is written with v2, under the same subject as v1. v2 only adds an
+ * optional field with a default, so the registry takes it as a BACKWARD (and FORWARD) compatible version.
+ */
 export async function orderEventEncoder(
   codec: AvroCodec,
   topic: string,
   schemaDir?: string,
 ): Promise<(e: OrderEvent) => Buffer> {
-  const types = ['OrderPlaced', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'] as const;
+  const schemas = ['OrderPlaced', 'OrderPlacedV2', 'PaymentCaptured', 'OrderShipped', 'OrderCancelled'] as const;
   const encoders = new Map<string, (v: unknown) => Buffer>();
-  for (const t of types) {
-    const schema = readSchema(t, schemaDir) as { name: string; namespace: string };
+  // v1 first: on a new subject it becomes version 1, as a producer that upgrades later would have it.
+  for (const name of schemas) {
+    const schema = readSchema(name, schemaDir) as { name: string; namespace: string };
     const subject = subjectName('TopicRecordName', { topic, recordName: `${schema.namespace}.${schema.name}` });
     const encoder = await codec.encoder(subject, schema);
-    encoders.set(t, (v) => encoder.encode(v));
+    encoders.set(name, (v) => encoder.encode(v));
   }
-  return (e) => encoders.get(e.eventType)!(e);
+  return (e) =>
+    encoders.get(e.eventType === 'OrderPlaced' && e.data.channel !== undefined ? 'OrderPlacedV2' : e.eventType)!(e);
 }
 
 /** An encoder for one snapshot schema (customers, products), TopicName subject. */

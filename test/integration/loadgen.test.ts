@@ -1,17 +1,34 @@
-// `pipelines loadgen` as a user runs it, on the real stack: the order stream and snapshots to Kafka, its expected
-// read models to a file; then the example topologies into embedded ClickHouse, and every read model, read with
-// the documented queries, equals the file (computed from the generated events by the load generator's own code).
+// `pipelines loadgen` as a user runs it, on the real stack: the order stream and snapshots to Kafka, with skewed
+// customers, duplicates, late and swapped events, OrderPlaced v1 and v2 interleaved and poison records among them,
+// its expected read models to a file; then the example topologies into embedded ClickHouse, and every read model,
+// read with the documented queries, equals the file (computed from the events as written by the load generator's
+// own code) plus the orders of the poison records the product does read (key-not-utf8, see below), while the
+// other poison records are in the dead-letter topic.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ExpectedReadModels } from '../../pipelines/loadgen/expected.ts';
+import { AvroDecoder, subjectName } from '../../pipelines/codec/index.ts';
+import type { DisorderCounts } from '../../pipelines/loadgen/disorder.ts';
+import { type ExpectedReadModels, expectedReadModels } from '../../pipelines/loadgen/expected.ts';
+import { customerSnapshots, type OrderEvent, readSchema } from '../../pipelines/loadgen/orders.ts';
+import { POISON_KINDS, type PoisonKind, poisonRecords } from '../../pipelines/loadgen/poison.ts';
+import { orderEventEncoder } from '../../pipelines/loadgen/produce.ts';
+import { loadStream } from '../../pipelines/loadgen/stream.ts';
 import { openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
-import { spawnWorker, stopWorkers, testTopics } from './harness.ts';
+import { countBy, readTopic, spawnWorker, stack, stopWorkers, testTopics } from './harness.ts';
 import { QUERIES } from './read-models.ts';
 
 jest.setTimeout(300_000);
 afterEach(stopWorkers);
+
+/** How the worker's decoder fails each unreadable kind: the dead letter's errorClass. */
+const DECODE_ERROR: Record<Exclude<PoisonKind, 'key-not-utf8'>, string> = {
+  'not-avro': 'UNKNOWN_MAGIC_BYTE',
+  'unknown-schema-id': 'UNKNOWN_SCHEMA_ID',
+  'truncated-avro': 'UNDECODABLE',
+  'empty-value': 'TRUNCATED_MESSAGE', // the client hands a zero-length value over as such, not as a tombstone
+};
 
 /** ClickHouse's text values as the expected file writes them: ISO times, numbers, money to the cent. */
 function normalise(row: Record<string, unknown>): Record<string, unknown> {
@@ -26,20 +43,59 @@ function normalise(row: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-test('loadgen writes a seeded stream whose read models match its expected file', async () => {
+test('loadgen writes a seeded, disordered stream with poison whose read models match its expected file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'loadgen-'));
   try {
     const topics = testTopics('loadgen');
+    // v1 of OrderPlaced first, under BACKWARD: the generator's v2 must pass the registry's own check.
+    const { codec, registry } = stack();
+    const placed = subjectName('TopicRecordName', {
+      topic: topics.ORDERS_TOPIC,
+      recordName: 'com.orders.events.OrderPlaced',
+    });
+    await codec.encoder(placed, readSchema('OrderPlaced'));
+    await registry.setSubjectCompatibility(placed, 'BACKWARD');
     const file = join(dir, 'expected.json');
+    const disorder = ['--duplicates', '0.01', '--late', '0.01', '--out-of-order', '0.02', '--v2', '0.3'];
     const gen = spawnSync(
       process.execPath,
-      ['pipelines/cli/main.ts', 'loadgen', '--orders', '4000', '--seed', '9', '--expected', file],
+      [
+        'pipelines/cli/main.ts',
+        'loadgen',
+        ...['--orders', '4000', '--seed', '9', '--skew', '1.1', ...disorder, '--poison', '10', '--expected', file],
+      ],
       { encoding: 'utf8', env: { ...process.env, ...topics } },
     );
     expect({ code: gen.status, err: gen.stderr }).toEqual({ code: 0, err: '' });
-    expect(gen.stdout).toMatch(/\d+ events \(4000 orders, seed 9\)/);
-    const expected = JSON.parse(readFileSync(file, 'utf8')) as { events: number; readModels: ExpectedReadModels };
+    expect(gen.stdout).toMatch(
+      /\d+ events \(4000 orders, seed 9\) .*; \d+ duplicates, \d+ late, \d+ swapped out of order, \d+ OrderPlaced v2, 10 poison records\n/,
+    );
+    const expected = JSON.parse(readFileSync(file, 'utf8')) as {
+      events: number;
+      poison: number;
+      disorder: DisorderCounts;
+      readModels: ExpectedReadModels;
+    };
     expect(expected.events).toBeGreaterThan(10_000);
+    expect(expected.poison).toBe(10);
+    // Each kind happened (the unit tests check the shares); late ones only where the stream ran on long enough.
+    for (const kind of ['duplicate', 'late', 'outOfOrder', 'v2'] as const)
+      expect({ kind, some: expected.disorder[kind] > 0 }).toEqual({ kind, some: true });
+    expect(await registry.getVersions(placed)).toEqual([1, 2]);
+    // The file is the fold of the events as written (the same seeded stream, made again here).
+    const shares = { duplicate: 0.01, late: 0.01, outOfOrder: 0.02, v2: 0.3 };
+    const events = [...loadStream({ orders: 4000, seed: 9, skew: 1.1, shares })];
+    expect(expectedReadModels(events, customerSnapshots())).toEqual(expected.readModels);
+
+    // The product does not set key-not-utf8 records aside: the worker reads keys lossily (Buffer.toString in
+    // pipelines/runtime/segment.ts, U+FFFD for the bad bytes), no example topology uses the key, so the valid
+    // OrderPlaced under it is an order like any other. The read models are the file's plus those orders.
+    const poison = poisonRecords(10, { seed: 9, encodeValid: await orderEventEncoder(codec, topics.ORDERS_TOPIC) });
+    const readable = poison.filter((p) => p.kind === 'key-not-utf8');
+    const decoder = new AvroDecoder({ registry, unknownRecord: 'writer' });
+    await decoder.prepare(readable.map((p) => p.value));
+    const processed = readable.map((p) => decoder.decode(p.value) as OrderEvent);
+    const models = expectedReadModels([...events, ...processed], customerSnapshots());
 
     const env = { ...topics, PIPELINES_CLICKHOUSE_PATH: join(dir, 'ch') };
     for (const topology of ['topologies/order-analytics.yaml', 'topologies/order-status.yaml']) {
@@ -53,7 +109,7 @@ test('loadgen writes a seeded stream whose read models match its expected file',
           normalise,
         );
       for (const model of ['revenue_by_segment_1m', 'revenue_by_product_1m', 'customer_ltv'] as const) {
-        expect({ model, rows: await read(QUERIES[model]) }).toEqual({ model, rows: expected.readModels[model] });
+        expect({ model, rows: await read(QUERIES[model]) }).toEqual({ model, rows: models[model] });
       }
       const funnel = (await read(QUERIES.order_funnel)).map(({ hour, placed, paid, shipped, cancelled }) => ({
         hour,
@@ -62,12 +118,34 @@ test('loadgen writes a seeded stream whose read models match its expected file',
         shipped,
         cancelled,
       }));
-      expect(funnel).toEqual(expected.readModels.order_funnel);
+      expect(funnel).toEqual(models.order_funnel);
       const status = await read('SELECT status, count() AS n FROM order_summary FINAL GROUP BY status ORDER BY status');
-      expect(Object.fromEntries(status.map((r) => [r.status, r.n]))).toEqual(expected.readModels.order_status);
+      expect(Object.fromEntries(status.map((r) => [r.status, r.n]))).toEqual(models.order_status);
+      const poisoned = await read(
+        "SELECT order_id, status FROM order_summary FINAL WHERE order_id LIKE 'poison-%' ORDER BY order_id",
+      );
+      expect(poisoned).toEqual(processed.map((e) => ({ order_id: e.data.orderId, status: 'PLACED' })));
     } finally {
       await ch.close();
     }
+
+    // Both topologies dead-letter to DLQ_TOPIC, the unreadable poison records and nothing else (no event was too
+    // late for a window): order-analytics' share holds each of them once, failed as its kind should.
+    const dead = await readTopic(topics.DLQ_TOPIC, { decode: 'raw', idleMs: 5000 });
+    const unreadable = poison.filter((p) => p.kind !== 'key-not-utf8');
+    expect(POISON_KINDS.filter((k) => !poison.some((p) => p.kind === k))).toEqual([]);
+    expect(Object.fromEntries(countBy(dead, (d) => d.headers['pipelines.dlq.topology'] ?? '?'))).toEqual({
+      'order-analytics': unreadable.length,
+      'order-status': unreadable.length,
+    });
+    const analytics = dead.filter((d) => d.headers['pipelines.dlq.topology'] === 'order-analytics');
+    const failed = new Map(analytics.map((d) => [d.key, `${d.headers['pipelines.dlq.errorClass']}`]));
+    expect(Object.fromEntries(countBy(analytics, (d) => d.key ?? 'null'))).toEqual(
+      Object.fromEntries(unreadable.map((p) => [p.key.toString(), 1])),
+    );
+    expect(unreadable.map((p) => [p.kind, failed.get(p.key.toString())])).toEqual(
+      unreadable.map((p) => [p.kind, DECODE_ERROR[p.kind as keyof typeof DECODE_ERROR]]),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
