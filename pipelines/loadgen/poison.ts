@@ -42,7 +42,7 @@ const MAKE: Record<PoisonKind, (i: number, id: string, valid: () => Buffer) => {
   },
   // Zero bytes, no header at all: TRUNCATED_MESSAGE (or a tombstone, if the client hands it over as null).
   'empty-value': () => ({ value: Buffer.alloc(0) }),
-  // A valid OrderPlaced under a key that is not UTF-8 (0xff and 0xfe never occur in it): how keys are read.
+  // A valid OrderPlaced under a key that is not UTF-8 (0xff and 0xfe never occur in it): KEY_NOT_UTF8.
   'key-not-utf8': (i, _id, valid) => ({ key: Buffer.from([0xff, 0xfe, ...Buffer.from(String(i))]), value: valid() }),
 };
 

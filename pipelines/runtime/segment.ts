@@ -1,6 +1,7 @@
 // One segment of a partition's batch, decoded and run through the steps: what each sink gets, and the dead letters
 // (decode failures and records a step rejected) as Kafka messages with their provenance. No I/O: the commit
 // strategy delivers what this returns.
+import { isUtf8 } from 'node:buffer';
 import type { Decoder } from '../codec/decoder.ts';
 import { PipelinesError } from '../errors.ts';
 import type { Headers } from '../kafka/headers.ts';
@@ -64,6 +65,13 @@ export function runSegment(
     all[i] = rec;
     try {
       if (!m.value) throw new DecodeError('empty value (tombstone) on an event topic');
+      // Read lossily, two different keys would become one: in keyed state, and where the key partitions an output.
+      if (m.key && !isUtf8(m.key)) {
+        throw new PipelinesError(
+          'KEY_NOT_UTF8',
+          `the record's key is not UTF-8 text (${m.key.length} bytes, hex ${m.key.subarray(0, 32).toString('hex')})`,
+        );
+      }
       rec.value = o.decoder.decode(m.value);
       records.push(rec);
     } catch (err) {

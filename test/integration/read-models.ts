@@ -151,3 +151,22 @@ export async function compareReadModel(ch: ClickHouse, model: ReadModel): Promis
     missing: expected.filter((r) => !got.has(r)).slice(0, 5),
   };
 }
+
+/** ClickHouse's text values as `pipelines loadgen --expected` writes them: ISO times, numbers, money to the cent. */
+function asExpected(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (typeof v === 'string' && /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/.test(v)) {
+      out[k] = new Date(`${v.replace(' ', 'T')}Z`).toISOString();
+    } else if (k === 'revenue') out[k] = Math.round(Number(v) * 100) / 100;
+    else if (typeof v === 'string' && /^\d+$/.test(v)) out[k] = Number(v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+/** A query's rows in the shape of the load generator's expected read models. */
+export async function rowsAsExpected(ch: ClickHouse, query: string): Promise<Record<string, unknown>[]> {
+  const rs = await ch.client.query({ query, format: 'JSONEachRow' });
+  return ((await rs.json()) as Record<string, unknown>[]).map(asExpected);
+}
