@@ -117,7 +117,7 @@ test('a dead letter whose source topic is gone: redrive says so, creates nothing
     messages: [1, 2].map((i) => ({
       key: `k${i}`,
       value: Buffer.from(`v${i}`),
-      headers: deadLetterHeaders(provenance(i)),
+      headers: deadLetterHeaders(provenance(i), undefined),
     })),
   });
   await producer.disconnect();
