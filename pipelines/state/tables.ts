@@ -83,6 +83,7 @@ export class TableLoader {
       eachBatch: async ({ batch }) => {
         await o.decoder.prepare(batch.messages.map((m) => m.value));
         let applied = 0;
+        const skipped = this.#skipped;
         for (const m of batch.messages) {
           const kafkaKey = m.key?.toString();
           try {
@@ -106,7 +107,8 @@ export class TableLoader {
         }
         const last = batch.messages[batch.messages.length - 1];
         if (last) this.#positions.set(batch.partition, BigInt(last.offset) + 1n);
-        if (applied > 0 || !this.#isCaughtUp) this.#check();
+        // Skips too: a batch of unreadable rows only must still move the skipped count.
+        if (applied > 0 || this.#skipped > skipped || !this.#isCaughtUp) this.#check();
       },
     });
   }
