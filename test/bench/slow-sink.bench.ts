@@ -4,46 +4,17 @@
 // the quota is removed it must resume and deliver everything. Beside it, in the same run, the same backlog with no
 // quota: peak RSS and time of both.
 //   node test/bench/slow-sink.bench.ts [orders=250000] [slowSeconds=20] [bytesPerSecond=20000]
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { launchWorker } from '../../pipelines/runtime/launch.ts';
+import { clientQuota } from '../faults/inject.ts';
 import { createTopics, produceOrders, testTopics } from '../integration/harness.ts';
 
 const quiet = { info() {}, warn() {}, error: (o: object, m: string) => console.error(m, o) };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (b: number) => Math.round(b / 1048576);
-
-/** Kafka's ConfigCommand from the local stack's broker jars, as an operator would run it. */
-function clientQuota(clientId: string, bytesPerSecond: number | undefined): void {
-  const cache = process.env.PIPELINES_CACHE ?? join(process.env.HOME ?? '', '.cache', 'order-pipelines');
-  const kafkaDir = readdirSync(cache).find((d) => d.startsWith('kafka-'));
-  const java = readFileSync(join(cache, 'java-bin'), 'utf8').trim() || 'java';
-  const change =
-    bytesPerSecond === undefined
-      ? ['--delete-config', 'producer_byte_rate']
-      : ['--add-config', `producer_byte_rate=${bytesPerSecond}`];
-  execFileSync(
-    java,
-    [
-      '-cp',
-      join(cache, kafkaDir!, 'libs', '*'),
-      'kafka.admin.ConfigCommand',
-      '--bootstrap-server',
-      connectionsFrom(process.env).kafka.brokers.join(','),
-      '--alter',
-      '--entity-type',
-      'clients',
-      '--entity-name',
-      clientId,
-      ...change,
-    ],
-    { stdio: 'ignore' },
-  );
-}
 
 async function topicSize(topic: string): Promise<number> {
   const kafka = new KafkaJS.Kafka({
