@@ -21,6 +21,22 @@ export async function service(action: 'up' | 'down', name: 'kafka' | 'registry')
 }
 
 /** Kafka's ConfigCommand from the local stack's broker jars, as an operator would run it. */
+/**
+ * Stops a service's process in its tracks (SIGSTOP) for a while, then lets it go on: connections hang instead of
+ * being refused, and the local registry, which keeps its schemas in memory, comes back with them.
+ */
+export async function pause(name: 'registry', ms: number): Promise<void> {
+  const { stdout } = await execFileAsync('bash', ['deploy/local/stack', 'status', name], { encoding: 'utf8' });
+  const pid = Number(/pid (\d+)/.exec(stdout)?.[1]);
+  if (!pid) throw new Error(`no pid for ${name} in: ${stdout}`);
+  process.kill(pid, 'SIGSTOP');
+  try {
+    await new Promise((r) => setTimeout(r, ms));
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
 export function clientQuota(clientId: string, bytesPerSecond: number | undefined): void {
   const cache = process.env.PIPELINES_CACHE ?? join(process.env.HOME ?? '', '.cache', 'order-pipelines');
   const kafkaDir = readdirSync(cache).find((d) => d.startsWith('kafka-'));

@@ -25,7 +25,7 @@ import {
   waitForLog,
 } from '../integration/harness.ts';
 import { ANALYTICS_MODELS, compareCounts, compareRows, type Tally } from './compare.ts';
-import { clientQuota, service } from './inject.ts';
+import { clientQuota, pause, service } from './inject.ts';
 
 export const FAULTS = [
   'none',
@@ -100,9 +100,13 @@ class Supervised {
     this.current = this.start();
   }
 
+  private alive = false;
+
   private start(): WorkerProcess {
     const w = spawnWorker(this.topology, this.env, this.args, `${this.name}-${this.restarts++}`);
+    this.alive = true;
     w.exited.then(async () => {
+      this.alive = false;
       if (this.stopping) return;
       this.exits++;
       await sleep(1000);
@@ -111,11 +115,20 @@ class Supervised {
     return w;
   }
 
+  /** Resolves once the worker running now (after a restart if one is due) has its partitions. */
+  assigned(): Promise<number> {
+    return waitFor(
+      `${this.name} to have its partitions`,
+      async () => this.alive && readFileSync(this.current.log, 'utf8').includes('partitions assigned'),
+    );
+  }
+
   kill9(): void {
     this.current.child.kill('SIGKILL');
   }
 
   async stop(): Promise<number | null> {
+    await this.assigned();
     this.stopping = true;
     this.current.child.kill('SIGTERM');
     return this.current.exited;
@@ -180,7 +193,7 @@ async function phase(o: RunOptions, fault: Fault, index: number): Promise<PhaseR
     const seconds = (o.orders * 2.85) / o.rate;
     const moment = () => sleep((0.15 + 0.35 * rnd()) * seconds * 1000);
     let injected = 0;
-    await waitForLog(analytics.current, 'partitions assigned');
+    await Promise.all([analytics.assigned(), enrichment.assigned()]);
     await moment();
     switch (fault) {
       case 'none':
@@ -188,7 +201,7 @@ async function phase(o: RunOptions, fault: Fault, index: number): Promise<PhaseR
       case 'kill-9':
         for (let k = 0; k < o.kills; k++) {
           const victim = k % 2 === 0 ? analytics : enrichment;
-          await waitForLog(victim.current, 'partitions assigned');
+          await victim.assigned();
           await sleep(1000 + rnd() * 4000);
           victim.kill9();
           injected++;
@@ -201,14 +214,16 @@ async function phase(o: RunOptions, fault: Fault, index: number): Promise<PhaseR
         injected++;
         break;
       case 'broker-down':
-      case 'registry-down': {
-        const name = fault === 'broker-down' ? 'kafka' : 'registry';
-        await service('down', name);
+        await service('down', 'kafka');
         await sleep(o.outageSeconds * 1000);
-        await service('up', name);
+        await service('up', 'kafka');
         injected++;
         break;
-      }
+      case 'registry-down':
+        // Stopped, not restarted: the local registry keeps its schemas in memory (a real one persists them).
+        await pause('registry', o.outageSeconds * 1000);
+        injected++;
+        break;
       case 'join-leave': {
         // Embedded ClickHouse is for one worker (a second member is refused): the Kafka topology scales.
         const second = spawnWorker(
@@ -241,6 +256,7 @@ async function phase(o: RunOptions, fault: Fault, index: number): Promise<PhaseR
     const bothCommitted = (ends: Map<number, bigint>) => async () =>
       caughtUp(await committedOffsets(kafka, groups.analytics, topics.ORDERS_TOPIC), ends) &&
       caughtUp(await committedOffsets(kafka, groups.enrichment, topics.ORDERS_TOPIC), ends);
+    await Promise.all([analytics.assigned(), enrichment.assigned()]);
     await waitFor('recovery', bothCommitted(atClear));
     const recoverySeconds = (Date.now() - cleared) / 1000;
     await written;
