@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caughtUp, committedOffsets, endOffsets } from '../../pipelines/kafka/offsets.ts';
 import type { ExpectedReadModels } from '../../pipelines/loadgen/expected.ts';
-import type { OrderPlaced } from '../../pipelines/loadgen/orders.ts';
+import { type OrderPlaced, seededRandom } from '../../pipelines/loadgen/orders.ts';
 import { loadStream } from '../../pipelines/loadgen/stream.ts';
 import {
   countBy,
@@ -67,18 +67,6 @@ export interface PhaseResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A seeded stream of numbers in [0, 1) (mulberry32): the same seed gives the same fault moments. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A worker started again whenever it exits, until stopped. */
 class Supervised {
@@ -164,7 +152,7 @@ const total = (offsets: Map<number, bigint>) => [...offsets.values()].reduce((n,
 
 async function phase(o: RunOptions, fault: Fault, index: number): Promise<PhaseResult> {
   const log = o.log ?? (() => {});
-  const rnd = random(o.seed * 100 + index);
+  const rnd = seededRandom(o.seed * 100 + index);
   const topics = testTopics(`faults-${fault}`);
   await createTopics(topics);
   const dir = mkdtempSync(join(tmpdir(), `faults-${fault}-`));
