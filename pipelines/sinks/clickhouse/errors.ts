@@ -18,6 +18,7 @@ export type ClickHouseSinkErrorCode =
   | 'CH_SWAP' // a rebuild's swap is missing its table, or was cut short (swap.ts)
   | 'CH_DEDUP_UNTESTED_ENGINE' // dedup logs need the crash repair, on an engine it was not tested on (dedup-log.ts)
   | 'CH_SERVER_TOO_OLD' // a server older than the sink supports (version.ts)
+  | 'CH_FENCED' // another worker claimed a partition this one was writing (offsets.ts)
   | 'CH_SERVER'; // any other error from ClickHouse
 
 export interface ClickHouseSinkErrorDetails {

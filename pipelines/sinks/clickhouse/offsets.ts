@@ -6,12 +6,24 @@
 // 3. only then start the next batch. After a crash the last recorded range is the only one that
 // may be half written: replaying exactly that range yields the same tokens, so ClickHouse drops
 // what had landed and writes what had not. Everything before it is complete.
+//
+// Several workers (one ClickHouse server): a partition's previous owner may still be flushing when
+// the next one starts (it lost its group membership, or was stopped mid-flush). Fencing is by this
+// log, not by the consumer group's generation, which the Kafka client does not expose and which the
+// server could not compare anyway: each new owner first writes a claim numbered above every claim
+// of the partition (`_pipelines_claims`), then reads the last range. A writer records its range,
+// then checks that the newest claim is still its own, then inserts. So a writer that inserts had
+// recorded its range before the newer claim existed, and the newer owner, reading after claiming,
+// replays that range under the same tokens: ClickHouse keeps one copy. A writer that finds a newer
+// claim stops (CH_FENCED) before inserting. Ranges carry their writer's claim, and the last range
+// is the one of the newest claim, so a range a fenced writer recorded late is never replayed.
 
 import type { ClickHouse } from './connection.ts';
-import { createTableSql, quoteIdent, quoteString, type TableSpec } from './ddl.ts';
-import { classifyError } from './errors.ts';
+import { createTableSql, qualifiedName, quoteIdent, quoteString, type TableSpec } from './ddl.ts';
+import { ClickHouseSinkError, classifyError } from './errors.ts';
 
 export const OFFSETS_TABLE = '_pipelines_offsets';
+export const CLAIMS_TABLE = '_pipelines_claims';
 
 /** Kafka offsets are int64; they travel as decimal strings, as in the Kafka client. */
 export type Offset = string | number | bigint;
@@ -23,6 +35,8 @@ export interface SourceRange {
   /** First and last offset of the batch, inclusive. */
   first: Offset;
   last: Offset;
+  /** The claim of the writer that recorded it (0: a writer that does not claim, such as a rebuild). */
+  claim?: bigint;
 }
 
 export interface TokenParts extends SourceRange {
@@ -56,20 +70,174 @@ export function offsetsTableSpec(database?: string): TableSpec {
       { name: 'first_offset', type: 'UInt64' },
       { name: 'last_offset', type: 'UInt64' },
       { name: 'written_at', type: 'DateTime', default: 'now()' },
+      { name: 'claim', type: 'UInt64', default: '0' },
     ],
-    // One row per partition survives merges: the latest range.
-    engine: { kind: 'ReplacingMergeTree', version: 'last_offset' },
+    // One row per partition survives merges: the newest claim's last inserted range, the one reads pick.
+    engine: { kind: 'ReplacingMergeTree', version: 'claim' },
     orderBy: ['topology', 'sink', 'topic', 'partition'],
     // Rows here differ by range, so no dedup window is needed (and none would hurt).
     dedupWindow: 0,
   };
 }
 
+export function claimsTableSpec(database?: string): TableSpec {
+  return {
+    table: CLAIMS_TABLE,
+    ...(database ? { database } : {}),
+    columns: [
+      { name: 'topology', type: 'String' },
+      { name: 'sink', type: 'String' },
+      { name: 'topic', type: 'String' },
+      { name: 'partition', type: 'UInt32' },
+      { name: 'claim', type: 'UInt64' },
+      { name: 'owner', type: 'String' },
+      { name: 'claimed_at', type: 'DateTime', default: 'now()' },
+    ],
+    engine: { kind: 'ReplacingMergeTree', version: 'claim' },
+    orderBy: ['topology', 'sink', 'topic', 'partition'],
+    dedupWindow: 0,
+  };
+}
+
+/** Creates the offsets log and the claims; an offsets log from before claims is rebuilt with claim 0. */
 export async function ensureOffsetsTable(ch: ClickHouse, database?: string): Promise<void> {
+  const q = (table: string) => qualifiedName(table, database);
+  const run = async (query: string, table: string) => {
+    try {
+      // On chdb settings stick to the session: the migration's insert must not carry another insert's token.
+      await ch.client.command({
+        query,
+        ...(ch.kind === 'embedded' ? { clickhouse_settings: { async_insert: 0, insert_deduplication_token: '' } } : {}),
+      });
+    } catch (err) {
+      throw classifyError(err, { table, operation: 'DDL' });
+    }
+  };
+  await run(createTableSql(claimsTableSpec(database)), CLAIMS_TABLE);
+  const columns = await columnNames(ch, OFFSETS_TABLE, database);
+  if (columns.length > 0 && !columns.includes('claim')) {
+    // Rebuilt beside it and renamed over it in one statement; a start cut short begins again.
+    const next = `${OFFSETS_TABLE}_migrating`;
+    await run(`DROP TABLE IF EXISTS ${q(next)}`, next);
+    await run(createTableSql({ ...offsetsTableSpec(database), table: next }), next);
+    await run(
+      `INSERT INTO ${q(next)} (topology, sink, topic, partition, first_offset, last_offset)
+        SELECT topology, sink, topic, partition, argMax(first_offset, last_offset), max(last_offset)
+        FROM ${q(OFFSETS_TABLE)} GROUP BY topology, sink, topic, partition`,
+      next,
+    );
+    const old = `${OFFSETS_TABLE}_before_claims`;
+    await run(`DROP TABLE IF EXISTS ${q(old)}`, old);
+    await run(`RENAME TABLE ${q(OFFSETS_TABLE)} TO ${q(old)}, ${q(next)} TO ${q(OFFSETS_TABLE)}`, OFFSETS_TABLE);
+    await run(`DROP TABLE ${q(old)}`, old);
+  }
+  await run(createTableSql(offsetsTableSpec(database)), OFFSETS_TABLE);
+}
+
+async function columnNames(ch: ClickHouse, table: string, database?: string): Promise<string[]> {
+  const db = database ? quoteString(database) : 'currentDatabase()';
   try {
-    await ch.client.command({ query: createTableSql(offsetsTableSpec(database)) });
+    const rs = await ch.client.query({
+      query: `SELECT name FROM system.columns WHERE database = ${db} AND table = ${quoteString(table)}`,
+      format: 'JSONEachRow',
+    });
+    return (await rs.json<{ name: string }>()).map((r) => r.name);
   } catch (err) {
-    throw classifyError(err, { table: OFFSETS_TABLE, operation: 'DDL' });
+    throw classifyError(err, { table, operation: 'describe' });
+  }
+}
+
+/** A partition's newest claim: its number and its owner (ties, which only a race makes, go to the greater owner). */
+async function newestClaims(
+  ch: ClickHouse,
+  topology: string,
+  sink: string,
+  partitions: ReadonlyArray<{ topic: string; partition: number }>,
+  database?: string,
+): Promise<Map<string, { claim: bigint; owner: string }>> {
+  const out = new Map<string, { claim: bigint; owner: string }>();
+  if (partitions.length === 0) return out;
+  const wanted = partitions.map((p) => `(${quoteString(p.topic)}, ${p.partition})`).join(', ');
+  try {
+    const rs = await ch.client.query({
+      query: `SELECT topic, partition, toString(max(claim)) AS newest, argMax(owner, tuple(claim, owner)) AS holder
+        FROM ${qualifiedName(CLAIMS_TABLE, database)}
+        WHERE topology = ${quoteString(topology)} AND sink = ${quoteString(sink)} AND (topic, partition) IN (${wanted})
+        GROUP BY topic, partition`,
+      format: 'JSONEachRow',
+    });
+    for (const r of await rs.json<{ topic: string; partition: number | string; newest: string; holder: string }>())
+      out.set(`${r.topic}/${Number(r.partition)}`, { claim: BigInt(r.newest), owner: r.holder });
+    return out;
+  } catch (err) {
+    throw classifyError(err, { table: CLAIMS_TABLE, operation: 'read claims' });
+  }
+}
+
+/** A partition's claim by one owner. */
+export interface Claim {
+  topic: string;
+  partition: number;
+  claim: bigint;
+}
+
+/**
+ * Claims partitions for `owner` before their last range is read: each claim numbered above the partition's
+ * newest. Refuses (CH_FENCED) when another owner claimed the same number at the same moment.
+ */
+export async function claimPartitions(
+  ch: ClickHouse,
+  topology: string,
+  sink: string,
+  owner: string,
+  partitions: ReadonlyArray<{ topic: string; partition: number }>,
+  database?: string,
+): Promise<Claim[]> {
+  if (partitions.length === 0) return [];
+  const before = await newestClaims(ch, topology, sink, partitions, database);
+  const claims = partitions.map((p) => ({
+    topic: p.topic,
+    partition: p.partition,
+    claim: (before.get(`${p.topic}/${p.partition}`)?.claim ?? 0n) + 1n,
+  }));
+  try {
+    await ch.client.insert({
+      table: database ? `${database}.${CLAIMS_TABLE}` : CLAIMS_TABLE,
+      values: claims.map((c) => ({ topology, sink, ...c, claim: c.claim.toString(), owner })),
+      format: 'JSONEachRow',
+      columns: ['topology', 'sink', 'topic', 'partition', 'claim', 'owner'],
+      ...(ch.kind === 'embedded' ? { clickhouse_settings: { insert_deduplication_token: '', async_insert: 0 } } : {}),
+    });
+  } catch (err) {
+    throw classifyError(err, { table: CLAIMS_TABLE, operation: 'insert' });
+  }
+  await assertStillOwner(ch, topology, sink, owner, claims, database);
+  return claims;
+}
+
+/** Refuses (CH_FENCED) when a partition has a claim newer than this owner's: another worker writes it now. */
+export async function assertStillOwner(
+  ch: ClickHouse,
+  topology: string,
+  sink: string,
+  owner: string,
+  claims: readonly Claim[],
+  database?: string,
+): Promise<void> {
+  const newest = await newestClaims(ch, topology, sink, claims, database);
+  for (const c of claims) {
+    const n = newest.get(`${c.topic}/${c.partition}`);
+    if (n && (n.claim !== c.claim || n.owner !== owner)) {
+      throw new ClickHouseSinkError({
+        code: 'CH_FENCED',
+        retriable: false,
+        table: OFFSETS_TABLE,
+        message:
+          `partition ${c.partition} of ${c.topic} was taken over by another worker of sink ${sink} (its claim ` +
+          `${n.claim} is newer than this worker's ${c.claim}): this worker stops without writing it; the new owner ` +
+          'writes what this one had not committed, so nothing is lost or counted twice',
+      });
+    }
   }
 }
 
@@ -88,13 +256,14 @@ export async function recordRanges(
     partition: r.partition,
     first_offset: String(r.first),
     last_offset: String(r.last),
+    claim: String(r.claim ?? 0n),
   }));
   try {
     await ch.client.insert({
       table: OFFSETS_TABLE,
       values,
       format: 'JSONEachRow',
-      columns: ['topology', 'sink', 'topic', 'partition', 'first_offset', 'last_offset'],
+      columns: ['topology', 'sink', 'topic', 'partition', 'first_offset', 'last_offset', 'claim'],
       // On chdb settings stick to the session: reset any token another insert left behind.
       ...(ch.kind === 'embedded' ? { clickhouse_settings: { insert_deduplication_token: '', async_insert: 0 } } : {}),
     });
@@ -116,7 +285,7 @@ export interface CommittedRange {
   next: string;
 }
 
-/** The last recorded batch range per (topic, partition) of a topology's sink. */
+/** The last recorded batch range per (topic, partition) of a topology's sink: the newest claim's last. */
 export async function readCommittedOffsets(
   ch: ClickHouse,
   topology: string,
@@ -126,7 +295,8 @@ export async function readCommittedOffsets(
   const table = database ? `${quoteIdent(database)}.${quoteIdent(OFFSETS_TABLE)}` : quoteIdent(OFFSETS_TABLE);
   try {
     const rs = await ch.client.query({
-      query: `SELECT topic, partition, toString(argMax(first_offset, last_offset)) AS first, toString(max(last_offset)) AS last
+      query: `SELECT topic, partition, toString(argMax(first_offset, tuple(claim, last_offset))) AS first,
+          toString(argMax(last_offset, tuple(claim, last_offset))) AS last
         FROM ${table} WHERE topology = ${quoteString(topology)} AND sink = ${quoteString(sink)}
         GROUP BY topic, partition ORDER BY topic, partition`,
       format: 'JSONEachRow',

@@ -1,10 +1,11 @@
 // The ClickHouse sink of a topology: one table, created or migrated at start, rows batched by the
 // exactly-once writer (offsets log + insert tokens), acknowledgements by partition offset to the worker.
+import { randomUUID } from 'node:crypto';
 import type { RetryPolicy } from '../../retry.ts';
 import { type Ack, type ReplayRange, type Sink, type SinkRetries, type SourceRange, unsupervised } from '../sink.ts';
 import type { ClickHouse } from './connection.ts';
 import type { TableSpec } from './ddl.ts';
-import { ensureOffsetsTable, readCommittedOffsets } from './offsets.ts';
+import { claimPartitions, ensureOffsetsTable, readCommittedOffsets } from './offsets.ts';
 import { applyTablePlan, planTable } from './schema.ts';
 import { assertSwapFinished } from './swap.ts';
 import { rowEncoder } from './table.ts';
@@ -26,6 +27,8 @@ export interface ClickHouseSinkOptions {
   retry?: RetryPolicy;
   /** Run at the first assignment, before anything is written; throws to refuse (an embedded engine shared). */
   firstAssignment?: () => Promise<void>;
+  /** This worker's name in the partition claims (default: random per sink). */
+  owner?: string;
 }
 
 export class ClickHouseSink implements Sink {
@@ -37,15 +40,18 @@ export class ClickHouseSink implements Sink {
   readonly #encode: (row: unknown) => unknown[];
   /** The one-shot check of the first assignment (cleared once run). */
   #firstAssignment: (() => Promise<void>) | undefined;
+  readonly #owner: string;
 
   constructor(o: ClickHouseSinkOptions) {
     this.id = o.id;
     this.#o = o;
     this.#firstAssignment = o.firstAssignment;
     this.#encode = rowEncoder(o.table.columns);
+    this.#owner = o.owner ?? randomUUID();
     this.writer = new SinkWriter(o.ch, {
       topology: o.topology,
       sink: o.id,
+      owner: this.#owner,
       ...(o.logSink ? { logSink: o.logSink } : {}),
       tables: [
         {
@@ -100,12 +106,18 @@ export class ClickHouseSink implements Sink {
     const check = this.#firstAssignment;
     this.#firstAssignment = undefined;
     await check?.();
-    const recorded = await readCommittedOffsets(
+    const logSink = this.#o.logSink ?? this.id;
+    // Claimed before the log is read: a previous owner still flushing is then either seen or fenced.
+    const claims = await claimPartitions(
       this.#o.ch,
       this.#o.topology,
-      this.#o.logSink ?? this.id,
+      logSink,
+      this.#owner,
+      partitions,
       this.#o.table.database,
     );
+    this.writer.claimed(claims);
+    const recorded = await readCommittedOffsets(this.#o.ch, this.#o.topology, logSink, this.#o.table.database);
     const byTp = new Map(recorded.map((r) => [`${r.topic}/${r.partition}`, r]));
     const replay: ReplayRange[] = [];
     for (const p of partitions) {

@@ -7,7 +7,14 @@ import { defaultRetry } from '../../retry.ts';
 import type { ClickHouse } from './connection.ts';
 import { qualifiedName } from './ddl.ts';
 import { ClickHouseSinkError, classifyError } from './errors.ts';
-import { type CommittedRange, dedupToken, recordRanges, type SourceRange } from './offsets.ts';
+import {
+  assertStillOwner,
+  type Claim,
+  type CommittedRange,
+  dedupToken,
+  recordRanges,
+  type SourceRange,
+} from './offsets.ts';
 import { newRetryStats, type RetryOptions, type RetryStats, withRetry } from './retry.ts';
 
 export type InsertFormat = 'JSONEachRow' | 'JSONCompactEachRow';
@@ -113,6 +120,8 @@ export interface SinkWriterOptions {
   tokens?: boolean;
   /** Retry policy of each insert; default: retry until the writer is closed. */
   retry?: Omit<RetryOptions, 'signal' | 'stats'>;
+  /** Who writes (several workers may share one server): the owner of its partition claims (offsets.ts). */
+  owner?: string;
   /** Called when a partition's rows up to `next - 1` are in ClickHouse: commit `next` to Kafka. */
   onAck?: (ack: { topic: string; partition: number; next: string }) => void;
 }
@@ -155,8 +164,8 @@ const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 export class SinkWriter {
   readonly stats: SinkWriterStats;
   readonly #ch: ClickHouse;
-  readonly #o: Required<Omit<SinkWriterOptions, 'onAck' | 'retry' | 'logSink'>> &
-    Pick<SinkWriterOptions, 'onAck' | 'retry' | 'logSink'>;
+  readonly #o: Required<Omit<SinkWriterOptions, 'onAck' | 'retry' | 'logSink' | 'owner'>> &
+    Pick<SinkWriterOptions, 'onAck' | 'retry' | 'logSink' | 'owner'>;
   readonly #tables: Map<string, SinkTable>;
   /** Open buffers, one per partition, that new writes append to. */
   #buffers = new Map<string, PartitionBuffer>();
@@ -165,6 +174,8 @@ export class SinkWriter {
   /** Ranges recorded before a crash that must be replayed with exactly the same boundaries. */
   #replay = new Map<string, HeldReplay>();
   #lastSeen = new Map<string, bigint>();
+  /** The claims of the partitions this writer owns (fencing, offsets.ts). */
+  readonly #claims = new Map<string, Claim>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inflight: Promise<void> | undefined;
   #flushAgain = false;
@@ -202,6 +213,11 @@ export class SinkWriter {
    * `seekTo`; the writer then holds that partition's rows until exactly `last` has been written
    * and flushes them as one batch, so the tokens repeat those of the interrupted run.
    */
+  /** The claims this writer holds (`topic/partition` → claim): checked before each insert of those partitions. */
+  claimed(claims: readonly Claim[]): void {
+    for (const c of claims) this.#claims.set(key(c.topic, c.partition), c);
+  }
+
   expectReplay(ranges: readonly CommittedRange[]): void {
     for (const r of ranges)
       this.#replay.set(key(r.topic, r.partition), { first: BigInt(r.first), last: BigInt(r.last) });
@@ -313,6 +329,7 @@ export class SinkWriter {
     }
     this.#replay.delete(k);
     this.#lastSeen.delete(k);
+    this.#claims.delete(k);
   }
 
   /** Flushes everything flushable now and waits for it (e.g. before a rebalance gives partitions away). */
@@ -407,12 +424,23 @@ export class SinkWriter {
       partition: b.partition,
       first: (b.replayFirst ?? b.first).toString(),
       last: b.last.toString(),
+      claim: this.#claims.get(key(b.topic, b.partition))?.claim ?? 0n,
     }));
+    const logSink = this.#o.logSink ?? this.#o.sink;
     if (this.#o.recordOffsets) {
-      await withRetry(() => recordRanges(this.#ch, this.#o.topology, this.#o.logSink ?? this.#o.sink, ranges), retry, {
+      await withRetry(() => recordRanges(this.#ch, this.#o.topology, logSink, ranges), retry, {
         table: '_pipelines_offsets',
         operation: 'insert',
       });
+      // Recorded first, checked second (offsets.ts): a newer owner either sees the range or fences this flush.
+      const claims = batch.flatMap((b) => this.#claims.get(key(b.topic, b.partition)) ?? []);
+      if (claims.length > 0 && this.#o.owner !== undefined) {
+        const owner = this.#o.owner;
+        await withRetry(() => assertStillOwner(this.#ch, this.#o.topology, logSink, owner, claims), retry, {
+          table: '_pipelines_claims',
+          operation: 'read claims',
+        });
+      }
     }
     for (let i = 0; i < batch.length; i++) {
       const b = batch[i]!;
