@@ -36,8 +36,19 @@ export interface LaunchOptions {
   metrics?: Metrics;
   /** Where /metrics, /healthz and /readyz listen; false for none. */
   observe?: { host: string; port: number } | false;
-  /** Overrides of the worker's tuning (tests and benchmarks). */
-  tuning?: { flushIntervalMs?: number; maxBatchSize?: number; shutdownTimeoutMs?: number; clickhouseMaxRows?: number };
+  /** Overrides of the worker's tuning (tests and benchmarks); `consumer` adds librdkafka consumer properties. */
+  tuning?: {
+    flushIntervalMs?: number;
+    maxBatchSize?: number;
+    shutdownTimeoutMs?: number;
+    clickhouseMaxRows?: number;
+    consumer?: Record<string, string | number>;
+  };
+  /**
+   * Resources several workers of one process share, by the key their sinks ask for (sinks/spec.ts `shared`): the
+   * lender opens and closes them. Tests run several workers over one ClickHouse engine this way, as over a server.
+   */
+  lent?: ReadonlyMap<string, unknown>;
   /** Allows destructive ClickHouse table changes. */
   allowDestructive?: boolean;
   /** Called on every batch besides the metrics (progress displays, benchmarks). */
@@ -96,6 +107,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     codec: new AvroCodec({ registry, readers: plan.readerTypes.values() }),
     events,
     cleanups,
+    ...(o.lent ? { lent: o.lent } : {}),
   };
   try {
     // Up first: while start-up waits (for the registry, the tables), /healthz answers and /readyz says what for.
@@ -222,6 +234,7 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
     ...(tuning.flushIntervalMs ? { flushIntervalMs: tuning.flushIntervalMs } : {}),
     ...(tuning.maxBatchSize ? { maxBatchSize: tuning.maxBatchSize } : {}),
     ...(tuning.shutdownTimeoutMs ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
+    ...(tuning.consumer ? { consumerConfig: tuning.consumer } : {}),
     log: o.log,
     events: withBatchListener(w.events, o.onBatch),
   };

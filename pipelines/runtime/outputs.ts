@@ -44,6 +44,8 @@ export interface Launch {
   events: TopologyMetrics | undefined;
   /** Run in reverse order when the worker stops (or its start fails). */
   cleanups: Array<() => Promise<unknown>>;
+  /** Resources lent by the process (LaunchOptions.lent): used as they are, closed by the lender. */
+  lent?: ReadonlyMap<string, unknown>;
 }
 
 export interface Outputs {
@@ -107,6 +109,8 @@ function sinkContext(w: Launch, producer: () => KafkaJS.Producer, readiness: Out
     encoder: (subject, schema) => w.codec.encoder(subject, schema),
     producer,
     shared<T>(key: string, open: () => T, close: (resource: T) => Promise<void>): T {
+      const lent = w.lent?.get(key);
+      if (lent !== undefined) return lent as T;
       if (!shared.has(key)) {
         const resource = open();
         shared.set(key, resource);

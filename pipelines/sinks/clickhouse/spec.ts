@@ -3,7 +3,7 @@ import { PipelinesError } from '../../errors.ts';
 import { didYouMean } from '../../topology/diagnostics.ts';
 import { defineSink, type SinkContext } from '../spec.ts';
 import { clickhouseConfig } from './config.ts';
-import { clickHouseConfigFromEnv, clickHouseFlushFromEnv, openClickHouse } from './connection.ts';
+import { type ClickHouse, clickHouseConfigFromEnv, clickHouseFlushFromEnv, openClickHouse } from './connection.ts';
 import { instrumentClickHouse } from './instrument.ts';
 import { ClickHouseSink } from './sink.ts';
 import { columnMisfit, tableSpecFor } from './table.ts';
@@ -121,7 +121,7 @@ export const clickhouse = defineSink({
     };
   },
   async build({ id, config, scope }, ctx) {
-    const ch = ctx.shared(
+    const ch = ctx.shared<SharedClickHouse>(
       'clickhouse',
       () => connect(ctx),
       (c) => c.close(),
@@ -142,7 +142,9 @@ export const clickhouse = defineSink({
         ...(ctx.tuning.clickhouseMaxRows ? { maxRows: ctx.tuning.clickhouseMaxRows } : {}),
       },
       retry: ctx.retry,
-      ...(ch.connection.kind === 'embedded' && !ctx.rebuild ? { firstAssignment: () => aloneInGroup(ctx) } : {}),
+      ...(ch.connection.kind === 'embedded' && !ctx.rebuild && !ch.lent
+        ? { firstAssignment: () => aloneInGroup(ctx) }
+        : {}),
     });
     await sink.prepare();
     return sink;
@@ -164,8 +166,27 @@ async function aloneInGroup(ctx: SinkContext): Promise<void> {
     );
 }
 
+/** What the ClickHouse sinks of a worker share: one connection. */
+interface SharedClickHouse {
+  connection: ClickHouse;
+  /** Table → sink id, for the insert metrics. */
+  sinks: Map<string, string>;
+  supported: Promise<void>;
+  close(): Promise<void>;
+  /** Lent by the process to several workers (LaunchOptions.lent): they write it as clients of one server do. */
+  lent?: true;
+}
+
+/** The key under which a process lends one ClickHouse to its workers: `lent: new Map([lendClickHouse(ch)])`. */
+export function lendClickHouse(connection: ClickHouse): [string, SharedClickHouse] {
+  return [
+    'clickhouse',
+    { connection, sinks: new Map(), supported: assertServerSupported(connection), close: async () => {}, lent: true },
+  ];
+}
+
 /** The one connection of a worker's ClickHouse sinks (instrumented when there are metrics), and its ping. */
-function connect(ctx: SinkContext) {
+function connect(ctx: SinkContext): SharedClickHouse {
   const opened = openClickHouse(clickHouseConfigFromEnv(ctx.env));
   const sinks = new Map<string, string>();
   const connection = ctx.events ? instrumentClickHouse(opened, ctx.events, sinks) : opened;
