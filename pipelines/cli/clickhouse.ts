@@ -13,6 +13,7 @@ import {
   type TablePlan,
   topologyTables,
 } from '../sinks/clickhouse/schema.ts';
+import { assertServerSupported } from '../sinks/clickhouse/version.ts';
 import { type Command, parseOptions } from './args.ts';
 
 const usage = `usage: pipelines clickhouse plan <topology.yaml> [--live] [--into <suffix>] [--allow-destructive]
@@ -93,6 +94,8 @@ export const clickhouse: Command = {
       return 0;
     }
     return withClickHouse(clickhouse, async (ch) => {
+      // Before any DDL is planned: an old server would reject the plan's statements with a message naming no cause.
+      await assertServerSupported(ch);
       const allowDestructive = values['allow-destructive'];
       const plans = await planTopologyTables(ch, tables, { allowDestructive });
       process.stdout.write(`-- ${plan.name} on ${ch.description}\n${formatPlan(plans)}`);

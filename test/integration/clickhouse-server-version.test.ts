@@ -20,3 +20,14 @@ test('pipelines run against an 18.16 server: one line naming the version and the
   );
   expect(r.stderr).not.toMatch(/internal error|Unknown identifier|\n\s+at /);
 }, 150_000);
+
+test('clickhouse plan --live against an 18.16 server: the same line, exit 1, no DDL printed', () => {
+  const r = spawnSync(
+    process.execPath,
+    ['pipelines/cli/main.ts', 'clickhouse', 'plan', 'topologies/order-status.yaml', '--live'],
+    { encoding: 'utf8', env: { ...process.env, PIPELINES_CLICKHOUSE_URL: url }, timeout: 60_000 },
+  );
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/error: ClickHouse at .* is 18\.16\.\d+; the sink needs 24\.8 or later/);
+  expect(r.stdout).not.toMatch(/CREATE TABLE/);
+}, 90_000);
