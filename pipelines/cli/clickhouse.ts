@@ -16,11 +16,17 @@ import {
 import { assertServerSupported } from '../sinks/clickhouse/version.ts';
 import { type Command, parseOptions } from './args.ts';
 
-const usage = `usage: pipelines clickhouse plan <topology.yaml> [--live] [--into <suffix>] [--allow-destructive]
+const usage = `usage: pipelines clickhouse plan <topology.yaml> [--live] [--cluster <name> [--distributed]] [--into <suffix>] [--allow-destructive]
        pipelines clickhouse apply <topology.yaml> [--into <suffix>] [--allow-destructive]
        pipelines clickhouse query "<sql>" [--json]
   plan prints the DDL from the topology alone and opens nothing; --live compares with ClickHouse (what apply runs)
+  --cluster: the DDL for a cluster (replicated engines, ON CLUSTER), default PIPELINES_CLICKHOUSE_CLUSTER;
+  --distributed adds a Distributed <table>_all beside each read model (PIPELINES_CLICKHOUSE_DISTRIBUTED=1)
   --into writes the tables of a rebuild (<table>_<suffix>); PIPELINES_CLICKHOUSE_URL or _PATH chooses ClickHouse`;
+
+function clusterOf(config: ReturnType<typeof clickHouseConfigFromEnv>): string | undefined {
+  return config.kind === 'server' ? config.cluster : undefined;
+}
 
 /** The plan as SQL, one comment line per table saying what happens to it. */
 export function formatPlan(plans: readonly TablePlan[]): string {
@@ -71,6 +77,8 @@ export const clickhouse: Command = {
       'allow-destructive': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       live: { type: 'boolean', default: false },
+      cluster: { type: 'string' },
+      distributed: { type: 'boolean' },
     });
     const [action, file] = positionals;
     const clickhouse = clickHouseConfigFromEnv(process.env);
@@ -89,7 +97,12 @@ export const clickhouse: Command = {
     if (action === 'plan' && !values.live) {
       process.stdout.write(
         `-- ${plan.name}: the DDL from the topology alone (--live compares with ClickHouse)\n` +
-          formatPlan(planTopologyTablesOffline(tables)),
+          formatPlan(
+            planTopologyTablesOffline(tables, {
+              cluster: values.cluster ?? clusterOf(clickhouse),
+              distributed: values.distributed ?? (clickhouse.kind === 'server' && clickhouse.distributed === true),
+            }),
+          ),
       );
       return 0;
     }

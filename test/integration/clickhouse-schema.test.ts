@@ -39,7 +39,7 @@ test('pipelines clickhouse plan/apply on the example topologies (a child process
     );
     expect(alone.status).toBe(0);
     expect(alone.stdout).toMatch(/the DDL from the topology alone/);
-    expect(alone.stdout.match(/: create\n/g)).toHaveLength(4);
+    expect(alone.stdout.match(/: create\n/g)).toHaveLength(5);
     expect(existsSync(offline)).toBe(false);
     const plan = cli('plan', 'topologies/order-analytics.yaml', '--live');
     expect(plan.status).toBe(0);
@@ -47,9 +47,9 @@ test('pipelines clickhouse plan/apply on the example topologies (a child process
     expect(plan.stdout).toMatch(/ENGINE = SummingMergeTree\nPARTITION BY toYYYYMM\(window_start\)/);
     expect(plan.stdout).toMatch(/-- customer_ltv: create[\s\S]*SimpleAggregateFunction\(min, DateTime64/);
     const apply = cli('apply', 'topologies/order-analytics.yaml');
-    expect(apply.stdout).toMatch(/applied 4 statement\(s\)/);
+    expect(apply.stdout).toMatch(/applied 5 statement\(s\)/);
     const again = cli('plan', 'topologies/order-analytics.yaml', '--live');
-    expect(again.stdout.match(/: up to date/g)).toHaveLength(4);
+    expect(again.stdout.match(/: up to date/g)).toHaveLength(5);
     const status = cli('apply', 'topologies/order-status.yaml', '--into', 'v2');
     expect(status.stdout).toMatch(/-- order_summary_v2: create/);
     expect(status.status).toBe(0);

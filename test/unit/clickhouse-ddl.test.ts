@@ -125,6 +125,39 @@ test('config: a URL selects the server, otherwise the embedded engine under .loc
   expect(describeClickHouse({ kind: 'server', url: 'http://u:s3cret@h:1' })).not.toContain('s3cret');
 });
 
+test('config: a cluster needs a server, Distributed tables a cluster', () => {
+  const url = 'http://ch:8123';
+  expect(
+    clickHouseConfigFromEnv({ PIPELINES_CLICKHOUSE_URL: url, PIPELINES_CLICKHOUSE_CLUSTER: 'prod' }, '/repo'),
+  ).toEqual({ kind: 'server', url: 'http://ch:8123', cluster: 'prod' });
+  expect(() => clickHouseConfigFromEnv({ PIPELINES_CLICKHOUSE_CLUSTER: 'prod' }, '/repo')).toThrow(
+    /PIPELINES_CLICKHOUSE_CLUSTER.*without PIPELINES_CLICKHOUSE_URL.*set PIPELINES_CLICKHOUSE_URL/,
+  );
+  expect(() =>
+    clickHouseConfigFromEnv({ PIPELINES_CLICKHOUSE_URL: url, PIPELINES_CLICKHOUSE_DISTRIBUTED: '1' }, '/repo'),
+  ).toThrow(/PIPELINES_CLICKHOUSE_DISTRIBUTED.*without PIPELINES_CLICKHOUSE_CLUSTER/);
+});
+
+test('on a cluster: ON CLUSTER, the Replicated engine with its Keeper path, no non-replicated window', () => {
+  const spec: TableSpec = {
+    table: 'daily',
+    columns,
+    engine: { kind: 'SummingMergeTree', columns: ['amount'] },
+    orderBy: ['day', 'country'],
+  };
+  expect(createTableSql(spec, { cluster: 'prod' })).toBe(
+    [
+      'CREATE TABLE IF NOT EXISTS `daily` ON CLUSTER `prod`',
+      "(\n  `day` Date,\n  `country` LowCardinality(String) COMMENT 'buyer\\'s country',\n  `amount` Decimal(18, 2) DEFAULT 0 CODEC(ZSTD(1))\n)",
+      "ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', (`amount`))",
+      'ORDER BY (day, country)',
+    ].join('\n'),
+  );
+  expect(createTableSql(spec)).toMatch(
+    /ENGINE = SummingMergeTree\(\(`amount`\)\)[\s\S]*non_replicated_deduplication_window = 1000/,
+  );
+});
+
 test('the token depends on every part of the source position and only on it', () => {
   const base = {
     topology: 'orders',

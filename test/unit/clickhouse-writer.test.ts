@@ -78,8 +78,16 @@ test('flushes on the row count: range record first, then one insert per table an
     ['detail', 5, 'topo/sink/detail/orders/1/10-14'],
   ]);
   expect(calls[0]!.rows).toEqual([
-    { topology: 'topo', sink: 'sink', topic: 'orders', partition: 0, first_offset: '0', last_offset: '4' },
-    { topology: 'topo', sink: 'sink', topic: 'orders', partition: 1, first_offset: '10', last_offset: '14' },
+    { topology: 'topo', sink: 'sink', topic: 'orders', partition: 0, first_offset: '0', last_offset: '4', claim: '0' },
+    {
+      topology: 'topo',
+      sink: 'sink',
+      topic: 'orders',
+      partition: 1,
+      first_offset: '10',
+      last_offset: '14',
+      claim: '0',
+    },
   ]);
   expect(acks).toEqual([
     { topic: 'orders', partition: 0, next: '5' },

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { createChdbConnection } from 'chdb/connection';
-import { httpUrl, wholeSetting } from '../../settings.ts';
+import { httpUrl, oneOf, settingError, wholeSetting } from '../../settings.ts';
 import {
   DEDUP_REPAIR_VARIABLE,
   type DedupRepairMode,
@@ -38,6 +38,10 @@ export type ClickHouseConfig =
       database?: string;
       /** Per-request timeout; a slow insert fails as CH_TIMEOUT (retriable). Default 30 s. */
       requestTimeoutMs?: number;
+      /** A cluster (one shard, its replicas): replicated tables, DDL ON CLUSTER (ddl.ts DdlTarget). */
+      cluster?: string;
+      /** With a cluster: a Distributed `<table>_all` beside each read model. */
+      distributed?: boolean;
     }
   | {
       kind: 'embedded';
@@ -65,7 +69,25 @@ export function clickHouseConfigFromEnv(
     if (env.PIPELINES_CLICKHOUSE_DATABASE) c.database = env.PIPELINES_CLICKHOUSE_DATABASE;
     const timeout = wholeSetting(env, 'PIPELINES_CLICKHOUSE_TIMEOUT_MS', undefined, 'milliseconds, e.g. 30000');
     if (timeout !== undefined) c.requestTimeoutMs = timeout;
+    if (env.PIPELINES_CLICKHOUSE_CLUSTER?.trim()) c.cluster = env.PIPELINES_CLICKHOUSE_CLUSTER.trim();
+    if (env.PIPELINES_CLICKHOUSE_DISTRIBUTED?.trim()) {
+      c.distributed =
+        oneOf('PIPELINES_CLICKHOUSE_DISTRIBUTED', env.PIPELINES_CLICKHOUSE_DISTRIBUTED.trim(), ['0', '1']) === '1';
+      if (c.distributed && !c.cluster)
+        throw settingError(
+          'PIPELINES_CLICKHOUSE_DISTRIBUTED',
+          'is 1 without PIPELINES_CLICKHOUSE_CLUSTER',
+          'set the cluster too, or unset it',
+        );
+    }
     return c;
+  }
+  if (env.PIPELINES_CLICKHOUSE_CLUSTER?.trim()) {
+    throw settingError(
+      'PIPELINES_CLICKHOUSE_CLUSTER',
+      'is set without PIPELINES_CLICKHOUSE_URL (the embedded engine has no cluster)',
+      'set PIPELINES_CLICKHOUSE_URL to a server of the cluster, or unset PIPELINES_CLICKHOUSE_CLUSTER',
+    );
   }
   const path = resolve(cwd, env.PIPELINES_CLICKHOUSE_PATH || DEFAULT_EMBEDDED_PATH);
   return env[DEDUP_REPAIR_VARIABLE]?.trim()
@@ -133,6 +155,10 @@ export interface ClickHouse {
   readonly description: string;
   /** Embedded: deduplication records of inserts cut short by a crash, dropped before opening (dedup-log.ts). */
   readonly droppedDedupRecords?: readonly DroppedDedupRecord[];
+  /** Server: the cluster its tables are replicated on (PIPELINES_CLICKHOUSE_CLUSTER). */
+  readonly cluster?: string;
+  /** Server on a cluster: Distributed tables beside the read models (PIPELINES_CLICKHOUSE_DISTRIBUTED=1). */
+  readonly distributed?: boolean;
   close(): Promise<void>;
 }
 
@@ -154,7 +180,14 @@ export function openClickHouse(config: ClickHouseConfig): ClickHouse {
       request_timeout: config.requestTimeoutMs ?? 30_000,
       log,
     });
-    return { client, kind: 'server', description, close: () => client.close() };
+    return {
+      client,
+      kind: 'server',
+      description,
+      ...(config.cluster ? { cluster: config.cluster } : {}),
+      ...(config.distributed ? { distributed: true } : {}),
+      close: () => client.close(),
+    };
   }
   let connection: ReturnType<typeof createChdbConnection>;
   const owner = engineOwner(config.path);

@@ -43,6 +43,38 @@ export interface TableSpec {
 
 export const DEFAULT_DEDUP_WINDOW = 1000;
 
+/**
+ * Where DDL runs. `cluster`: a ClickHouse cluster (one shard, its replicas): tables are created `ON CLUSTER`,
+ * MergeTree engines become their Replicated kind (data in Keeper under the `{shard}` and `{replica}` macros each
+ * server defines), and insert tokens are deduplicated through the replicated log instead of
+ * `non_replicated_deduplication_window`.
+ */
+export interface DdlTarget {
+  cluster?: string | undefined;
+  /** With a cluster: a `Distributed` table `<table>_all` beside each read model, for queries over every shard. */
+  distributed?: boolean | undefined;
+}
+
+/** The `Distributed` table over a read model on a cluster (reads only: the sink writes the local table). */
+export function distributedTableSql(spec: Pick<TableSpec, 'table' | 'database'>, cluster: string): string {
+  const db = spec.database ? quoteString(spec.database) : 'currentDatabase()';
+  return (
+    `CREATE TABLE IF NOT EXISTS ${qualifiedName(`${spec.table}_all`, spec.database)} ON CLUSTER ${quoteIdent(cluster)}` +
+    ` AS ${qualifiedName(spec.table, spec.database)}` +
+    ` ENGINE = Distributed(${quoteIdent(cluster)}, ${db}, ${quoteString(spec.table)})`
+  );
+}
+
+/** The engine's name as system.tables shows it on the target (`ReplicatedSummingMergeTree` on a cluster). */
+export function engineName(e: EngineSpec, target: DdlTarget = {}): string {
+  return target.cluster && e.kind !== 'Null' ? `Replicated${e.kind}` : e.kind;
+}
+
+/** ` ON CLUSTER <name>` on a cluster, else nothing. */
+export function onCluster(target: DdlTarget = {}): string {
+  return target.cluster ? ` ON CLUSTER ${quoteIdent(target.cluster)}` : '';
+}
+
 /** Quotes an identifier with backticks. */
 export function quoteIdent(name: string): string {
   return `\`${name.replace(/\\/g, '\\\\').replace(/`/g, '\\`')}\``;
@@ -64,26 +96,22 @@ function columnSql(c: ColumnSpec): string {
   return sql;
 }
 
-function engineSql(e: EngineSpec): string {
-  switch (e.kind) {
-    case 'MergeTree':
-    case 'AggregatingMergeTree':
-    case 'Null':
-      return e.kind;
-    case 'ReplacingMergeTree':
-      return e.version ? `ReplacingMergeTree(${quoteIdent(e.version)})` : 'ReplacingMergeTree';
-    case 'SummingMergeTree':
-      return e.columns?.length ? `SummingMergeTree((${e.columns.map(quoteIdent).join(', ')}))` : 'SummingMergeTree';
-  }
+function engineSql(e: EngineSpec, target: DdlTarget): string {
+  const name = engineName(e, target);
+  const args: string[] = [];
+  if (target.cluster && e.kind !== 'Null') args.push("'/clickhouse/tables/{shard}/{database}/{table}'", "'{replica}'");
+  if (e.kind === 'ReplacingMergeTree' && e.version) args.push(quoteIdent(e.version));
+  if (e.kind === 'SummingMergeTree' && e.columns?.length) args.push(`(${e.columns.map(quoteIdent).join(', ')})`);
+  return args.length > 0 ? `${name}(${args.join(', ')})` : name;
 }
 
 /** CREATE TABLE IF NOT EXISTS for the spec. */
-export function createTableSql(spec: TableSpec): string {
+export function createTableSql(spec: TableSpec, target: DdlTarget = {}): string {
   if (spec.columns.length === 0) throw new Error(`table "${spec.table}" has no columns`);
   const lines = [
-    `CREATE TABLE IF NOT EXISTS ${qualifiedName(spec.table, spec.database)}`,
+    `CREATE TABLE IF NOT EXISTS ${qualifiedName(spec.table, spec.database)}${onCluster(target)}`,
     `(\n  ${spec.columns.map(columnSql).join(',\n  ')}\n)`,
-    `ENGINE = ${engineSql(spec.engine)}`,
+    `ENGINE = ${engineSql(spec.engine, target)}`,
   ];
   if (spec.engine.kind === 'Null') return lines.join('\n');
   if (spec.partitionBy) lines.push(`PARTITION BY ${spec.partitionBy}`);
@@ -92,7 +120,8 @@ export function createTableSql(spec: TableSpec): string {
   if (spec.ttl) lines.push(`TTL ${spec.ttl}`);
   const settings: Record<string, string | number> = {};
   const window = spec.dedupWindow ?? DEFAULT_DEDUP_WINDOW;
-  if (window > 0) settings.non_replicated_deduplication_window = window;
+  // Replicated tables deduplicate in Keeper (replicated_deduplication_window, on by default).
+  if (window > 0 && !target.cluster) settings.non_replicated_deduplication_window = window;
   Object.assign(settings, spec.settings);
   const entries = Object.entries(settings);
   if (entries.length > 0) {
@@ -158,8 +187,9 @@ export function alterTableSql(
   spec: Pick<TableSpec, 'table' | 'database'>,
   diff: ColumnDiff,
   allowDestructive = false,
+  target: DdlTarget = {},
 ): string[] {
-  const name = qualifiedName(spec.table, spec.database);
+  const name = `${qualifiedName(spec.table, spec.database)}${onCluster(target)}`;
   const out = diff.add.map((c) => `ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${columnSql(c)}`);
   if (allowDestructive) {
     for (const c of diff.change) out.push(`ALTER TABLE ${name} MODIFY COLUMN ${quoteIdent(c.name)} ${c.to}`);
@@ -206,7 +236,7 @@ export async function ensureTable(
   };
   const existing = await describeColumns(ch, spec.table, spec.database);
   if (existing.length === 0) {
-    const sql = createTableSql(spec);
+    const sql = createTableSql(spec, ch);
     await run(sql);
     return { created: true, diff: { add: [], change: [], drop: [] }, applied: [sql] };
   }

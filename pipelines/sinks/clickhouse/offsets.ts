@@ -18,8 +18,9 @@
 // claim stops (CH_FENCED) before inserting. Ranges carry their writer's claim, and the last range
 // is the one of the newest claim, so a range a fenced writer recorded late is never replayed.
 
+import type { ClickHouseSettings } from '@clickhouse/client';
 import type { ClickHouse } from './connection.ts';
-import { createTableSql, qualifiedName, quoteIdent, quoteString, type TableSpec } from './ddl.ts';
+import { createTableSql, onCluster, qualifiedName, quoteIdent, quoteString, type TableSpec } from './ddl.ts';
 import { ClickHouseSinkError, classifyError } from './errors.ts';
 
 export const OFFSETS_TABLE = '_pipelines_offsets';
@@ -113,13 +114,13 @@ export async function ensureOffsetsTable(ch: ClickHouse, database?: string): Pro
       throw classifyError(err, { table, operation: 'DDL' });
     }
   };
-  await run(createTableSql(claimsTableSpec(database)), CLAIMS_TABLE);
+  await run(createTableSql(claimsTableSpec(database), ch), CLAIMS_TABLE);
   const columns = await columnNames(ch, OFFSETS_TABLE, database);
   if (columns.length > 0 && !columns.includes('claim')) {
     // Rebuilt beside it and renamed over it in one statement; a start cut short begins again.
     const next = `${OFFSETS_TABLE}_migrating`;
-    await run(`DROP TABLE IF EXISTS ${q(next)}`, next);
-    await run(createTableSql({ ...offsetsTableSpec(database), table: next }), next);
+    await run(`DROP TABLE IF EXISTS ${q(next)}${onCluster(ch)}`, next);
+    await run(createTableSql({ ...offsetsTableSpec(database), table: next }, ch), next);
     await run(
       `INSERT INTO ${q(next)} (topology, sink, topic, partition, first_offset, last_offset)
         SELECT topology, sink, topic, partition, argMax(first_offset, last_offset), max(last_offset)
@@ -127,11 +128,14 @@ export async function ensureOffsetsTable(ch: ClickHouse, database?: string): Pro
       next,
     );
     const old = `${OFFSETS_TABLE}_before_claims`;
-    await run(`DROP TABLE IF EXISTS ${q(old)}`, old);
-    await run(`RENAME TABLE ${q(OFFSETS_TABLE)} TO ${q(old)}, ${q(next)} TO ${q(OFFSETS_TABLE)}`, OFFSETS_TABLE);
-    await run(`DROP TABLE ${q(old)}`, old);
+    await run(`DROP TABLE IF EXISTS ${q(old)}${onCluster(ch)}`, old);
+    await run(
+      `RENAME TABLE ${q(OFFSETS_TABLE)} TO ${q(old)}, ${q(next)} TO ${q(OFFSETS_TABLE)}${onCluster(ch)}`,
+      OFFSETS_TABLE,
+    );
+    await run(`DROP TABLE ${q(old)}${onCluster(ch)}`, old);
   }
-  await run(createTableSql(offsetsTableSpec(database)), OFFSETS_TABLE);
+  await run(createTableSql(offsetsTableSpec(database), ch), OFFSETS_TABLE);
 }
 
 async function columnNames(ch: ClickHouse, table: string, database?: string): Promise<string[]> {
@@ -147,6 +151,18 @@ async function columnNames(ch: ClickHouse, table: string, database?: string): Pr
   }
 }
 
+/**
+ * Claims and ranges are read where they were written: on a cluster, written by a quorum of replicas and read with
+ * sequential consistency, so a claim one worker made is seen by every other at once (the fence depends on it).
+ */
+function logSettings(ch: ClickHouse, op: 'insert' | 'read'): ClickHouseSettings {
+  if (ch.kind === 'embedded') return op === 'insert' ? { insert_deduplication_token: '', async_insert: 0 } : {};
+  if (!ch.cluster) return {};
+  return op === 'insert'
+    ? { insert_quorum: 'auto', insert_quorum_parallel: 0 }
+    : { select_sequential_consistency: '1' };
+}
+
 /** A partition's newest claim: its number and its owner (ties, which only a race makes, go to the greater owner). */
 async function newestClaims(
   ch: ClickHouse,
@@ -160,6 +176,7 @@ async function newestClaims(
   const wanted = partitions.map((p) => `(${quoteString(p.topic)}, ${p.partition})`).join(', ');
   try {
     const rs = await ch.client.query({
+      clickhouse_settings: logSettings(ch, 'read'),
       query: `SELECT topic, partition, toString(max(claim)) AS newest, argMax(owner, tuple(claim, owner)) AS holder
         FROM ${qualifiedName(CLAIMS_TABLE, database)}
         WHERE topology = ${quoteString(topology)} AND sink = ${quoteString(sink)} AND (topic, partition) IN (${wanted})
@@ -206,7 +223,7 @@ export async function claimPartitions(
       values: claims.map((c) => ({ topology, sink, ...c, claim: c.claim.toString(), owner })),
       format: 'JSONEachRow',
       columns: ['topology', 'sink', 'topic', 'partition', 'claim', 'owner'],
-      ...(ch.kind === 'embedded' ? { clickhouse_settings: { insert_deduplication_token: '', async_insert: 0 } } : {}),
+      clickhouse_settings: logSettings(ch, 'insert'),
     });
   } catch (err) {
     throw classifyError(err, { table: CLAIMS_TABLE, operation: 'insert' });
@@ -265,7 +282,7 @@ export async function recordRanges(
       format: 'JSONEachRow',
       columns: ['topology', 'sink', 'topic', 'partition', 'first_offset', 'last_offset', 'claim'],
       // On chdb settings stick to the session: reset any token another insert left behind.
-      ...(ch.kind === 'embedded' ? { clickhouse_settings: { insert_deduplication_token: '', async_insert: 0 } } : {}),
+      clickhouse_settings: logSettings(ch, 'insert'),
     });
   } catch (err) {
     throw classifyError(err, { table: OFFSETS_TABLE, operation: 'insert' });
@@ -295,6 +312,7 @@ export async function readCommittedOffsets(
   const table = database ? `${quoteIdent(database)}.${quoteIdent(OFFSETS_TABLE)}` : quoteIdent(OFFSETS_TABLE);
   try {
     const rs = await ch.client.query({
+      clickhouse_settings: logSettings(ch, 'read'),
       query: `SELECT topic, partition, toString(argMax(first_offset, tuple(claim, last_offset))) AS first,
           toString(argMax(last_offset, tuple(claim, last_offset))) AS last
         FROM ${table} WHERE topology = ${quoteString(topology)} AND sink = ${quoteString(sink)}

@@ -8,14 +8,17 @@ import {
   alterTableSql,
   type ColumnDiff,
   createTableSql,
+  type DdlTarget,
   describeColumns,
   diffColumns,
+  distributedTableSql,
+  engineName,
   isDestructive,
   quoteString,
   type TableSpec,
 } from './ddl.ts';
 import { ClickHouseSinkError, classifyError } from './errors.ts';
-import { offsetsTableSpec } from './offsets.ts';
+import { CLAIMS_TABLE, claimsTableSpec, OFFSETS_TABLE, offsetsTableSpec } from './offsets.ts';
 
 export interface SinkTableSpec {
   /** The sink id in the topology (e.g. `clickhouse:order_summary`). */
@@ -78,12 +81,22 @@ export async function planTable(
 ): Promise<TablePlan> {
   const existing = await describeTable(ch, spec);
   const empty: ColumnDiff = { add: [], change: [], drop: [] };
+  // The read models only: the offsets log and the claims are the sink's own, read where they are written.
+  const readModel = spec.table !== OFFSETS_TABLE && spec.table !== CLAIMS_TABLE;
+  const distributed = ch.cluster && ch.distributed && readModel ? [distributedTableSql(spec, ch.cluster)] : [];
   if (!existing)
-    return { table: spec.table, exists: false, statements: [createTableSql(spec)], refused: [], diff: empty };
+    return {
+      table: spec.table,
+      exists: false,
+      statements: [createTableSql(spec, ch), ...distributed],
+      refused: [],
+      diff: empty,
+    };
   const refused: TablePlan['refused'] = [];
   const hint = opts.rebuildHint ?? 'rebuild the table with `pipelines replay <file> --into <suffix> --swap`';
-  if (existing.engine !== spec.engine.kind) {
-    refused.push({ reason: `engine ${existing.engine} -> ${spec.engine.kind} cannot change in place; ${hint}` });
+  const engine = engineName(spec.engine, ch);
+  if (existing.engine !== engine) {
+    refused.push({ reason: `engine ${existing.engine} -> ${engine} cannot change in place; ${hint}` });
   }
   const wantKey = spec.orderBy?.length ? spec.orderBy.join(',') : '';
   if (spec.engine.kind !== 'Null' && bare(existing.sorting_key) !== bare(wantKey)) {
@@ -109,7 +122,14 @@ export async function planTable(
   return {
     table: spec.table,
     exists: true,
-    statements: alterTableSql(spec, diff, opts.allowDestructive === true),
+    statements: [
+      ...alterTableSql(spec, diff, opts.allowDestructive === true, ch),
+      // A Distributed table keeps the columns it was created with: it follows its table's changes.
+      ...(distributed.length > 0
+        ? alterTableSql({ ...spec, table: `${spec.table}_all` }, diff, opts.allowDestructive === true, ch)
+        : []),
+      ...distributed,
+    ],
     refused,
     diff,
   };
@@ -148,19 +168,23 @@ export async function planTopologyTables(
 }
 
 /** The plan from the topology alone, as for an empty database: every table created, nothing opened. */
-export function planTopologyTablesOffline(tables: readonly SinkTableSpec[]): TablePlan[] {
+export function planTopologyTablesOffline(tables: readonly SinkTableSpec[], target: DdlTarget = {}): TablePlan[] {
   const empty: ColumnDiff = { add: [], change: [], drop: [] };
+  const sinks = new Set(tables.map((t) => t.spec));
   return neededTables(tables).map((spec) => ({
     table: spec.table,
     exists: false,
-    statements: [createTableSql(spec)],
+    statements: [
+      createTableSql(spec, target),
+      ...(target.cluster && target.distributed && sinks.has(spec) ? [distributedTableSql(spec, target.cluster)] : []),
+    ],
     refused: [],
     diff: empty,
   }));
 }
 
-/** The offsets log of each database, then the sinks' tables. */
+/** The offsets log and the claims of each database, then the sinks' tables. */
 function neededTables(tables: readonly SinkTableSpec[]): TableSpec[] {
   const databases = [...new Set(tables.map((t) => t.spec.database))];
-  return [...databases.map((db) => offsetsTableSpec(db)), ...tables.map((t) => t.spec)];
+  return [...databases.flatMap((db) => [offsetsTableSpec(db), claimsTableSpec(db)]), ...tables.map((t) => t.spec)];
 }
