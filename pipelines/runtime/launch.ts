@@ -19,7 +19,7 @@ import type { WorkerLog } from '../observe/log.ts';
 import { createMetrics, type Metrics, type TopologyMetrics } from '../observe/metrics.ts';
 import { watchWatermarks } from '../observe/watermarks.ts';
 import type { RetryPolicy } from '../retry.ts';
-import { wholeSetting } from '../settings.ts';
+import { settingError, shown, wholeSetting } from '../settings.ts';
 import { KafkaSink } from '../sinks/kafka/sink.ts';
 import { TableLoader } from '../state/tables.ts';
 import { loadPlan } from './load.ts';
@@ -77,6 +77,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const conns = connectionsFrom(env, o.flags);
   // Every value a sink will read from the environment, checked now: before any service is contacted.
   for (const s of plan.sinks) s.spec.checkSettings?.(env);
+  staticMembership(env);
   o.log.info({ topology: plan.name, file: o.file, connection: describeConnection(conns) }, 'starting worker');
   const kafka = new KafkaJS.Kafka({
     ...clientConfig(conns.kafka),
@@ -234,10 +235,27 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
     ...(tuning.flushIntervalMs ? { flushIntervalMs: tuning.flushIntervalMs } : {}),
     ...(tuning.maxBatchSize ? { maxBatchSize: tuning.maxBatchSize } : {}),
     ...(tuning.shutdownTimeoutMs ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
-    ...(tuning.consumer ? { consumerConfig: tuning.consumer } : {}),
+    consumerConfig: { ...staticMembership(w.env), ...tuning.consumer },
     log: o.log,
     events: withBatchListener(w.events, o.onBatch),
   };
+}
+
+/**
+ * PIPELINES_GROUP_INSTANCE_ID makes the worker a static member of its group (librdkafka's `group.instance.id`): a
+ * restarted worker with the same id (a container restarted in its pod) takes its partitions back at once instead
+ * of waiting for its old session to time out; one that goes away for good holds them until that timeout.
+ */
+export function staticMembership(env: NodeJS.ProcessEnv): Record<string, string> {
+  const id = env.PIPELINES_GROUP_INSTANCE_ID?.trim();
+  if (!id) return {};
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(id))
+    throw settingError(
+      'PIPELINES_GROUP_INSTANCE_ID',
+      `${shown(id)} is not a valid group instance id`,
+      'at most 249 letters, digits, dots, dashes and underscores (a pod name, e.g. order-analytics-0)',
+    );
+  return { 'group.instance.id': id };
 }
 
 /** Its requests are retried there, under the topology's policy, and nowhere above (decoding, schema checks). */

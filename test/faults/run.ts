@@ -1,5 +1,5 @@
 // The fault run, on demand, on the local stack (bash deploy/local/stack up first):
-//   node test/faults/run.ts [--orders 15000] [--seed 7] [--rate 3000] [--outage 30] [--kills 5] [--faults a,b]
+//   node test/faults/run.ts [--orders 15000] [--seed 7] [--rate 3000] [--outage 30] [--kills 5] [--faults a,b] [--static]
 // Prints a table (fault, lost, duplicated, dead-lettered, recovery) and writes it to test/faults/results/<date>.md.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -14,6 +14,7 @@ const { values } = parseArgs({
     outage: { type: 'string', default: '30' },
     kills: { type: 'string', default: '5' },
     faults: { type: 'string', default: FAULTS.join(',') },
+    static: { type: 'boolean', default: false },
   },
 });
 const faults = values.faults.split(',') as Fault[];
@@ -29,6 +30,7 @@ const o = {
   outageSeconds: Number(values.outage),
   kills: Number(values.kills),
   faults,
+  staticMembers: values.static,
   log: (line: string) => console.log(line),
 };
 const started = Date.now();
@@ -39,7 +41,7 @@ const machine = `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${Math.rou
 const text = [
   `# Fault run, ${date}`,
   '',
-  `\`node test/faults/run.ts --orders ${o.orders} --seed ${o.seed} --rate ${o.rate} --outage ${o.outageSeconds} --kills ${o.kills}\``,
+  `\`node test/faults/run.ts --orders ${o.orders} --seed ${o.seed} --rate ${o.rate} --outage ${o.outageSeconds} --kills ${o.kills}${o.staticMembers ? ' --static' : ''}\``,
   `on ${machine}: ${events} events in all, ${Math.round((Date.now() - started) / 60_000)} min.`,
   '',
   TABLE_HEAD,
@@ -47,6 +49,6 @@ const text = [
   '',
 ].join('\n');
 mkdirSync('test/faults/results', { recursive: true });
-writeFileSync(`test/faults/results/${date}.md`, text);
+writeFileSync(`test/faults/results/${date}${o.staticMembers ? '-static' : ''}.md`, text);
 console.log(`\n${text}`);
 process.exit(results.every((r) => r.lost === 0 && r.duplicated === 0) ? 0 : 1);

@@ -50,6 +50,8 @@ export interface RunOptions {
   /** kill -9 per kill phase, alternating between the two topologies. */
   kills: number;
   faults: readonly Fault[];
+  /** The two supervised workers are static members (PIPELINES_GROUP_INSTANCE_ID): a restart rejoins as itself. */
+  staticMembers?: boolean;
   log?: (line: string) => void;
 }
 
@@ -166,15 +168,17 @@ async function phase(o: RunOptions, fault: Fault, index: number): Promise<PhaseR
     await waitFor('the snapshots', async () => total(await endOffsets(kafka, topics.PRODUCTS_TOPIC)) >= 50);
     const groups = { analytics: `faults-analytics-${Date.now()}`, enrichment: `faults-enrichment-${Date.now()}` };
     const clientId = `faults-enrichment-${Date.now()}`;
+    const instance = (name: string): Record<string, string> =>
+      o.staticMembers ? { PIPELINES_GROUP_INSTANCE_ID: `${name}-${Date.now()}` } : {};
     const analytics = new Supervised(
       'topologies/order-analytics.yaml',
-      { ...topics, PIPELINES_CLICKHOUSE_PATH: join(dir, 'ch') },
+      { ...topics, PIPELINES_CLICKHOUSE_PATH: join(dir, 'ch'), ...instance('analytics') },
       ['--group', groups.analytics],
       `faults-${fault}-analytics`,
     );
     const enrichment = new Supervised(
       'topologies/order-enrichment.yaml',
-      { ...topics, PIPELINES_CLIENT_ID: clientId },
+      { ...topics, PIPELINES_CLIENT_ID: clientId, ...instance('enrichment') },
       ['--group', groups.enrichment],
       `faults-${fault}-enrichment`,
     );

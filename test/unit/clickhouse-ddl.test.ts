@@ -131,7 +131,7 @@ test('config: a cluster needs a server, Distributed tables a cluster', () => {
     clickHouseConfigFromEnv({ PIPELINES_CLICKHOUSE_URL: url, PIPELINES_CLICKHOUSE_CLUSTER: 'prod' }, '/repo'),
   ).toEqual({ kind: 'server', url: 'http://ch:8123', cluster: 'prod' });
   expect(() => clickHouseConfigFromEnv({ PIPELINES_CLICKHOUSE_CLUSTER: 'prod' }, '/repo')).toThrow(
-    /PIPELINES_CLICKHOUSE_CLUSTER.*without PIPELINES_CLICKHOUSE_URL.*set PIPELINES_CLICKHOUSE_URL/,
+    /PIPELINES_CLICKHOUSE_CLUSTER.*without PIPELINES_CLICKHOUSE_URL.*write PIPELINES_CLICKHOUSE_URL too/,
   );
   expect(() =>
     clickHouseConfigFromEnv({ PIPELINES_CLICKHOUSE_URL: url, PIPELINES_CLICKHOUSE_DISTRIBUTED: '1' }, '/repo'),

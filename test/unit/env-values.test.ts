@@ -107,6 +107,18 @@ const cases: Array<[string, Record<string, string>, string[], string]> = [
     "pipelines validate: error: PIPELINES_CLICKHOUSE_URL: 'ch:8123' has no scheme: write http://ch:8123",
   ],
   [
+    'a group instance id Kafka would refuse',
+    { PIPELINES_GROUP_INSTANCE_ID: 'order analytics/0' },
+    run('order-forward'),
+    "pipelines run: error: PIPELINES_GROUP_INSTANCE_ID: 'order analytics/0' is not a valid group instance id: write at most 249 letters, digits, dots, dashes and underscores (a pod name, e.g. order-analytics-0)",
+  ],
+  [
+    'a ClickHouse cluster without a server',
+    { PIPELINES_CLICKHOUSE_CLUSTER: 'prod' },
+    run('order-analytics'),
+    'pipelines run: error: PIPELINES_CLICKHOUSE_CLUSTER: is set without PIPELINES_CLICKHOUSE_URL (the embedded engine has no cluster): write PIPELINES_CLICKHOUSE_URL too (a server of the cluster), or unset PIPELINES_CLICKHOUSE_CLUSTER',
+  ],
+  [
     'status with a URL without a scheme',
     { PIPELINES_STATUS_URL: '127.0.0.1:19100' },
     ['status'],

@@ -86,7 +86,7 @@ export function clickHouseConfigFromEnv(
     throw settingError(
       'PIPELINES_CLICKHOUSE_CLUSTER',
       'is set without PIPELINES_CLICKHOUSE_URL (the embedded engine has no cluster)',
-      'set PIPELINES_CLICKHOUSE_URL to a server of the cluster, or unset PIPELINES_CLICKHOUSE_CLUSTER',
+      'PIPELINES_CLICKHOUSE_URL too (a server of the cluster), or unset PIPELINES_CLICKHOUSE_CLUSTER',
     );
   }
   const path = resolve(cwd, env.PIPELINES_CLICKHOUSE_PATH || DEFAULT_EMBEDDED_PATH);
