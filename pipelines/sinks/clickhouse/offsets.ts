@@ -59,45 +59,50 @@ export function dedupToken(p: TokenParts): string {
   ].join('/');
 }
 
-export function offsetsTableSpec(database?: string): TableSpec {
+/**
+ * The sink's own tables, one row per (topology, sink, topic, partition) after merges: the one of the newest claim
+ * (the last inserted among equals). Their rows differ by range or claim, so no dedup window is needed.
+ */
+function bookkeepingTable(table: string, columns: TableSpec['columns'], database?: string): TableSpec {
   return {
-    table: OFFSETS_TABLE,
+    table,
     ...(database ? { database } : {}),
     columns: [
       { name: 'topology', type: 'String' },
       { name: 'sink', type: 'String' },
       { name: 'topic', type: 'String' },
       { name: 'partition', type: 'UInt32' },
+      ...columns,
+    ],
+    engine: { kind: 'ReplacingMergeTree', version: 'claim' },
+    orderBy: ['topology', 'sink', 'topic', 'partition'],
+    dedupWindow: 0,
+  };
+}
+
+export function offsetsTableSpec(database?: string): TableSpec {
+  return bookkeepingTable(
+    OFFSETS_TABLE,
+    [
       { name: 'first_offset', type: 'UInt64' },
       { name: 'last_offset', type: 'UInt64' },
       { name: 'written_at', type: 'DateTime', default: 'now()' },
       { name: 'claim', type: 'UInt64', default: '0' },
     ],
-    // One row per partition survives merges: the newest claim's last inserted range, the one reads pick.
-    engine: { kind: 'ReplacingMergeTree', version: 'claim' },
-    orderBy: ['topology', 'sink', 'topic', 'partition'],
-    // Rows here differ by range, so no dedup window is needed (and none would hurt).
-    dedupWindow: 0,
-  };
+    database,
+  );
 }
 
 export function claimsTableSpec(database?: string): TableSpec {
-  return {
-    table: CLAIMS_TABLE,
-    ...(database ? { database } : {}),
-    columns: [
-      { name: 'topology', type: 'String' },
-      { name: 'sink', type: 'String' },
-      { name: 'topic', type: 'String' },
-      { name: 'partition', type: 'UInt32' },
+  return bookkeepingTable(
+    CLAIMS_TABLE,
+    [
       { name: 'claim', type: 'UInt64' },
       { name: 'owner', type: 'String' },
       { name: 'claimed_at', type: 'DateTime', default: 'now()' },
     ],
-    engine: { kind: 'ReplacingMergeTree', version: 'claim' },
-    orderBy: ['topology', 'sink', 'topic', 'partition'],
-    dedupWindow: 0,
-  };
+    database,
+  );
 }
 
 /** Creates the offsets log and the claims; an offsets log from before claims is rebuilt with claim 0. */
