@@ -49,6 +49,8 @@ test('an offsets log from before claims is rebuilt in place, its last ranges kep
     query: `INSERT INTO ${OFFSETS_TABLE} (topology, sink, topic, partition, first_offset, last_offset)
       VALUES ('old', 's', 'orders', 0, 0, 99), ('old', 's', 'orders', 0, 100, 180), ('old', 's', 'orders', 1, 0, 9)`,
   });
+  // As `clickhouse apply` leaves it: the claim column added, the engine still versioned by last_offset.
+  await ch.client.command({ query: `ALTER TABLE ${OFFSETS_TABLE} ADD COLUMN claim UInt64 DEFAULT 0` });
   await ensureOffsetsTable(ch);
   await ensureOffsetsTable(ch); // idempotent
   expect(await readCommittedOffsets(ch, 'old', 's')).toEqual([
@@ -56,6 +58,11 @@ test('an offsets log from before claims is rebuilt in place, its last ranges kep
     { topic: 'orders', partition: 1, first: '0', last: '9', seekTo: '0', next: '10' },
   ]);
   expect(await count(`SELECT count() AS n FROM system.tables WHERE name LIKE '${OFFSETS_TABLE}_%'`)).toBe(0);
+  expect(
+    await count(
+      `SELECT count() AS n FROM system.tables WHERE name = '${OFFSETS_TABLE}' AND engine_full LIKE 'ReplacingMergeTree(claim)%'`,
+    ),
+  ).toBe(1);
 });
 
 test('a newer claim fences the older owner, and a range the fenced owner records late is not the last', async () => {

@@ -120,8 +120,9 @@ export async function ensureOffsetsTable(ch: ClickHouse, database?: string): Pro
     }
   };
   await run(createTableSql(claimsTableSpec(database), ch), CLAIMS_TABLE);
-  const columns = await columnNames(ch, OFFSETS_TABLE, database);
-  if (columns.length > 0 && !columns.includes('claim')) {
+  const created = await createQuery(ch, OFFSETS_TABLE, database);
+  // By its engine, not its columns: `clickhouse apply` may have added the claim column to an old log.
+  if (created !== undefined && !/ReplacingMergeTree\(`?claim`?\)/.test(created)) {
     // Rebuilt beside it and renamed over it in one statement; a start cut short begins again.
     const next = `${OFFSETS_TABLE}_migrating`;
     await run(`DROP TABLE IF EXISTS ${q(next)}${onCluster(ch)}`, next);
@@ -143,14 +144,15 @@ export async function ensureOffsetsTable(ch: ClickHouse, database?: string): Pro
   await run(createTableSql(offsetsTableSpec(database), ch), OFFSETS_TABLE);
 }
 
-async function columnNames(ch: ClickHouse, table: string, database?: string): Promise<string[]> {
+/** The table's CREATE statement as the server keeps it; undefined when there is no such table. */
+async function createQuery(ch: ClickHouse, table: string, database?: string): Promise<string | undefined> {
   const db = database ? quoteString(database) : 'currentDatabase()';
   try {
     const rs = await ch.client.query({
-      query: `SELECT name FROM system.columns WHERE database = ${db} AND table = ${quoteString(table)}`,
+      query: `SELECT create_table_query AS q FROM system.tables WHERE database = ${db} AND name = ${quoteString(table)}`,
       format: 'JSONEachRow',
     });
-    return (await rs.json<{ name: string }>()).map((r) => r.name);
+    return (await rs.json<{ q: string }>())[0]?.q;
   } catch (err) {
     throw classifyError(err, { table, operation: 'describe' });
   }
