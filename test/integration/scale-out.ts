@@ -7,7 +7,7 @@
 // In one process a SIGKILL cannot hit one worker. A kill here cuts the worker's ClickHouse: every call from then on
 // fails for good, so the worker stops where it is, without a flush or a commit (its last range half written, its
 // records not committed); a call already in flight still lands. A stall holds a worker's ClickHouse calls, then a
-// replacement joins with its group.instance.id (order-analytics runs static members): Kafka fences the old
+// replacement joins with its PIPELINES_GROUP_INSTANCE_ID (order-analytics runs static members): Kafka fences the old
 // instance and hands its partitions over at once, while the old one still has a flush to make, the zombie the
 // claims fence (offsets.ts).
 import { spawn } from 'node:child_process';
@@ -156,12 +156,12 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
   const start = async (topology: Topology, instance?: string): Promise<Member> => {
     const name = `${topology}#${++named}`;
     // order-analytics runs static members (as a StatefulSet would), order-status dynamic ones.
-    const instanceId = instance ?? (topology === 'order-analytics' ? name : undefined);
+    const instanceId = instance ?? (topology === 'order-analytics' ? name.replace('#', '-') : undefined);
     const gate = new Gate(engine);
     const key = (p: number) => `${topology}/${p}`;
     const running = await launchWorker({
       file: `topologies/${topology}.yaml`,
-      env: { ...process.env, ...topics },
+      env: { ...process.env, ...topics, ...(instanceId ? { PIPELINES_GROUP_INSTANCE_ID: instanceId } : {}) },
       flags: { group: groups[topology] },
       log: {
         info(fields, msg) {
@@ -177,10 +177,7 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
       observe: false,
       lent: new Map([lendClickHouse(gate.view())]),
       tuning: {
-        consumer: {
-          'session.timeout.ms': SESSION_MS,
-          ...(instanceId ? { 'group.instance.id': instanceId } : {}),
-        },
+        consumer: { 'session.timeout.ms': SESSION_MS },
         clickhouseMaxRows: 5000,
       },
       onBatch: (e) => {
