@@ -163,6 +163,7 @@ async function createQuery(ch: ClickHouse, table: string, database?: string): Pr
  * sequential consistency, so a claim one worker made is seen by every other at once (the fence depends on it).
  */
 function logSettings(ch: ClickHouse, op: 'insert' | 'read'): ClickHouseSettings {
+  // On chdb settings stick to the session: reset any token another insert left behind.
   if (ch.kind === 'embedded') return op === 'insert' ? { insert_deduplication_token: '', async_insert: 0 } : {};
   if (!ch.cluster) return {};
   return op === 'insert'
@@ -198,6 +199,26 @@ async function newestClaims(
   }
 }
 
+/** Rows into the sink's own tables (`into`: the table as the insert names it), their columns those of the rows. */
+async function insertBookkeeping(
+  ch: ClickHouse,
+  table: string,
+  into: string,
+  values: ReadonlyArray<Record<string, string | number>>,
+): Promise<void> {
+  try {
+    await ch.client.insert({
+      table: into,
+      values,
+      format: 'JSONEachRow',
+      columns: Object.keys(values[0]!) as [string, ...string[]],
+      clickhouse_settings: logSettings(ch, 'insert'),
+    });
+  } catch (err) {
+    throw classifyError(err, { table, operation: 'insert' });
+  }
+}
+
 /** A partition's claim by one owner. */
 export interface Claim {
   topic: string;
@@ -224,17 +245,12 @@ export async function claimPartitions(
     partition: p.partition,
     claim: (before.get(`${p.topic}/${p.partition}`)?.claim ?? 0n) + 1n,
   }));
-  try {
-    await ch.client.insert({
-      table: database ? `${database}.${CLAIMS_TABLE}` : CLAIMS_TABLE,
-      values: claims.map((c) => ({ topology, sink, ...c, claim: c.claim.toString(), owner })),
-      format: 'JSONEachRow',
-      columns: ['topology', 'sink', 'topic', 'partition', 'claim', 'owner'],
-      clickhouse_settings: logSettings(ch, 'insert'),
-    });
-  } catch (err) {
-    throw classifyError(err, { table: CLAIMS_TABLE, operation: 'insert' });
-  }
+  await insertBookkeeping(
+    ch,
+    CLAIMS_TABLE,
+    database ? `${database}.${CLAIMS_TABLE}` : CLAIMS_TABLE,
+    claims.map((c) => ({ topology, sink, ...c, claim: c.claim.toString(), owner })),
+  );
   await assertStillOwner(ch, topology, sink, owner, claims, database);
   return claims;
 }
@@ -282,18 +298,7 @@ export async function recordRanges(
     last_offset: String(r.last),
     claim: String(r.claim ?? 0n),
   }));
-  try {
-    await ch.client.insert({
-      table: OFFSETS_TABLE,
-      values,
-      format: 'JSONEachRow',
-      columns: ['topology', 'sink', 'topic', 'partition', 'first_offset', 'last_offset', 'claim'],
-      // On chdb settings stick to the session: reset any token another insert left behind.
-      clickhouse_settings: logSettings(ch, 'insert'),
-    });
-  } catch (err) {
-    throw classifyError(err, { table: OFFSETS_TABLE, operation: 'insert' });
-  }
+  await insertBookkeeping(ch, OFFSETS_TABLE, OFFSETS_TABLE, values);
 }
 
 /** The last recorded range of a partition, and where a restarted consumer should seek. */
