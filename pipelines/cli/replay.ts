@@ -173,7 +173,7 @@ export const replay: Command = {
       // Done when the rebuild group has committed up to the end offsets seen at start.
       const target = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
       await Promise.race([
-        running.worker.finished,
+        running.finished,
         (async () => {
           for (;;) {
             await new Promise((r) => setTimeout(r, 500));

@@ -69,39 +69,51 @@ export async function runWorker(args: string[]): Promise<number> {
   const timers: NodeJS.Timeout[] = [];
   if (values['until-caught-up']) {
     const conn = connectionsFrom(process.env, flags).kafka;
-    const topic = running.plan.topology.spec.source.topic;
-    let ends: Map<number, bigint> | undefined;
-    let previous: Map<number, bigint> | undefined;
+    const stages = running.stages.map((stage) => ({
+      stage,
+      ends: undefined as Map<number, bigint> | undefined,
+      previous: undefined as Map<number, bigint> | undefined,
+    }));
     let checking = false;
+    /** Whether a stage has committed to `ends`, or is short of it by transaction markers only. */
+    const stageDone = async (s: (typeof stages)[number], ends: Map<number, bigint>): Promise<boolean> => {
+      const { topic, worker } = s.stage;
+      // Through the worker's own consumer: an admin client's offset fetch crashes librdkafka 2.15 (SIGSEGV,
+      // a null group handle on NOT_COORDINATOR) while the group coordinator moves, e.g. a broker restart.
+      // Bounded: a fetch that never answers (seen once, in a rebalance) must not end the checking for good.
+      const at = await withTimeout(
+        // The client's own timeout too: an abandoned fetch would keep a libuv pool thread until the broker answers.
+        worker.consumer.committed(
+          [...ends.keys()].map((partition) => ({ topic, partition })),
+          5_000,
+        ),
+        10_000,
+        'the committed offsets did not come within 10 s',
+      );
+      const committed = new Map(at.map((c) => [c.partition, BigInt(c.offset ?? -1)]));
+      const still = committed.size === s.previous?.size && [...committed].every(([p, o]) => s.previous?.get(p) === o);
+      s.previous = committed;
+      if (caughtUp(committed, ends)) return true;
+      // Short of the end and not moving: what is left may be transaction markers only (a topic written exactly
+      // once), which no commit covers.
+      if (!still) return false;
+      const from = new Map([...committed].map(([p, o]) => [p, o < 0n ? 0n : o]));
+      for (const p of ends.keys()) if (!from.has(p)) from.set(p, 0n);
+      return (await partitionsWithRecords(conn, topic, from, ends)).size === 0;
+    };
     timers.push(
       setInterval(() => {
         if (checking || stopping) return;
         checking = true;
         (async () => {
-          // What the topic held when the worker came up; read again after a failure (broker away).
-          ends ??= await endOffsets(conn, topic);
-          // Through the worker's own consumer: an admin client's offset fetch crashes librdkafka 2.15 (SIGSEGV,
-          // a null group handle on NOT_COORDINATOR) while the group coordinator moves, e.g. a broker restart.
-          // Bounded: a fetch that never answers (seen once, in a rebalance) must not end the checking for good.
-          const at = await withTimeout(
-            // The client's own timeout too: an abandoned fetch would keep a libuv pool thread until the broker answers.
-            running!.worker.consumer.committed(
-              [...ends.keys()].map((partition) => ({ topic, partition })),
-              5_000,
-            ),
-            10_000,
-            'the committed offsets did not come within 10 s',
-          );
-          const committed = new Map(at.map((c) => [c.partition, BigInt(c.offset ?? -1)]));
-          const still = committed.size === previous?.size && [...committed].every(([p, o]) => previous?.get(p) === o);
-          previous = committed;
-          if (caughtUp(committed, ends)) return void stop('caught up');
-          // Short of the end and not moving: what is left may be transaction markers only (a topic written exactly
-          // once), which no commit covers.
-          if (!still) return;
-          const from = new Map([...committed].map(([p, o]) => [p, o < 0n ? 0n : o]));
-          for (const p of ends.keys()) if (!from.has(p)) from.set(p, 0n);
-          if ((await partitionsWithRecords(conn, topic, from, ends)).size === 0) void stop('caught up');
+          // The source as it was when the worker came up (read again after a failure: broker away); each internal
+          // topic as it is once the stage before it is done, so it holds all that stage wrote.
+          for (const [i, s] of stages.entries()) {
+            if (i === 0) s.ends ??= await endOffsets(conn, s.stage.topic);
+            const ends = i === 0 ? s.ends! : await endOffsets(conn, s.stage.topic);
+            if (!(await stageDone(s, ends))) return;
+          }
+          void stop('caught up');
         })()
           .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed, trying again'))
           .finally(() => {
@@ -121,7 +133,7 @@ export async function runWorker(args: string[]): Promise<number> {
     );
   }
   try {
-    await running.worker.finished;
+    await running.finished;
     await stopping;
     return 0;
   } catch (err) {

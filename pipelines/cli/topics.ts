@@ -1,11 +1,9 @@
-// `pipelines topics apply <file...>`: creates or grows the topics the topologies declare (spec.topics), and the
-// state changelog of those with stateful steps.
+// `pipelines topics apply <file...>`: creates or grows the topics the topologies declare (spec.topics), their
+// repartition topics, and the state changelog of each stage with stateful steps.
 
-import { topicSpecOf } from '../compile/schema.ts';
 import { connectionsFrom } from '../kafka/connection.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
-import { loadPlan } from '../runtime/load.ts';
-import { changelogTopicSpec } from '../state/changelog.ts';
+import { loadStages, ownedTopics } from '../runtime/load.ts';
 import { parseOptions, usage } from './args.ts';
 
 export const HELP =
@@ -22,17 +20,7 @@ export async function topics(args: string[]): Promise<number> {
   if (action !== 'apply' || files.length === 0) throw usage(HELP);
   const maxReplicas = values['max-replicas'];
   const specs = new Map<string, TopicSpec>();
-  for (const file of files) {
-    const plan = await loadPlan(file);
-    for (const [name, t] of Object.entries(plan.topology.spec.topics)) {
-      specs.set(name, topicSpecOf(name, t));
-    }
-    // The state changelog of fold, aggregate and dedupe steps (the worker creates it too when missing).
-    if (plan.hasState && plan.topology.spec.state.changelog) {
-      const spec = changelogTopicSpec(plan.topology, 1);
-      specs.set(spec.name, spec);
-    }
-  }
+  for (const file of files) for (const spec of ownedTopics(await loadStages(file))) specs.set(spec.name, spec);
   const conn = connectionsFrom(process.env, { brokers: values.brokers });
   const dryRun = values['dry-run'] === true;
   const changes = await applyTopics(conn.kafka, [...specs.values()], {

@@ -21,7 +21,7 @@ export {
   type SchemaVerdict,
   testSchema,
 } from './compatibility.ts';
-export { type Decoder, jsonDecoder } from './decoder.ts';
+export { type Decoder, decodeValue, encodeValue, jsonDecoder, taggedJsonDecoder } from './decoder.ts';
 export {
   CODEC_ERRORS,
   CodecError,

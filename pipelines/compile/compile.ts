@@ -14,6 +14,7 @@ import { MAX_FILE_BYTES, type Path, SourceFile } from '../topology/yaml.ts';
 import { validate } from './issues.ts';
 import { sinksByKind, stepsByKind } from './kinds.ts';
 import { type Topology, TopologySchema } from './schema.ts';
+import { exactlyOnceConflicts } from './stages.ts';
 
 export interface CompileOptions {
   /** Environment for `${VAR:-default}` (default: process.env). */
@@ -57,6 +58,11 @@ export interface CheckedTopology {
   tables: Map<string, { info: TableInfo; schema?: LoadedSchema }>;
   steps: CheckedStep[];
   sinks: CheckedSink[];
+  /**
+   * A stage after a repartition step (stages.ts): the id of that step. Its source records carry the variables
+   * at that step, not an event; their timestamp is the event time.
+   */
+  entry?: string;
 }
 
 export interface CheckResult {
@@ -375,6 +381,17 @@ class TypeFlow {
       }
     }
 
+    for (const { step, sink } of exactlyOnceConflicts({ steps, sinks })) {
+      this.report(
+        'repartition-exactly-once',
+        `repartition step '${step.id}' writes its topic in transactions, but sink '${sink.id}' before it cannot ` +
+          'join them',
+        [...step.path, step.kind],
+        sink.kind === 'kafka'
+          ? `give sink '${sink.id}' exactlyOnce: true, or the step exactlyOnce: false (at least once)`
+          : `feed sink '${sink.id}' from after the repartition step, or give the step exactlyOnce: false (at least once)`,
+      );
+    }
     this.#lints(used, sinks);
     return {
       file: this.#src.file,

@@ -1,5 +1,6 @@
 // A topology as a picture: a Mermaid flowchart (for docs and PRs) and a tree (for a terminal).
 import type { CheckedTopology } from './compile.ts';
+import { repartitionTopic } from './stages.ts';
 
 interface GNode {
   id: string;
@@ -26,7 +27,11 @@ function build(c: CheckedTopology): GNode {
     const node: GNode = {
       id: s.id,
       label: `${s.kind} ${s.id}`,
-      detail: s.description ?? s.spec.describe(s.config),
+      // Where a repartition sends the records between the workers (named from the group; `--group` renames it).
+      detail:
+        s.kind === 'repartition'
+          ? `${s.spec.describe(s.config)}, via topic ${repartitionTopic(src.group, s.id)}`
+          : (s.description ?? s.spec.describe(s.config)),
       kind: 'step',
       children: [],
       tables: s.spec.tables?.(s.config) ?? [],

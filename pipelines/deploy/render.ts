@@ -1,12 +1,11 @@
 // Topology files → Kubernetes objects: per topology a ConfigMap (the topology, its schemas and modules), a
 // Deployment, a PodDisruptionBudget, a Service, a PodMonitor, a KEDA ScaledObject and a NetworkPolicy; a Strimzi
-// KafkaTopic for every topic the topologies declare, their state changelogs included. Pure: files in, objects out.
+// KafkaTopic for every topic the topologies own (declared, repartition topics, state changelogs). Pure: files in, objects out.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, normalize, relative, resolve } from 'node:path';
-import { type Topology, topicSpecOf } from '../compile/schema.ts';
-import { loadPlan } from '../runtime/load.ts';
-import { changelogTopicSpec } from '../state/changelog.ts';
+import type { Topology } from '../compile/schema.ts';
+import { loadStages, ownedTopics } from '../runtime/load.ts';
 
 /** A Kubernetes object as rendered: plain data, keys in the order they are written. */
 export type K8sObject = {
@@ -84,35 +83,21 @@ export async function render(files: string[], opts: RenderOptions): Promise<Rend
   const topics = new Map<string, TopicDecl>();
   for (const file of [...files].sort()) {
     // An empty environment: `${VAR:-default}` takes its default, so a render does not depend on the shell.
-    const plan = await loadPlan(file, { env: {} });
-    const t = plan.topology;
-    const declared = declaredTopics(t, plan.hasState);
+    const stages = await loadStages(file, { env: {} });
+    const t = stages[0]!.plan.topology;
+    const declared = ownedTopics(stages).map((c) => ({
+      ...c,
+      cleanup: c.cleanup ?? 'delete',
+      declaredBy: t.metadata.name,
+    }));
     for (const d of declared) addTopic(topics, d);
-    topologies.push({ name: t.metadata.name, file, objects: topologyObjects(file, t, declared, opts) });
+    const sources = stages.map((s) => s.plan.topology.spec.source);
+    topologies.push({ name: t.metadata.name, file, objects: topologyObjects(file, t, declared, sources, opts) });
   }
   const topicObjects = [...topics.values()]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((d) => kafkaTopic(d, opts));
   return { topologies, topics: topicObjects };
-}
-
-function declaredTopics(t: Topology, hasState: boolean): TopicDecl[] {
-  const out: TopicDecl[] = Object.entries(t.spec.topics).map(([name, d]) => ({
-    ...topicSpecOf(name, d),
-    declaredBy: t.metadata.name,
-  }));
-  if (hasState && t.spec.state.changelog) {
-    const c = changelogTopicSpec(t, 1);
-    out.push({
-      name: c.name,
-      partitions: c.partitions,
-      replicas: c.replicas,
-      cleanup: c.cleanup ?? 'delete',
-      ...(c.minInSync !== undefined ? { minInSync: c.minInSync } : {}),
-      declaredBy: t.metadata.name,
-    });
-  }
-  return out;
 }
 
 function addTopic(topics: Map<string, TopicDecl>, d: TopicDecl): void {
@@ -183,7 +168,14 @@ function configMapKey(path: string): string {
   return path.replace(/\//g, '_');
 }
 
-function topologyObjects(file: string, t: Topology, declared: TopicDecl[], o: RenderOptions): K8sObject[] {
+/** `sources`: what each stage reads (the source, then each repartition topic), for the lag scaler. */
+function topologyObjects(
+  file: string,
+  t: Topology,
+  declared: TopicDecl[],
+  sources: ReadonlyArray<Topology['spec']['source']>,
+  o: RenderOptions,
+): K8sObject[] {
   const name = t.metadata.name;
   const dir = resolve(file, '..');
   const files = topologyFiles(file, t);
@@ -316,19 +308,18 @@ function topologyObjects(file: string, t: Topology, declared: TopicDecl[], o: Re
       pollingInterval: 30,
       // Scale down slowly: each change is a rebalance of the group.
       cooldownPeriod: 300,
-      triggers: [
-        {
-          type: 'kafka',
-          metadata: {
-            bootstrapServersFromEnv: 'PIPELINES_BROKERS',
-            consumerGroup: t.spec.source.group,
-            topic: t.spec.source.topic,
-            lagThreshold: String(o.lagThreshold),
-            offsetResetPolicy: t.spec.source.start === 'latest' ? 'latest' : 'earliest',
-            allowIdleConsumers: 'false',
-          },
+      // One trigger per stage: the lag of a repartition topic needs workers as much as the source's.
+      triggers: sources.map((source) => ({
+        type: 'kafka',
+        metadata: {
+          bootstrapServersFromEnv: 'PIPELINES_BROKERS',
+          consumerGroup: source.group,
+          topic: source.topic,
+          lagThreshold: String(o.lagThreshold),
+          offsetResetPolicy: source.start === 'latest' ? 'latest' : 'earliest',
+          allowIdleConsumers: 'false',
         },
-      ],
+      })),
     },
   };
   const ports = (list: number[]) => list.map((port) => ({ protocol: 'TCP', port }));

@@ -4,7 +4,7 @@
 // the consumer joins the group.
 import { hostname } from 'node:os';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { AvroCodec, jsonDecoder, RegistryClient } from '../codec/index.ts';
+import { AvroCodec, jsonDecoder, RegistryClient, taggedJsonDecoder } from '../codec/index.ts';
 import { PipelinesError } from '../errors.ts';
 import {
   type ConnectionFlags,
@@ -22,7 +22,7 @@ import type { RetryPolicy } from '../retry.ts';
 import { settingError, shown, wholeSetting } from '../settings.ts';
 import { KafkaSink } from '../sinks/kafka/sink.ts';
 import { TableLoader } from '../state/tables.ts';
-import { loadPlan } from './load.ts';
+import { loadStages } from './load.ts';
 import { buildOutputs, type Launch, type Outputs, type Rebuild } from './outputs.ts';
 import type { Plan } from './plan.ts';
 import { kafkaSource } from './source.ts';
@@ -58,10 +58,25 @@ export interface LaunchOptions {
 }
 
 export interface RunningWorker {
+  /** The plan of the first stage (the one reading the source topic). */
   plan: Plan;
+  /** The first stage's worker. */
   worker: Worker;
+  /** Every stage, in order: one unless the topology has repartition steps (compile/stages.ts). */
+  stages: RunningStage[];
+  /** Settles when every stage stopped; rejects with the first stage's failure (the others are stopped then). */
+  finished: Promise<void>;
   server: ObserveServer | undefined;
   stop(): Promise<void>;
+}
+
+export interface RunningStage {
+  id: string;
+  plan: Plan;
+  worker: Worker;
+  /** The topic the stage reads, and its group. */
+  topic: string;
+  group: string;
 }
 
 /** How long start-up may wait for the services it needs (the registry first) before the worker gives up. */
@@ -69,14 +84,21 @@ export const DEFAULT_STARTUP_TIMEOUT_MS = 300_000;
 
 export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const env = o.env ?? process.env;
-  const plan = await loadPlan(o.file, { env });
+  const loaded = await loadStages(o.file, { env }, o.flags?.group);
+  const plan = loaded[0]!.plan;
+  if (o.rebuild && loaded.length > 1)
+    throw new PipelinesError(
+      'CONFIG',
+      `${plan.name}: a topology with repartition steps cannot be rebuilt by replay yet; rebuild it with a new ` +
+        'group (--group) and new tables',
+    );
   const spec = plan.topology.spec;
   const retry = retryPolicy(spec.errors.retry);
   const startup = startupOf(plan.name, env);
   let stopping = false;
   const conns = connectionsFrom(env, o.flags);
   // Every value a sink will read from the environment, checked now: before any service is contacted.
-  for (const s of plan.sinks) s.spec.checkSettings?.(env);
+  for (const { plan: p } of loaded) for (const s of p.sinks) s.spec.checkSettings?.(env);
   staticMembership(env);
   o.log.info({ topology: plan.name, file: o.file, connection: describeConnection(conns) }, 'starting worker');
   const kafka = new KafkaJS.Kafka({
@@ -86,33 +108,33 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   // Without the observe server (--no-metrics) there are no metrics at all: no registry, no event callbacks.
   const metrics = o.metrics ?? (o.observe === false ? undefined : createMetrics());
   const events = metrics?.topology(plan.name);
-  events?.observeSteps(() => plan.observed());
+  events?.observeSteps(() => loaded.flatMap((l) => l.plan.observed()));
   const registry = registryClient(conns, retry, events, o.log, startup, () => stopping || startup.overdue());
   const cleanups: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
-  const w: Launch = {
+  const launchOf = (stage: Plan): Launch => ({
     log: o.log,
     rebuild: o.rebuild,
     allowDestructive: o.allowDestructive ?? false,
     tuning: o.tuning ?? {},
     env,
-    plan,
-    group: o.flags?.group ?? spec.source.group,
+    plan: stage,
+    group: stage === plan ? (o.flags?.group ?? spec.source.group) : stage.topology.spec.source.group,
     retry,
     conns,
     kafka,
     registry,
     // The plan's own reader types: records decoded through them are what its expressions read fastest.
-    codec: new AvroCodec({ registry, readers: plan.readerTypes.values() }),
+    codec: new AvroCodec({ registry, readers: stage.readerTypes.values() }),
     events,
     cleanups,
     ...(o.lent ? { lent: o.lent } : {}),
-  };
+  });
   try {
     // Up first: while start-up waits (for the registry, the tables), /healthz answers and /readyz says what for.
-    let worker: Worker | undefined;
+    const stages: RunningStage[] = [];
     const checks: ReadinessCheck[] = [startup.check];
     const server =
       o.observe === false
@@ -121,36 +143,60 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
             metrics: metrics!,
             ...(o.observe ?? { host: '127.0.0.1', port: 19100 }),
             checks,
-            liveness: () => worker?.health() ?? [],
+            liveness: () => stages.flatMap((s) => s.worker.health()),
           });
     if (server) {
       cleanups.push(() => server.close());
       o.log.info({ url: server.url }, 'metrics and health endpoints');
     }
+    const launches = loaded.map((l) => ({ id: l.id, w: launchOf(l.plan) }));
     startup.phase('registering output schemas and preparing sinks');
-    const out = await buildOutputs(w);
-    checks.push(...out.readiness);
+    const outputs: Outputs[] = [];
+    for (const { w } of launches) {
+      const out = await buildOutputs(w);
+      checks.push(...out.readiness);
+      outputs.push(out);
+    }
     startup.phase('loading lookup tables');
-    await loadTables(w);
-    worker = new Worker(workerOptions(w, o, out));
-    const started = worker;
+    for (const { w } of launches) await loadTables(w);
+    for (const [i, { id, w }] of launches.entries()) {
+      const worker = new Worker(workerOptions(w, o, outputs[i]!));
+      const { topic, group } = sourceOf(w);
+      stages.push({ id, plan: w.plan, worker, topic, group });
+    }
     startup.phase('joining the consumer group');
-    await started.start();
+    // The last stage first: what the first writes to an internal topic is read as soon as it is there.
+    for (const stage of [...stages].reverse()) await stage.worker.start();
     startup.done();
     if (events) {
-      // The source's end and the group's position, polled: the lag moves while nothing is consumed.
-      const { topic, group, start } = sourceOf(w);
-      const positions = topicPositions(conns.kafka, topic, group);
-      const watch = watchWatermarks({ positions, topic, start, events, log: o.log });
-      cleanups.push(() => watch.stop());
+      for (const { w } of launches) {
+        // The source's end and the group's position, polled: the lag moves while nothing is consumed.
+        const { topic, group, start } = sourceOf(w);
+        const positions = topicPositions(conns.kafka, topic, group);
+        const watch = watchWatermarks({ positions, topic, start, events, log: o.log });
+        cleanups.push(() => watch.stop());
+      }
     }
+    const stopStages = () => Promise.all(stages.map((s) => s.worker.stop())).then(() => {});
+    // One stage failing stops the others: the process is one worker, healthy or not.
+    const finished = Promise.all(
+      stages.map((s) =>
+        s.worker.finished.catch((err: Error) => {
+          void stopStages();
+          throw err;
+        }),
+      ),
+    ).then(() => {});
+    finished.catch(() => {});
     return {
       plan,
-      worker: started,
+      worker: stages[0]!.worker,
+      stages,
+      finished,
       server,
       async stop() {
         stopping = true;
-        await started.stop();
+        await stopStages();
         await closeAll();
       },
     };
@@ -216,7 +262,7 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
     topology: plan.name,
     client: kafkaSource(w.kafka),
     source: sourceOf(w),
-    decoder: spec.source.value.format === 'json' ? jsonDecoder : w.codec,
+    decoder: plan.checked.entry ? taggedJsonDecoder : spec.source.value.format === 'json' ? jsonDecoder : w.codec,
     processor: plan,
     sinks: out.sinks,
     ...(out.deadLetters ? { deadLetters: out.deadLetters } : {}),

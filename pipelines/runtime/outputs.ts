@@ -4,9 +4,11 @@
 import { hostname } from 'node:os';
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { AvroCodec, RegistryClient } from '../codec/index.ts';
+import { topicSpecOf } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
 import type { Connections } from '../kafka/connection.ts';
 import { groupMembers } from '../kafka/offsets.ts';
+import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import type { TopologyMetrics } from '../observe/metrics.ts';
 import type { RetryPolicy } from '../retry.ts';
@@ -83,6 +85,8 @@ export async function buildOutputs(w: Launch): Promise<Outputs> {
     if (!producer) throw new PipelinesError('INTERNAL', `${plan.name}: a sink asked for a producer it did not declare`);
     return producer.current;
   };
+  // The internal topics this stage writes (repartition steps), made before the stage after it reads them.
+  for (const s of planSinks) if (s.kind === 'repartition') await internalTopic(w, String(s.config.topic));
   const readiness: Outputs['readiness'] = [];
   const context = sinkContext(w, withProducer, readiness);
   const sinks: Sink[] = [];
@@ -178,16 +182,30 @@ async function stateChangelog(
     log: w.log,
   });
   const source = await topicShape(w.kafka, plan.topology.spec.source.topic);
-  const topicSpec = changelogTopicSpec(plan.topology, source?.partitions ?? 1, group);
-  // As replicated as the source really is (a local single broker), never more than the topology says.
-  if (source) topicSpec.replicas = Math.min(topicSpec.replicas, source.replicas);
-  if (topicSpec.minInSync !== undefined) topicSpec.minInSync = Math.min(topicSpec.minInSync, topicSpec.replicas);
-  await state.ensureTopic(topicSpec);
+  await state.ensureTopic(asReplicatedAs(source, changelogTopicSpec(plan.topology, source?.partitions ?? 1, group)));
   return {
     sink: kafkaSink('state-changelog', state.topic),
     messages: (partition, last) => state.messages(partition, last),
     restore: (partitions) => state.restore(partitions),
   };
+}
+
+/** A repartition step's topic, as its topology declares it (stages.ts), replicated as the source really is. */
+async function internalTopic(w: Launch, name: string): Promise<void> {
+  const spec = w.plan.topology.spec;
+  const declared = spec.topics[name];
+  if (!declared) throw new PipelinesError('INTERNAL', `${w.plan.name}: no spec for the internal topic ${name}`);
+  const source = await topicShape(w.kafka, spec.source.topic);
+  const [change] = await applyTopics(w.conns.kafka, [asReplicatedAs(source, topicSpecOf(name, declared))]);
+  if (change?.action === 'conflict') throw new PipelinesError('CONFIG', `repartition topic ${name}: ${change.detail}`);
+  if (change?.action !== 'unchanged') w.log.info({ topic: name, ...change }, 'repartition topic');
+}
+
+/** As replicated as the source really is (a local single broker), never more than the topology says. */
+function asReplicatedAs<T extends TopicSpec>(source: { replicas: number } | undefined, spec: T): T {
+  if (source) spec.replicas = Math.min(spec.replicas, source.replicas);
+  if (spec.minInSync !== undefined) spec.minInSync = Math.min(spec.minInSync, spec.replicas);
+  return spec;
 }
 
 /** Partitions and replication of an existing topic (undefined when it does not exist yet). */

@@ -167,6 +167,8 @@ export class Plan {
   readonly #taps = new Map<string, PlanSink[]>();
   readonly #sinkWhen = new Map<string, CompiledExpression>();
   readonly #eventTime: CompiledExpression | undefined;
+  /** A stage after a repartition step: a record's value holds the variables (see CheckedTopology.entry). */
+  readonly #entry: boolean;
   readonly #maxOutOfOrder: number;
   readonly #idleTimeout: number | undefined;
   readonly #partitionMax = new Map<number, number>();
@@ -179,7 +181,7 @@ export class Plan {
   #now = 0;
   #result!: BatchResult;
 
-  constructor(checked: CheckedTopology, modules: ReadonlyMap<number, (...a: never[]) => unknown>) {
+  constructor(checked: CheckedTopology, modules: ReadonlyMap<string, (...a: never[]) => unknown>) {
     this.checked = checked;
     this.topology = checked.topology;
     this.name = checked.topology.metadata.name;
@@ -198,6 +200,7 @@ export class Plan {
     this.tableTypes = new Map([...checked.tables].flatMap(([n, t]) => (t.schema ? [[n, t.schema.type] as const] : [])));
     this.tables = new TableStore(new Map(Object.entries(spec.tables).map(([n, t]) => [n, t.key])));
     this.#eventTime = spec.source.eventTime ? runtime.compile(spec.source.eventTime) : undefined;
+    this.#entry = checked.entry !== undefined;
     this.#maxOutOfOrder = spec.source.maxOutOfOrderness;
     this.#idleTimeout = spec.source.idleTimeout;
 
@@ -211,7 +214,7 @@ export class Plan {
     });
     this.steps = checked.steps.map((s) => ({ id: s.id, kind: s.kind, stateful: s.spec.stateful }));
     this.#nodes = checked.steps.map((s, i) => {
-      const processor = s.spec.create(s.config as never, build(s.id, modules.get(i)));
+      const processor = s.spec.create(s.config as never, build(s.id, modules.get(s.id)));
       const node: Node = { id: s.id, processor, out: undefined as unknown as Output };
       node.out = {
         emit: (vars, rc) => this.#deliver(s.id, vars, rc),
@@ -247,7 +250,9 @@ export class Plan {
       let value = record.value;
       if (typeof value === 'object' && value !== null && !this.#knownCtors.has(value.constructor))
         value = toPlain(value);
-      const vars: Vars = { event: value, key: record.key, record };
+      const vars: Vars = this.#entry
+        ? { ...(value as Vars), key: record.key, record }
+        : { event: value, key: record.key, record };
       let time = record.timestamp;
       if (this.#eventTime) {
         try {

@@ -2,12 +2,13 @@
 // (the newest version of its entry); its timeline from the topics it touches: the inbox (the start event and the
 // replies) and every topic its messages go to, each record keyed by the saga id, read committed.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import { decodeValue } from '../codec/decoder.ts';
 import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
 import { PipelinesError } from '../errors.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
 import { type Headers, traceIdOf } from '../kafka/headers.ts';
 import { kafkaOf, readToEnd } from '../kafka/read.ts';
-import { changelogTopic, decodeValue, VERSION_HEADER } from '../state/changelog.ts';
+import { changelogTopic, VERSION_HEADER } from '../state/changelog.ts';
 import type { SagaConfig } from '../steps/saga/config.ts';
 import type { Instance } from '../steps/saga/machine.ts';
 import type { Plan } from './plan.ts';

@@ -8,6 +8,7 @@
 // The worker sends a batch's entries only after every sink made that batch's output durable, so a marker
 // never runs ahead of the outputs (at least once); in exactly-once mode they go in the batch's transaction.
 
+import { decodeValue, encodeValue } from '../codec/decoder.ts';
 import type { Topology } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
@@ -55,35 +56,6 @@ export function changelogTopicSpec(t: Topology, partitions: number, group?: stri
     cleanup: 'compact',
     ...(source?.minInSync !== undefined ? { minInSync: source.minInSync } : {}),
   };
-}
-
-// Values are JSON; the few non-JSON values an Avro event carries are tagged so that they come back as they were.
-export function encodeValue(v: unknown): Buffer {
-  return Buffer.from(
-    JSON.stringify(v, function (this: Record<string, unknown>, k, x) {
-      const raw = this[k];
-      if (typeof raw === 'bigint') return { $bigint: raw.toString() };
-      if (raw instanceof Date) return { $date: raw.getTime() };
-      if (raw instanceof Uint8Array) return { $bytes: Buffer.from(raw).toString('base64') };
-      if (typeof raw === 'number' && !Number.isFinite(raw)) return { $number: String(raw) };
-      return x;
-    }),
-  );
-}
-
-export function decodeValue(b: Buffer): unknown {
-  return JSON.parse(b.toString('utf8'), (_k, x) => {
-    if (x && typeof x === 'object' && !Array.isArray(x)) {
-      const keys = Object.keys(x);
-      if (keys.length === 1) {
-        if (keys[0] === '$bigint') return BigInt(x.$bigint);
-        if (keys[0] === '$date') return new Date(x.$date);
-        if (keys[0] === '$bytes') return Buffer.from(x.$bytes, 'base64');
-        if (keys[0] === '$number') return Number(x.$number);
-      }
-    }
-    return x;
-  });
 }
 
 export interface RestoreOptions {

@@ -45,6 +45,11 @@ export const catalogue = {
   'step-unknown-kind': { severity: 'error', stage: 'schema', summary: 'A step whose kind is not in the registry.' },
   'step-ambiguous-kind': { severity: 'error', stage: 'schema', summary: 'A step item names no kind or several.' },
   'step-duplicate-id': { severity: 'error', stage: 'references', summary: 'Two steps or two sinks share an id.' },
+  'repartition-exactly-once': {
+    severity: 'error',
+    stage: 'references',
+    summary: 'A repartition step writes in transactions, and a sink in the same stage cannot join them.',
+  },
   'ref-unknown-table': {
     severity: 'error',
     stage: 'references',

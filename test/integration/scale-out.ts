@@ -188,7 +188,7 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
         moves.push(performance.now() - at);
       },
     });
-    const ended = running.worker.finished.then(
+    const ended = running.finished.then(
       () => undefined,
       (err: Error) => err,
     );

@@ -10,6 +10,8 @@ export interface KafkaMessage {
   headers?: Record<string, string | Buffer>;
   /** A partition chosen by the caller (the state changelog); by default the key decides. */
   partition?: number;
+  /** The record timestamp (epoch ms, as a string); by default the producer's clock. */
+  timestamp?: string;
 }
 
 export interface KafkaSinkOptions {

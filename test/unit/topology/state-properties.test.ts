@@ -3,7 +3,7 @@
 // and a run cut at any batch, its state carried over through changelog entries into a fresh plan, ends as the
 // uninterrupted run (the fold replays to identical state, windows neither lose nor double a record).
 import fc from 'fast-check';
-import { decodeValue, encodeValue } from '../../../pipelines/state/changelog.ts';
+import { decodeValue, encodeValue } from '../../../pipelines/codec/decoder.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
 import { jsonTopology, writeTopology } from './helpers.ts';
 

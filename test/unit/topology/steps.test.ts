@@ -2,9 +2,9 @@
 // driven by the offline driver; and every example in every spec is a valid config.
 import { readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { decodeValue, encodeValue } from '../../../pipelines/codec/decoder.ts';
 import { sinks, steps } from '../../../pipelines/compile/kinds.ts';
 import { loadTopology } from '../../../pipelines/runtime/load.ts';
-import { decodeValue, encodeValue } from '../../../pipelines/state/changelog.ts';
 import { TopologyTestDriver } from '../../../pipelines/testing/driver.ts';
 import { jsonTopology, writeTopology } from './helpers.ts';
 

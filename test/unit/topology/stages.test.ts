@@ -1,0 +1,158 @@
+// Repartition steps split a topology into stages (compile/stages.ts). The stages, chained through what their
+// repartition sinks write (encoded, keyed to partitions, decoded as the next stage's records), give the read
+// models the load generator's oracle computes from the same input, and the topics they need are named.
+import { decodeValue, encodeValue } from '../../../pipelines/codec/decoder.ts';
+import { checkFile } from '../../../pipelines/compile/compile.ts';
+import { expectedReadModels } from '../../../pipelines/loadgen/expected.ts';
+import { customerSnapshots, orderLifecycleStream } from '../../../pipelines/loadgen/orders.ts';
+import { loadStages, ownedTopics } from '../../../pipelines/runtime/load.ts';
+import type { Plan, SourceRecord } from '../../../pipelines/runtime/plan.ts';
+import { topology, writeTopology } from './helpers.ts';
+
+const FILE = 'topologies/order-totals.yaml';
+const PARTITIONS = 3;
+
+/** A stable hash, standing in for the producer's partitioner: equal keys, one partition. */
+const partitionOf = (key: string) => {
+  let h = 0;
+  for (const c of key) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return h % PARTITIONS;
+};
+
+describe('stages of a topology with repartition steps', () => {
+  it('are named from the group and the step: topics, groups, changelogs', async () => {
+    const stages = await loadStages(FILE, { env: {} }, 'totals-7');
+    expect(stages.map((s) => s.id)).toEqual(['source', 'by-segment', 'by-customer']);
+    const [first, segment, customer] = stages.map((s) => s.plan);
+    expect(first!.sinks.map((s) => [s.id, s.kind, s.config.topic])).toEqual([
+      ['by-segment', 'repartition', 'totals-7.by-segment.repartition'],
+      ['by-customer', 'repartition', 'totals-7.by-customer.repartition'],
+    ]);
+    expect(first!.hasState).toBe(false);
+    expect(segment!.topology.spec.source).toMatchObject({
+      topic: 'totals-7.by-segment.repartition',
+      group: 'totals-7.by-segment',
+      value: { format: 'json' },
+    });
+    expect(segment!.topology.spec.source.eventTime).toBeUndefined();
+    expect(segment!.steps.map((s) => s.id)).toEqual(['segment-minutes', 'segment-rows']);
+    expect(customer!.steps.map((s) => s.id)).toEqual(['customer-totals']);
+    expect(segment!.sinks.map((s) => s.id)).toEqual(['clickhouse:segment_revenue_final_1m']);
+    // Only the first stage reads the lookup table.
+    expect(segment!.tables.names()).toEqual([]);
+    expect(first!.tables.names()).toEqual(['customers']);
+
+    const topics = new Map(ownedTopics(stages).map((t) => [t.name, t]));
+    expect(topics.get('totals-7.by-segment.repartition')).toMatchObject({ partitions: 3, cleanup: 'delete' });
+    expect(topics.get('totals-7.by-segment.state')).toMatchObject({ partitions: 3, cleanup: 'compact' });
+    expect(topics.get('totals-7.by-customer.state')).toMatchObject({ cleanup: 'compact' });
+    expect(topics.has('orders.events')).toBe(true);
+  });
+
+  it('chained through their topics, compute what the oracle computes', async () => {
+    const customers = customerSnapshots(200, 5);
+    const events = [...orderLifecycleStream(4000, { seed: 11, customers: 200 })];
+    const stages = (await loadStages(FILE, { env: {} })).map((s) => s.plan);
+    for (const c of customers) stages[0]!.tables.upsert('customers', c.customerId, c);
+
+    const outputs = new Map<string, unknown[]>();
+    const offsets = new Map<string, number>();
+    /** The rows a stage's repartition sinks wrote become the records of the stages that read them. */
+    const route = (plan: Plan, result: ReturnType<Plan['process']>) => {
+      for (const [sink, rows] of Object.entries(result.sinks)) {
+        const s = plan.sinks.find((x) => x.id === sink)!;
+        if (s.kind !== 'repartition') {
+          outputs.set(sink, [...(outputs.get(sink) ?? []), ...rows]);
+          continue;
+        }
+        const next = stages.find((p) => p.topology.spec.source.topic === s.config.topic)!;
+        const written = (rows as Array<{ key: string; value: unknown; time: number }>).map((row) => {
+          const partition = partitionOf(row.key);
+          const at = `${s.config.topic}/${partition}`;
+          const offset = offsets.get(at) ?? 0;
+          offsets.set(at, offset + 1);
+          return {
+            topic: String(s.config.topic),
+            partition,
+            offset,
+            key: row.key,
+            value: decodeValue(encodeValue(row.value)),
+            timestamp: Math.round(row.time),
+          };
+        });
+        run(next, written);
+      }
+    };
+    /** One batch per partition, as the worker hands them out. */
+    const run = (plan: Plan, records: SourceRecord[]) => {
+      const byPartition = new Map<number, SourceRecord[]>();
+      for (const r of records) byPartition.set(r.partition, [...(byPartition.get(r.partition) ?? []), r]);
+      for (const batch of byPartition.values()) route(plan, plan.process(batch, 0));
+    };
+    for (let i = 0; i < events.length; i += 500) {
+      const records = events.slice(i, i + 500).map((e, j) => ({
+        topic: 'orders.events',
+        partition: partitionOf(e.data.orderId),
+        offset: i + j,
+        key: e.data.orderId,
+        value: e,
+        timestamp: e.timestamp,
+      }));
+      run(stages[0]!, records);
+    }
+    // End of input, stage by stage: what a stage flushes reaches the next before that one ends.
+    for (const plan of stages) route(plan, plan.flush(0));
+
+    // A ReplacingMergeTree keeps the row with the most orders per key: so does this.
+    const latest = (sink: string, key: (r: Record<string, unknown>) => string) => {
+      const out = new Map<string, Record<string, unknown>>();
+      for (const r of outputs.get(sink) as Array<Record<string, unknown>>) {
+        const seen = out.get(key(r));
+        if (!seen || Number(r.orders) >= Number(seen.orders)) out.set(key(r), r);
+      }
+      return out;
+    };
+    const cents = (x: unknown) => Math.round(Number(x) * 100);
+    const expected = expectedReadModels(events, customers);
+    const minutes = latest('clickhouse:segment_revenue_final_1m', (r) => `${r.window_start}|${r.segment}`);
+    expect(minutes.size).toBe(expected.revenue_by_segment_1m.length);
+    for (const e of expected.revenue_by_segment_1m) {
+      const got = minutes.get(`${Date.parse(e.window_start)}|${e.segment}`);
+      expect({
+        ...e,
+        revenue: cents(e.revenue),
+        got: got && { orders: got.orders, revenue: cents(got.revenue) },
+      }).toEqual({ ...e, revenue: cents(e.revenue), got: { orders: e.orders, revenue: cents(e.revenue) } });
+    }
+    const totals = latest('clickhouse:customer_totals', (r) => String(r.customer_id));
+    expect(totals.size).toBe(expected.customer_ltv.length);
+    for (const e of expected.customer_ltv) {
+      const got = totals.get(e.customer_id)!;
+      const row = [got.customer_id, got.orders, cents(got.revenue), got.first_order_at, got.last_order_at];
+      expect(row).toEqual([
+        e.customer_id,
+        e.orders,
+        cents(e.revenue),
+        Date.parse(e.first_order_at),
+        Date.parse(e.last_order_at),
+      ]);
+    }
+  });
+
+  it('refuse a ClickHouse sink in the stage of an exactly-once repartition, and say how to fix it', () => {
+    const steps = ['    - id: rekey', '      repartition: { key: event.data.customerId }'].join('\n');
+    const sinks = [
+      '    - clickhouse:',
+      '        from: source',
+      '        table: raw',
+      '        columns: { id: String }',
+      '        engine: { type: MergeTree, orderBy: [id] }',
+    ].join('\n');
+    const { diagnostics } = checkFile(writeTopology(topology({ steps, sinks })), { env: {} });
+    const d = diagnostics.find((x) => x.code === 'repartition-exactly-once');
+    expect(d).toMatchObject({ severity: 'error', hint: expect.stringContaining('exactlyOnce: false') });
+    const relaxed = steps.replace('customerId }', 'customerId, exactlyOnce: false }');
+    const again = checkFile(writeTopology(topology({ steps: relaxed, sinks })), { env: {} });
+    expect(again.diagnostics.filter((x) => x.code === 'repartition-exactly-once')).toEqual([]);
+  });
+});
