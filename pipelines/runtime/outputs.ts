@@ -137,6 +137,19 @@ function sinkContext(w: Launch, producer: () => KafkaJS.Producer, readiness: Out
  */
 type Producer = Awaited<ReturnType<typeof openProducer>>;
 
+/** Transactional producers opened per name in this process: a second worker of one process needs its own id. */
+const opened = new Map<string, number>();
+
+/**
+ * One id per worker: a restarted worker (same host name and pid, as a container restarted in its pod) takes the
+ * id over and fences its predecessor's open transaction; two workers of one process (tests) do not fence each other.
+ */
+function transactionalId(name: string): string {
+  const n = (opened.get(name) ?? 0) + 1;
+  opened.set(name, n);
+  return `pipelines-${name}-${hostname()}-${process.pid}${n > 1 ? `-${n}` : ''}`;
+}
+
 async function openProducer(kafka: KafkaJS.Kafka, transactionalName: string | false) {
   const config = {
     'linger.ms': 5,
@@ -147,7 +160,7 @@ async function openProducer(kafka: KafkaJS.Kafka, transactionalName: string | fa
     'queue.buffering.max.messages': 1_000_000,
     ...(transactionalName
       ? {
-          'transactional.id': `pipelines-${transactionalName}-${hostname()}-${process.pid}`,
+          'transactional.id': transactionalId(transactionalName),
           // A worker killed inside a transaction leaves it open, and read_committed readers of the output
           // wait behind it until the broker aborts it: 10 s (as Kafka Streams) rather than librdkafka's 60 s.
           'transaction.timeout.ms': 10_000,

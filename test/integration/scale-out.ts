@@ -14,7 +14,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { caughtUp, committedOffsets, endOffsets } from '../../pipelines/kafka/offsets.ts';
+import { repartitionTopic, stageGroup } from '../../pipelines/compile/stages.ts';
+import { caughtUp, committedOffsets, endOffsets, partitionsWithRecords } from '../../pipelines/kafka/offsets.ts';
 import type { ExpectedReadModels } from '../../pipelines/loadgen/expected.ts';
 import { seededRandom } from '../../pipelines/loadgen/orders.ts';
 import { launchWorker, type RunningWorker } from '../../pipelines/runtime/launch.ts';
@@ -26,8 +27,10 @@ import { createTopics, stack, type TestTopics, testTopics } from './harness.ts';
 import { QUERIES, rowsAsExpected } from './read-models.ts';
 
 const PARTITIONS = 6;
-const TOPOLOGIES = ['order-analytics', 'order-status'] as const;
-type Topology = (typeof TOPOLOGIES)[number];
+const ALL = ['order-analytics', 'order-status', 'order-totals'] as const;
+type Topology = (typeof ALL)[number];
+/** The repartition steps of order-totals: each a stage, its own group, reading its own topic. */
+const STAGES: Partial<Record<Topology, string[]>> = { 'order-totals': ['by-segment', 'by-customer'] };
 /** A static member that stops is replaced after this long. */
 const SESSION_MS = 6000;
 const STALL_MS = 12_000;
@@ -40,6 +43,8 @@ export interface ScaleOptions {
   /** Membership changes in all (add, remove, kill, stall), at seeded moments over the stream. */
   changes: number;
   maxMembers: number;
+  /** The topologies run, each by its own members (default order-analytics and order-status). */
+  topologies?: Topology[];
   log?: (line: string) => void;
 }
 
@@ -52,7 +57,17 @@ export interface ScaleResult {
   fenced: number;
   /** Milliseconds from a partition's revoke to the first batch of it at its next owner (graceful moves). */
   moves: number[];
+  /** Per read model of emit: onClose windows, the windows at the end of the stream not closed yet (not compared). */
+  open: Record<string, number>;
 }
+
+/** order-totals' read models, in the shapes of the oracle's revenue_by_segment_1m and customer_ltv. */
+const TOTALS_QUERIES = {
+  segment_revenue_final_1m: `SELECT window_start, segment, revenue, orders FROM segment_revenue_final_1m FINAL
+ORDER BY window_start, segment`,
+  customer_totals: `SELECT customer_id, orders, revenue, first_order_at, last_order_at FROM customer_totals FINAL
+ORDER BY customer_id`,
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -138,6 +153,7 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
   const file = join(dir, 'expected.json');
   const engine = openClickHouse({ kind: 'embedded', path: join(dir, 'ch') });
   const kafka = stack().conn.kafka;
+  const TOPOLOGIES = o.topologies ?? ['order-analytics', 'order-status'];
   const groups = Object.fromEntries(TOPOLOGIES.map((t) => [t, `scale-${t}-${Date.now()}`])) as Record<Topology, string>;
   const members: Member[] = [];
   /** Killed members, stopping on their own. */
@@ -275,39 +291,68 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
     for (const t of TOPOLOGIES) if (live(t).length === 0) await start(t);
     const ends = await endOffsets(kafka, topics.ORDERS_TOPIC);
     for (const t of TOPOLOGIES) {
-      await waitFor(`${t} to commit the stream`, async () => {
+      const restart = async () => {
         for (const m of live(t)) {
           if (!(await hasEnded(m))) continue;
           await drop(m);
           await start(t);
         }
+      };
+      await waitFor(`${t} to commit the stream`, async () => {
+        await restart();
         return caughtUp(await committedOffsets(kafka, groups[t], topics.ORDERS_TOPIC), ends);
       });
+      // Then each stage its repartition topic, as it is once the stage before it is done (written in
+      // transactions: the end is a marker beyond the last record, which no commit covers).
+      for (const step of STAGES[t] ?? []) {
+        const topic = repartitionTopic(groups[t], step);
+        const internal = await endOffsets(kafka, topic);
+        await waitFor(`${t} stage ${step} to commit its topic`, async () => {
+          await restart();
+          const at = await committedOffsets(kafka, stageGroup(groups[t], step), topic);
+          const from = new Map([...internal.keys()].map((p) => [p, at.get(p) ?? 0n] as const));
+          return (await partitionsWithRecords(kafka, topic, from, internal)).size === 0;
+        });
+      }
     }
     for (const m of [...members]) await drop(m);
 
     const expected = JSON.parse(readFileSync(file, 'utf8')) as { events: number; readModels: ExpectedReadModels };
     const models: Record<string, Tally> = {};
-    for (const model of ANALYTICS_MODELS)
-      models[model] = compareRows(model, expected.readModels[model], await rowsAsExpected(engine, QUERIES[model]));
-    const status = await rowsAsExpected(
-      engine,
-      'SELECT status, count() AS n FROM order_summary FINAL GROUP BY status ORDER BY status',
-    );
-    models.order_summary = compareCounts(
-      new Map(Object.entries(expected.readModels.order_status)),
-      new Map(status.map((r) => [String(r.status), Number(r.n)])),
-    );
-    const funnel = (await rowsAsExpected(engine, QUERIES.order_funnel)).map(
-      ({ hour, placed, paid, shipped, cancelled }) => ({ hour, placed, paid, shipped, cancelled }),
-    );
-    const placed = (rows: Array<{ hour: unknown; placed: unknown }>) =>
-      new Map(rows.map((r) => [String(r.hour), Number(r.placed)]));
-    models.order_funnel = {
-      ...compareCounts(placed(expected.readModels.order_funnel), placed(funnel)),
-      exact: JSON.stringify(funnel) === JSON.stringify(expected.readModels.order_funnel),
-    };
-    return { events: expected.events, models, changes, fenced, moves };
+    const open: Record<string, number> = {};
+    if (TOPOLOGIES.includes('order-totals')) {
+      const totals = await rowsAsExpected(engine, TOTALS_QUERIES.customer_totals);
+      models.customer_totals = compareRows('customer_ltv', expected.readModels.customer_ltv, totals);
+      // Final rows exist for the windows the watermark passed: up to a minute or so before the end of the stream.
+      const minutes = await rowsAsExpected(engine, TOTALS_QUERIES.segment_revenue_final_1m);
+      const last = String(minutes.at(-1)?.window_start ?? '');
+      const closed = expected.readModels.revenue_by_segment_1m.filter((r) => String(r.window_start) <= last);
+      models.segment_revenue_final_1m = compareRows('revenue_by_segment_1m', closed, minutes);
+      open.segment_revenue_final_1m = expected.readModels.revenue_by_segment_1m.length - closed.length;
+    }
+    if (TOPOLOGIES.includes('order-analytics'))
+      for (const model of ANALYTICS_MODELS)
+        models[model] = compareRows(model, expected.readModels[model], await rowsAsExpected(engine, QUERIES[model]));
+    if (TOPOLOGIES.includes('order-status')) {
+      const status = await rowsAsExpected(
+        engine,
+        'SELECT status, count() AS n FROM order_summary FINAL GROUP BY status ORDER BY status',
+      );
+      models.order_summary = compareCounts(
+        new Map(Object.entries(expected.readModels.order_status)),
+        new Map(status.map((r) => [String(r.status), Number(r.n)])),
+      );
+      const funnel = (await rowsAsExpected(engine, QUERIES.order_funnel)).map(
+        ({ hour, placed, paid, shipped, cancelled }) => ({ hour, placed, paid, shipped, cancelled }),
+      );
+      const placed = (rows: Array<{ hour: unknown; placed: unknown }>) =>
+        new Map(rows.map((r) => [String(r.hour), Number(r.placed)]));
+      models.order_funnel = {
+        ...compareCounts(placed(expected.readModels.order_funnel), placed(funnel)),
+        exact: JSON.stringify(funnel) === JSON.stringify(expected.readModels.order_funnel),
+      };
+    }
+    return { events: expected.events, models, changes, fenced, moves, open };
   } finally {
     gen?.stop();
     for (const m of [...members, ...dying.splice(0)]) await drop(m);
