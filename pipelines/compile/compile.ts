@@ -14,7 +14,7 @@ import { MAX_FILE_BYTES, type Path, SourceFile } from '../topology/yaml.ts';
 import { validate } from './issues.ts';
 import { sinksByKind, stepsByKind } from './kinds.ts';
 import { type Topology, TopologySchema } from './schema.ts';
-import { exactlyOnceConflicts } from './stages.ts';
+import { exactlyOnceConflicts, withRepartitions } from './stages.ts';
 
 export interface CompileOptions {
   /** Environment for `${VAR:-default}` (default: process.env). */
@@ -319,6 +319,10 @@ class TypeFlow {
       });
       prev = id;
     });
+    if (spec.source.partitionedBy)
+      this.expr(spec.source.partitionedBy, ['spec', 'source', 'partitionedBy'], sourceScope);
+    const planned = withRepartitions(steps, spec.source.partitionedBy);
+    steps.splice(0, steps.length, ...planned);
     const scope = steps.at(-1)?.scopeOut ?? sourceScope;
 
     /** What the records reaching a sink from step `id` mean: the nearest step upstream that says. */

@@ -46,6 +46,13 @@ export const SourceSchema = z
       .prefault({})
       .describe('How the record value is decoded, and which fields it has.'),
     eventTime: expression('the event time in epoch ms; default: the Kafka record timestamp').optional(),
+    partitionedBy: expression('what the producers key the topic by, e.g. event.data.orderId')
+      .optional()
+      .describe(
+        'What the producers key the topic by, as an expression on the record (e.g. `event.data.orderId`). When ' +
+          'given, a fold, a dedupe or an aggregate (other than `emit: perBatch`) keyed by something else gets a ' +
+          'repartition step before it, so that it is right with any number of workers; `graph` shows it.',
+      ),
     maxOutOfOrderness: duration()
       .prefault('0s')
       .describe('How far behind the newest event time of a partition an event may be and still count as on time.'),

@@ -4,6 +4,7 @@
 // sinks, changelog), so the worker runs it as it runs any topology. Offline the topology runs as one plan.
 import { repartitionSink } from '../sinks/kafka/repartition.ts';
 import type { SinkSpec } from '../sinks/spec.ts';
+import { repartition } from '../steps/repartition.ts';
 import type { CheckedSink, CheckedStep, CheckedTopology } from './compile.ts';
 import type { Topology } from './schema.ts';
 
@@ -152,6 +153,52 @@ export function exactlyOnceConflicts(
     const stage = of.get(step.id);
     for (const sink of checked.sinks)
       if (of.get(sink.id) === stage && sink.spec.producer?.(sink.config) !== 'transactional') out.push({ step, sink });
+  }
+  return out;
+}
+
+/** Expressions compared as written, spaces aside. */
+const sameExpr = (a: string, b: string) => a.replace(/\s+/g, '') === b.replace(/\s+/g, '');
+
+/**
+ * The steps with a repartition step inserted before each stateful one whose state key is not what its records are
+ * partitioned by (the source's `partitionedBy`, or the key of the nearest repartition step upstream), as Kafka
+ * Streams inserts repartition topics. Without `partitionedBy` nothing is known of the source's key: no insertion.
+ */
+export function withRepartitions(steps: CheckedStep[], partitionedBy: string | undefined): CheckedStep[] {
+  if (partitionedBy === undefined) return steps;
+  const out: CheckedStep[] = [];
+  const byId = new Map<string, CheckedStep>();
+  /** What the records reaching a step from `from` are partitioned by. */
+  const keyAt = (from: string): string => {
+    for (let s = byId.get(from); s; s = byId.get(s.from))
+      if (isRepartition(s)) return (s.config as RepartitionConfig).key;
+    return partitionedBy;
+  };
+  for (const step of steps) {
+    const wanted = step.spec.stateKey?.(step.config as never);
+    const at = keyAt(step.from);
+    if (wanted !== undefined && !sameExpr(wanted, at) && !sameExpr(wanted, 'key')) {
+      const inserted: CheckedStep = {
+        id: `${step.id}-by-key`,
+        kind: repartition.kind,
+        spec: repartition as unknown as CheckedStep['spec'],
+        config: repartition.config.parse({ key: wanted }),
+        description: `inserted: ${step.kind} ${step.id} keeps its state by ${wanted}, the records are keyed by ${at}`,
+        path: step.path,
+        from: step.from,
+        scopeIn: step.scopeIn,
+        scopeOut: step.scopeIn,
+      };
+      out.push(inserted);
+      byId.set(inserted.id, inserted);
+      const moved = { ...step, from: inserted.id };
+      out.push(moved);
+      byId.set(moved.id, moved);
+      continue;
+    }
+    out.push(step);
+    byId.set(step.id, step);
   }
   return out;
 }

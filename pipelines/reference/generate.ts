@@ -228,8 +228,9 @@ driver and \`pipelines test\` run the same code in memory).
   was produced when the source is keyed by it (\`orderId\`). Across partitions there is no order: a window that
   groups records of several partitions sees them interleaved (its result does not depend on it), and a fold or
   dedupe key must be the source's key (or a function of it) for its state to follow the partition when a
-  rebalance moves it. An \`emit: onClose\` window grouped by something other than the source key is computed per
-  worker: run such a topology with one worker, or emit \`perBatch\` partials and let ClickHouse merge them.
+  rebalance moves it. A fold, a dedupe or an \`emit: onClose\` window keyed by something else needs a
+  \`repartition\` step by its key before it (or \`source.partitionedBy\`, which inserts one); an \`emit: perBatch\`
+  aggregate needs none (ClickHouse merges the partials).
 
 Example: the current status of each order, its redelivered events dropped, state kept in the changelog.
 

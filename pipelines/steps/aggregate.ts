@@ -129,6 +129,8 @@ export const aggregate = defineStep({
   ],
   stateful: true,
   rows: (c) => (c.emit === 'perBatch' ? 'partials' : c.emit === 'onUpdate' ? 'updates' : undefined),
+  // Partials per batch are finished by the sink (ClickHouse adds them up): any worker may write any of them.
+  stateKey: (c) => (c.emit === 'perBatch' ? undefined : groupKey(groupEntries(c.groupBy).map(([, src]) => src))),
   describe(c) {
     const w = c.window as { tumbling?: number; hopping?: number; session?: number };
     const size = w.tumbling ?? w.hopping ?? w.session ?? 0;
@@ -451,6 +453,13 @@ interface Acc {
 
 function groupNames(g: string[] | Record<string, string>): string[] {
   return groupEntries(g).map(([n]) => n ?? '?');
+}
+
+/** One key for the group-by expressions: the expression itself for one, a joined string for several. */
+function groupKey(exprs: string[]): string {
+  if (exprs.length === 0) return "'all'";
+  if (exprs.length === 1) return exprs[0]!;
+  return exprs.map((e) => `string(${e})`).join(" + '|' + ");
 }
 
 function groupEntries(g: string[] | Record<string, string>): [string | undefined, string, (string | number)[]][] {

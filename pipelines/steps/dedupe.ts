@@ -16,6 +16,7 @@ export const dedupe = defineStep({
   }),
   examples: [{ key: 'event.eventId', horizon: '1h' }],
   stateful: true,
+  stateKey: (c) => c.key,
   describe: (c) => `by ${c.key}`,
   idHint: (c) => shortHash(c.key),
   check(c, ctx) {

@@ -87,6 +87,7 @@ export const fold = defineStep({
   ],
   stateful: true,
   rows: () => 'updates',
+  stateKey: (c) => c.key,
   describe: (c) => `by ${c.key}: ${Object.keys(c.on ?? {}).join(', ')}`,
   idHint: (c) => slug(c.key.split('.').pop() ?? 'state'),
   moduleFile: (c) => (c.reduce ? { path: c.reduce.path, export: c.reduce.export, at: ['reduce', 'path'] } : undefined),

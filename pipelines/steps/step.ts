@@ -184,6 +184,12 @@ export interface StepSpec<S extends z.ZodType = z.ZodType> {
    * an aggregate on update). Steps without it (map, filter...) pass on what they read.
    */
   rows?(config: z.output<S>): RowKind | undefined;
+  /**
+   * The key its state is kept by, as an expression, when every record of one key must reach the same worker for
+   * the result to be right (undefined: any partitioning will do). A topology whose source declares
+   * `partitionedBy` gets a repartition step before such a step when the keys differ (compile/stages.ts).
+   */
+  stateKey?(config: z.output<S>): string | undefined;
   /** Type flow: check the config against the input variables; the variables after this step. */
   check(config: z.output<S>, ctx: CheckContext): Scope;
   create(config: z.output<S>, ctx: BuildContext): Processor;

@@ -155,4 +155,46 @@ describe('stages of a topology with repartition steps', () => {
     const again = checkFile(writeTopology(topology({ steps: relaxed, sinks })), { env: {} });
     expect(again.diagnostics.filter((x) => x.code === 'repartition-exactly-once')).toEqual([]);
   });
+
+  it('get a repartition step before a stateful step keyed by other than the source, when the source says its key', async () => {
+    const steps = [
+      '    - id: per-order',
+      '      fold: { key: event.data.orderId, by: "\'OrderPlaced\'", on: { OrderPlaced: { n: "1" } } }',
+      '    - id: per-customer',
+      '      from: source',
+      '      fold: { key: event.data.customerId, by: "\'OrderPlaced\'", on: { OrderPlaced: { n: "1" } } }',
+      '    - id: partials',
+      '      from: source',
+      '      aggregate: { window: { tumbling: 1m }, groupBy: [event.data.customerId], measures: { n: count() }, emit: perBatch }',
+      '    - id: rekeyed',
+      '      from: source',
+      '      repartition: { key: event.data.customerId }',
+      '    - id: after-rekey',
+      '      dedupe: { key: event.data.customerId }',
+    ].join('\n');
+    const sinks = '    - kafka: { from: per-customer, topic: out, value: { format: json }, exactlyOnce: true }';
+    const at = (partitionedBy: string) =>
+      writeTopology(topology({ steps, sinks, source: `    partitionedBy: ${partitionedBy}\n` }));
+    const { diagnostics, checked } = checkFile(at('event.data.orderId'), { env: {} });
+    expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    // Only the fold by customer: the fold by order is keyed as the source, partials need no partitioning, and
+    // the dedupe follows a repartition by its own key.
+    expect(checked!.steps.map((s) => [s.id, s.from])).toEqual([
+      ['per-order', 'source'],
+      ['per-customer-by-key', 'source'],
+      ['per-customer', 'per-customer-by-key'],
+      ['partials', 'source'],
+      ['rekeyed', 'source'],
+      ['after-rekey', 'rekeyed'],
+    ]);
+    const stages = await loadStages(at('event.data.orderId'), { env: {} });
+    expect(stages.map((s) => s.id)).toEqual(['source', 'per-customer-by-key', 'rekeyed']);
+    expect(stages[1]!.plan.steps.map((s) => s.id)).toEqual(['per-customer']);
+    // Without partitionedBy nothing is known of the source's key: nothing is inserted.
+    const plain = checkFile(writeTopology(topology({ steps, sinks })), { env: {} });
+    expect(plain.checked!.steps.map((s) => s.id)).not.toContain('per-customer-by-key');
+    // The declared key is an expression on the source, checked as one.
+    const bad = checkFile(at('event.data.ordrId'), { env: {} });
+    expect(bad.diagnostics.find((d) => d.path === 'spec.source.partitionedBy')?.severity).toBe('error');
+  });
 });
