@@ -114,6 +114,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
+  const shared = new Map<string, unknown>();
   const launchOf = (stage: Plan): Launch => ({
     log: o.log,
     rebuild: o.rebuild,
@@ -130,6 +131,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     codec: new AvroCodec({ registry, readers: stage.readerTypes.values() }),
     events,
     cleanups,
+    shared,
     ...(o.lent ? { lent: o.lent } : {}),
   });
   try {

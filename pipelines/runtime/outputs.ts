@@ -48,6 +48,8 @@ export interface Launch {
   cleanups: Array<() => Promise<unknown>>;
   /** Resources lent by the process (LaunchOptions.lent): used as they are, closed by the lender. */
   lent?: ReadonlyMap<string, unknown>;
+  /** Resources the sinks opened (SinkContext.shared), one of each for every stage of the worker. */
+  shared: Map<string, unknown>;
 }
 
 export interface Outputs {
@@ -104,7 +106,7 @@ export async function buildOutputs(w: Launch): Promise<Outputs> {
 
 /** What the worker lends each sink while it is built (see sinks/spec.ts). */
 function sinkContext(w: Launch, producer: () => KafkaJS.Producer, readiness: Outputs['readiness']): SinkContext {
-  const shared = new Map<string, unknown>();
+  const { shared } = w;
   return {
     topology: w.plan.name,
     env: w.env,
