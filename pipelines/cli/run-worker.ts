@@ -1,7 +1,7 @@
 // `pipelines run <file>` on Kafka: starts the worker, stops it cleanly on SIGTERM/SIGINT (a second signal
 // exits at once), or by itself with --until-caught-up once it has processed everything the topic held at start.
 import { connectionsFrom } from '../kafka/connection.ts';
-import { caughtUp, endOffsets, partitionsWithRecords } from '../kafka/offsets.ts';
+import { caughtUp, drainedTo, endOffsets } from '../kafka/offsets.ts';
 import { observeAddressFromEnv } from '../observe/http.ts';
 import { createLogger } from '../observe/log.ts';
 import { readStatus, statusLine } from '../observe/status.ts';
@@ -95,11 +95,8 @@ export async function runWorker(args: string[]): Promise<number> {
       s.previous = committed;
       if (caughtUp(committed, ends)) return true;
       // Short of the end and not moving: what is left may be transaction markers only (a topic written exactly
-      // once), which no commit covers.
-      if (!still) return false;
-      const from = new Map([...committed].map(([p, o]) => [p, o < 0n ? 0n : o]));
-      for (const p of ends.keys()) if (!from.has(p)) from.set(p, 0n);
-      return (await partitionsWithRecords(conn, topic, from, ends)).size === 0;
+      // once), which no commit covers, unless a transaction is still open.
+      return still && drainedTo(conn, topic, committed, ends);
     };
     timers.push(
       setInterval(() => {

@@ -149,6 +149,27 @@ export function caughtUp(committed: ReadonlyMap<number, bigint>, ends: ReadonlyM
 }
 
 /**
+ * Whether a group committed at `committed` has taken every record `topic` holds below `ends`. A topic written in
+ * transactions ends with a commit marker, which no commit covers, so what is left is read; and no transaction may
+ * be open below `ends` (a killed writer's, until the broker aborts it): a read_committed read stops at it, and would
+ * miss the records committed after it.
+ */
+export async function drainedTo(
+  conn: KafkaConnection,
+  topic: string,
+  committed: ReadonlyMap<number, bigint>,
+  ends: ReadonlyMap<number, bigint>,
+): Promise<boolean> {
+  if (caughtUp(committed, ends)) return true;
+  const stable = await withAdmin(conn, (a) =>
+    a.fetchTopicOffsets(topic, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED } as never),
+  );
+  for (const p of stable) if (BigInt(p.high) < (ends.get(p.partition) ?? 0n)) return false;
+  const from = new Map([...ends.keys()].map((p) => [p, (committed.get(p) ?? 0n) < 0n ? 0n : (committed.get(p) ?? 0n)]));
+  return (await partitionsWithRecords(conn, topic, from, ends)).size === 0;
+}
+
+/**
  * The partitions of `from` that still hold a record a read_committed consumer would get, at or after `from` and
  * below `until`. A topic written in transactions ends with a commit marker: a group that has processed every record
  * is committed one short of the end, and only a read tells that what is left is markers (or aborted records).

@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repartitionTopic, stageGroup } from '../../pipelines/compile/stages.ts';
-import { caughtUp, committedOffsets, endOffsets, partitionsWithRecords } from '../../pipelines/kafka/offsets.ts';
+import { caughtUp, committedOffsets, drainedTo, endOffsets } from '../../pipelines/kafka/offsets.ts';
 import type { ExpectedReadModels } from '../../pipelines/loadgen/expected.ts';
 import { seededRandom } from '../../pipelines/loadgen/orders.ts';
 import { launchWorker, type RunningWorker } from '../../pipelines/runtime/launch.ts';
@@ -69,6 +69,24 @@ ORDER BY window_start, segment`,
 ORDER BY customer_id`,
 };
 
+/**
+ * order-totals' read models against the oracle, into `models`; returns the windows not closed yet at the end of the
+ * stream (final rows exist for the windows the watermark passed: up to a minute or so before the end).
+ */
+export async function orderTotalsModels(
+  engine: ClickHouse,
+  expected: ExpectedReadModels,
+  models: Record<string, Tally>,
+): Promise<Record<string, number>> {
+  const totals = await rowsAsExpected(engine, TOTALS_QUERIES.customer_totals);
+  models.customer_totals = compareRows('customer_ltv', expected.customer_ltv, totals);
+  const minutes = await rowsAsExpected(engine, TOTALS_QUERIES.segment_revenue_final_1m);
+  const last = String(minutes.at(-1)?.window_start ?? '');
+  const closed = expected.revenue_by_segment_1m.filter((r) => String(r.window_start) <= last);
+  models.segment_revenue_final_1m = compareRows('revenue_by_segment_1m', closed, minutes);
+  return { segment_revenue_final_1m: expected.revenue_by_segment_1m.length - closed.length };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One worker's view of the shared engine: its calls can be held (a stall) or refused for good (a kill). */
@@ -119,7 +137,7 @@ interface Member {
   instanceId: string | undefined;
 }
 
-function loadgen(o: ScaleOptions, topics: TestTopics, file: string) {
+export function loadgen(o: Pick<ScaleOptions, 'orders' | 'seed' | 'rate'>, topics: TestTopics, file: string) {
   const args = ['--orders', `${o.orders}`, '--seed', `${o.seed}`, '--skew', '1', '--rate', `${o.rate}`, '--v2', '0.2'];
   const child = spawn(process.execPath, ['pipelines/cli/main.ts', 'loadgen', ...args, '--expected', file], {
     env: { ...process.env, ...topics },
@@ -136,7 +154,7 @@ function loadgen(o: ScaleOptions, topics: TestTopics, file: string) {
   return { done, stop: () => child.kill('SIGKILL') };
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
   const started = Date.now();
   while (!(await check().catch(() => false))) {
     if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
@@ -309,9 +327,7 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
         const internal = await endOffsets(kafka, topic);
         await waitFor(`${t} stage ${step} to commit its topic`, async () => {
           await restart();
-          const at = await committedOffsets(kafka, stageGroup(groups[t], step), topic);
-          const from = new Map([...internal.keys()].map((p) => [p, at.get(p) ?? 0n] as const));
-          return (await partitionsWithRecords(kafka, topic, from, internal)).size === 0;
+          return drainedTo(kafka, topic, await committedOffsets(kafka, stageGroup(groups[t], step), topic), internal);
         });
       }
     }
@@ -320,16 +336,8 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
     const expected = JSON.parse(readFileSync(file, 'utf8')) as { events: number; readModels: ExpectedReadModels };
     const models: Record<string, Tally> = {};
     const open: Record<string, number> = {};
-    if (TOPOLOGIES.includes('order-totals')) {
-      const totals = await rowsAsExpected(engine, TOTALS_QUERIES.customer_totals);
-      models.customer_totals = compareRows('customer_ltv', expected.readModels.customer_ltv, totals);
-      // Final rows exist for the windows the watermark passed: up to a minute or so before the end of the stream.
-      const minutes = await rowsAsExpected(engine, TOTALS_QUERIES.segment_revenue_final_1m);
-      const last = String(minutes.at(-1)?.window_start ?? '');
-      const closed = expected.readModels.revenue_by_segment_1m.filter((r) => String(r.window_start) <= last);
-      models.segment_revenue_final_1m = compareRows('revenue_by_segment_1m', closed, minutes);
-      open.segment_revenue_final_1m = expected.readModels.revenue_by_segment_1m.length - closed.length;
-    }
+    if (TOPOLOGIES.includes('order-totals'))
+      Object.assign(open, await orderTotalsModels(engine, expected.readModels, models));
     if (TOPOLOGIES.includes('order-analytics'))
       for (const model of ANALYTICS_MODELS)
         models[model] = compareRows(model, expected.readModels[model], await rowsAsExpected(engine, QUERIES[model]));
