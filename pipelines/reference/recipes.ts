@@ -51,6 +51,18 @@ const recipes: Recipe[] = [
     testCase: 'a big consumer order is flagged to the review topic; every order is screened into ClickHouse',
   },
   {
+    title: 'A window by segment with any number of workers: repartition',
+    file: 'order-totals.yaml',
+    text:
+      'The orders topic is keyed by order, so the orders of one segment sit on every partition, and a final ' +
+      '(`emit: onClose`) window per segment computed by each worker would be partial. `repartition` keys them by ' +
+      'segment: on Kafka they go through an internal topic that the steps after it read as a group of their own, ' +
+      'so each segment is windowed on one worker (exactly once by default). A late order updates its closed ' +
+      'minute, and the ReplacingMergeTree keeps the row with the most orders.',
+    quote: ['steps.by-segment', 'steps.segment-minutes', 'sinks.0'],
+    testCase: 'a late order within the allowed lateness updates its closed minute',
+  },
+  {
     title: 'A late-data policy',
     file: 'order-lifecycle.yaml',
     text:
