@@ -7,7 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { compareTree, renderOptions, renderTree } from '../../pipelines/cli/deploy.ts';
 import { render, topologyFiles, WORKER_SHUTDOWN_BOUND_S } from '../../pipelines/deploy/render.ts';
-import { loadPlan } from '../../pipelines/runtime/load.ts';
+import { loadPlan, loadStages } from '../../pipelines/runtime/load.ts';
 import { changelogTopic } from '../../pipelines/state/changelog.ts';
 import {
   CACHE,
@@ -60,25 +60,30 @@ describe('deploy render', () => {
     ]);
   });
 
-  test.each(CASES)('%s: every declared topic, and the state changelog, as a KafkaTopic', async (_, file) => {
-    const plan = await loadPlan(file, { env: {} });
-    const t = plan.topology;
-    const topics = new Map(base('topics.yaml').map((o) => [o.spec.topicName ?? o.metadata.name, o]));
-    for (const [name, d] of Object.entries(t.spec.topics)) {
-      const kt = topics.get(name);
-      expect(kt?.apiVersion).toBe('kafka.strimzi.io/v1');
-      expect(kt?.spec.partitions).toBe(d.partitions);
-      expect(kt?.spec.replicas).toBe(d.replicas);
-      expect(kt?.spec.config['cleanup.policy']).toBe(d.cleanup);
-      expect(kt?.spec.config['retention.ms']).toBe(typeof d.retention === 'number' ? d.retention : undefined);
-      expect(kt?.spec.config['min.insync.replicas']).toBe(d.minInSync);
-    }
-    const changelog = topics.get(changelogTopic(t));
-    if (plan.hasState && t.spec.state.changelog) {
-      expect(changelog?.spec.partitions).toBe(t.spec.topics[t.spec.source.topic]?.partitions);
-      expect(changelog?.spec.config['cleanup.policy']).toBe('compact');
-    } else expect(changelog).toBeUndefined();
-  });
+  test.each(CASES)(
+    '%s: every declared topic, repartition topic and state changelog, as a KafkaTopic',
+    async (_, file) => {
+      const topics = new Map(base('topics.yaml').map((o) => [o.spec.topicName ?? o.metadata.name, o]));
+      // Each stage (one, without repartition steps) declares its topics and may keep state of its own.
+      for (const { plan } of await loadStages(file, { env: {} })) {
+        const t = plan.topology;
+        for (const [name, d] of Object.entries(t.spec.topics)) {
+          const kt = topics.get(name);
+          expect(kt?.apiVersion).toBe('kafka.strimzi.io/v1');
+          expect(kt?.spec.partitions).toBe(d.partitions);
+          expect(kt?.spec.replicas).toBe(d.replicas);
+          expect(kt?.spec.config['cleanup.policy']).toBe(d.cleanup);
+          expect(kt?.spec.config['retention.ms']).toBe(typeof d.retention === 'number' ? d.retention : undefined);
+          expect(kt?.spec.config['min.insync.replicas']).toBe(d.minInSync);
+        }
+        const changelog = topics.get(changelogTopic(t));
+        if (plan.hasState && t.spec.state.changelog) {
+          expect(changelog?.spec.partitions).toBe(t.spec.topics[t.spec.source.topic]?.partitions);
+          expect(changelog?.spec.config['cleanup.policy']).toBe('compact');
+        } else expect(changelog).toBeUndefined();
+      }
+    },
+  );
 
   test.each(CASES)('%s: workload, scaling on lag, config from the topology', async (_, file) => {
     const plan = await loadPlan(file, { env: {} });
