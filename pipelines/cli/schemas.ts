@@ -12,7 +12,8 @@ import {
   subjectName,
   testSchema,
 } from '../codec/index.ts';
-import { type CheckedTopology, checkFile } from '../compile/compile.ts';
+import type { CheckedTopology } from '../compile/checked.ts';
+import { checkFile } from '../compile/compile.ts';
 import { connectionsFrom } from '../kafka/connection.ts';
 import { loadAvsc } from '../topology/avro.ts';
 import { hasErrors, TopologyError } from '../topology/diagnostics.ts';

@@ -2,8 +2,7 @@
 // (YAML → schema → references → types flowing through the steps → lints), each located at file:line:col.
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, extname, relative, resolve, sep } from 'node:path';
-import type { SinkSpec } from '../sinks/spec.ts';
-import type { CheckContext, RelPath, RowKind, StepSpec, TableInfo } from '../steps/step.ts';
+import type { CheckContext, RelPath, RowKind, TableInfo } from '../steps/step.ts';
 import { shortHash } from '../steps/step.ts';
 import { type LoadedSchema, loadAvsc } from '../topology/avro.ts';
 import { catalogue, type Diagnostic, type DiagnosticCode, didYouMean } from '../topology/diagnostics.ts';
@@ -11,6 +10,7 @@ import { ExpressionChecker } from '../topology/expressions.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
 import { COUNT, DYN, EPOCH_MS, mergeTypes, STRING } from '../topology/types.ts';
 import { MAX_FILE_BYTES, type Path, SourceFile } from '../topology/yaml.ts';
+import type { CheckedSink, CheckedStep, CheckedTopology } from './checked.ts';
 import { validate } from './issues.ts';
 import { sinksByKind, stepsByKind } from './kinds.ts';
 import { type Topology, TopologySchema } from './schema.ts';
@@ -21,48 +21,6 @@ export interface CompileOptions {
   env?: Record<string, string | undefined>;
   /** How the file is named in diagnostics (default: relative to the working directory). */
   displayPath?: string;
-}
-
-export interface CheckedStep {
-  id: string;
-  kind: string;
-  spec: StepSpec;
-  config: unknown;
-  description: string | undefined;
-  path: Path;
-  /** Step id whose output this step reads, or 'source'. */
-  from: string;
-  scopeIn: Scope;
-  scopeOut: Scope;
-}
-
-export interface CheckedSink {
-  id: string;
-  kind: string;
-  spec: SinkSpec;
-  config: { from?: string; when?: string } & Record<string, unknown>;
-  path: Path;
-  /** Step id this sink reads, or 'source' when there are no steps. */
-  from: string;
-  scope: Scope;
-}
-
-export interface CheckedTopology {
-  file: string;
-  /** The folder of the topology file: schema and module paths must stay inside it. */
-  dir: string;
-  topology: Topology;
-  schemas: LoadedSchema[];
-  eventTypes: Map<string, FieldType>;
-  sourceScope: Scope;
-  tables: Map<string, { info: TableInfo; schema?: LoadedSchema }>;
-  steps: CheckedStep[];
-  sinks: CheckedSink[];
-  /**
-   * A stage after a repartition step (stages.ts): the id of that step. Its source records carry the variables
-   * at that step, not an event; their timestamp is the event time.
-   */
-  entry?: string;
 }
 
 export interface CheckResult {

@@ -1,5 +1,5 @@
 // A topology as a picture: a Mermaid flowchart (for docs and PRs) and a tree (for a terminal).
-import type { CheckedTopology } from './compile.ts';
+import type { CheckedTopology } from './checked.ts';
 import { repartitionTopic } from './stages.ts';
 
 interface GNode {

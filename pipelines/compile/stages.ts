@@ -5,7 +5,7 @@
 import { repartitionSink } from '../sinks/kafka/repartition.ts';
 import type { SinkSpec } from '../sinks/spec.ts';
 import { repartition } from '../steps/repartition.ts';
-import type { CheckedSink, CheckedStep, CheckedTopology } from './compile.ts';
+import type { CheckedSink, CheckedStep, CheckedTopology } from './checked.ts';
 import type { Topology } from './schema.ts';
 
 export const SOURCE_STAGE = 'source';

@@ -1,5 +1,6 @@
 // Load + validate + compile: a topology file in, a plan (or every problem, located) out.
-import { type CheckedTopology, type CompileOptions, checkFile } from '../compile/compile.ts';
+import type { CheckedTopology } from '../compile/checked.ts';
+import { type CompileOptions, checkFile } from '../compile/compile.ts';
 import { topicSpecOf } from '../compile/schema.ts';
 import { stagesOf } from '../compile/stages.ts';
 import type { TopicSpec } from '../kafka/topics.ts';

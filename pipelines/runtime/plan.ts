@@ -1,7 +1,7 @@
 // The compiled plan: what a Kafka worker (and the offline driver) runs. Synchronous per batch, time from the
 // caller, tables fed through an explicit API, state open for snapshots, outputs per sink and dead letters.
 
-import type { CheckedTopology } from '../compile/compile.ts';
+import type { CheckedTopology } from '../compile/checked.ts';
 import type { ErrorsConfig, Topology } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
 import type { SinkSpec, SinkWriter } from '../sinks/spec.ts';
