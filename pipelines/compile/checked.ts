@@ -44,7 +44,7 @@ export interface CheckedTopology {
   sinks: CheckedSink[];
   /**
    * A stage after a repartition step (stages.ts): the id of that step. Its source records carry the variables
-   * at that step, not an event; their timestamp is the event time.
+   * at that step and their event time (StagedValue), not an event.
    */
   entry?: string;
 }

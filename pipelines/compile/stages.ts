@@ -123,7 +123,7 @@ export function stagesOf(checked: CheckedTopology, group: string): Stage[] {
 function stageSource(t: Topology, group: string, stepId: string): Pick<Topology['spec'], 'source' | 'state'> {
   const { eventTime: _eventTime, ...source } = t.spec.source;
   return {
-    // Event time came along as the record timestamp; the watermark rules stay the topology's.
+    // Event time comes along in each record's value; the watermark rules stay the topology's.
     source: {
       ...source,
       topic: repartitionTopic(group, stepId),

@@ -5,6 +5,7 @@ import type { CheckedTopology } from '../compile/checked.ts';
 import type { ErrorsConfig, Topology } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
 import type { SinkSpec, SinkWriter } from '../sinks/spec.ts';
+import type { StagedValue } from '../steps/repartition.ts';
 import type {
   BuildContext,
   Output,
@@ -250,10 +251,13 @@ export class Plan {
       let value = record.value;
       if (typeof value === 'object' && value !== null && !this.#knownCtors.has(value.constructor))
         value = toPlain(value);
-      const vars: Vars = this.#entry
-        ? { ...(value as Vars), key: record.key, record }
-        : { event: value, key: record.key, record };
       let time = record.timestamp;
+      let vars: Vars;
+      if (this.#entry) {
+        const staged = value as StagedValue;
+        vars = { ...staged.vars, key: record.key, record };
+        if (typeof staged.time === 'number') time = staged.time;
+      } else vars = { event: value, key: record.key, record };
       if (this.#eventTime) {
         try {
           time = Number(this.#eventTime.evaluate(vars));

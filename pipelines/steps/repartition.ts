@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { expression } from '../topology/durations.ts';
 import { nullable, STRING } from '../topology/types.ts';
-import { defineStep, shortHash } from './step.ts';
+import { defineStep, shortHash, type Vars } from './step.ts';
 
 export const repartition = defineStep({
   kind: 'repartition',
@@ -15,7 +15,7 @@ export const repartition = defineStep({
     'created by the worker and by `topics apply`) and the steps after this one read it back as their own ' +
     'consumer group (`<group>.<step id>`) in the same workers: a `fold`, a `dedupe` or an `emit: onClose` ' +
     'window keyed by `key` is then right with any number of workers. The variables pass through unchanged, and ' +
-    '`key` becomes the new key (a string). Event time rides along as the record timestamp. With `exactlyOnce` ' +
+    '`key` becomes the new key (a string). Event time rides along with the variables. With `exactlyOnce` ' +
     '(the default) the write and the offsets of what was read go in one transaction, so nothing is counted twice ' +
     'after a crash; a transaction cannot span ClickHouse, so a ClickHouse sink fed before this step needs ' +
     '`exactlyOnce: false` (at least once through the internal topic).',
@@ -53,6 +53,13 @@ export const repartition = defineStep({
     };
   },
 });
+
+/** The value of a repartition topic's record, as the stage after the step reads it. */
+export interface StagedValue {
+  /** Event time, epoch ms. */
+  time: number;
+  vars: Vars;
+}
 
 /** The key a value becomes, as a string (what the internal topic carries and the steps after it read). */
 export function repartitionKey(v: unknown): string | null {

@@ -23,7 +23,7 @@ import { type ClickHouse, openClickHouse } from '../../pipelines/sinks/clickhous
 import { ClickHouseSinkError } from '../../pipelines/sinks/clickhouse/errors.ts';
 import { lendClickHouse } from '../../pipelines/sinks/clickhouse/spec.ts';
 import { ANALYTICS_MODELS, compareCounts, compareRows, type Tally } from '../faults/compare.ts';
-import { createTopics, stack, type TestTopics, testTopics } from './harness.ts';
+import { createTopics, produceOrders, stack, type TestTopics, testTopics } from './harness.ts';
 import { QUERIES, rowsAsExpected } from './read-models.ts';
 
 const PARTITIONS = 6;
@@ -61,12 +61,31 @@ export interface ScaleResult {
   open: Record<string, number>;
 }
 
+/** The customer of the orders that close the windows (closingOrders): not one of the oracle's. */
+const CLOSING = 'closing';
+
+/**
+ * The windows after a repartition close as their stage's event time moves, and it moves with records only: a stream
+ * that ended in a rebalance, or while a partition without keys still held the watermark back (idleTimeout after an
+ * assignment), leaves them open. Once the stream is taken, two orders a year later (3 s apart, so that the other
+ * partitions count as idle by the second) move it past every window of the stream; theirs stay open.
+ */
+export async function closingOrders(topics: TestTopics): Promise<void> {
+  const at = Date.UTC(2027, 0, 1);
+  for (const i of [0, 1]) {
+    const orderId = `${CLOSING}-${i}`;
+    const data = { orderId, customerId: CLOSING, items: [], totalAmount: 1 };
+    await produceOrders(topics, [{ eventId: orderId, eventType: 'OrderPlaced', timestamp: at + i * 1000, data }]);
+    await sleep(3000);
+  }
+}
+
 /** order-totals' read models, in the shapes of the oracle's revenue_by_segment_1m and customer_ltv. */
 const TOTALS_QUERIES = {
   segment_revenue_final_1m: `SELECT window_start, segment, revenue, orders FROM segment_revenue_final_1m FINAL
 ORDER BY window_start, segment`,
   customer_totals: `SELECT customer_id, orders, revenue, first_order_at, last_order_at FROM customer_totals FINAL
-ORDER BY customer_id`,
+WHERE customer_id != '${CLOSING}' ORDER BY customer_id`,
 };
 
 /**
@@ -308,7 +327,7 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
     for (const m of [...members]) if (await hasEnded(m)) await drop(m);
     for (const t of TOPOLOGIES) if (live(t).length === 0) await start(t);
     const ends = await endOffsets(kafka, topics.ORDERS_TOPIC);
-    for (const t of TOPOLOGIES) {
+    const settle = async (t: Topology, ends: Map<number, bigint>) => {
       const restart = async () => {
         for (const m of live(t)) {
           if (!(await hasEnded(m))) continue;
@@ -330,6 +349,11 @@ export async function scaleOut(o: ScaleOptions): Promise<ScaleResult> {
           return drainedTo(kafka, topic, await committedOffsets(kafka, stageGroup(groups[t], step), topic), internal);
         });
       }
+    };
+    for (const t of TOPOLOGIES) await settle(t, ends);
+    if (TOPOLOGIES.includes('order-totals')) {
+      await closingOrders(topics);
+      await settle('order-totals', await endOffsets(kafka, topics.ORDERS_TOPIC));
     }
     for (const m of [...members]) await drop(m);
 

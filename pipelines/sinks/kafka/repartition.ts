@@ -1,16 +1,24 @@
 // What a `repartition` step becomes on Kafka, in the stage before it: a sink that writes each record's variables
-// to the internal topic, keyed anew, with its event time as the record timestamp. Not a kind a topology names
-// (compile/stages.ts adds it); the stage after the step reads the topic with the tagged-JSON decoder.
+// and its event time to the internal topic, keyed anew. Not a kind a topology names (compile/stages.ts adds it);
+// the stage after the step reads the topic with the tagged-JSON decoder (runtime/plan.ts takes the time from it).
+// The event time rides in the value, not as the record timestamp: a broker refuses a timestamp too far ahead of its
+// clock (message.timestamp.after.max.ms, an hour by default since Kafka 4.0), and retention counts by timestamps.
 import { z } from 'zod';
 import { encodeValue } from '../../codec/decoder.ts';
 import { childTraceHeaders, type Headers } from '../../kafka/headers.ts';
-import { repartitionKey } from '../../steps/repartition.ts';
+import { repartitionKey, type StagedValue } from '../../steps/repartition.ts';
 import type { Vars } from '../../steps/step.ts';
 import { expression } from '../../topology/durations.ts';
 import { defineSink } from '../spec.ts';
-import { KafkaSink } from './sink.ts';
+import { type KafkaMessage, KafkaSink } from './sink.ts';
 
-interface RepartitionRow {
+/** A record of the internal topic: the variables at the step and the event time (see StagedValue). */
+export function repartitionMessage(r: RepartitionRow): KafkaMessage {
+  const value: StagedValue = { time: r.time, vars: r.value };
+  return { key: r.key, value: encodeValue(value), headers: childTraceHeaders(r.headers) };
+}
+
+export interface RepartitionRow {
   key: string | null;
   value: Vars;
   time: number;
@@ -51,12 +59,7 @@ export const repartitionSink = defineSink({
       topic: config.topic,
       producer: ctx.producer(),
       retry: ctx.retry,
-      encode: (row) => {
-        const r = row as RepartitionRow;
-        const message = { key: r.key, value: encodeValue(r.value), headers: childTraceHeaders(r.headers) };
-        // A time Kafka cannot hold (none, negative) leaves the producer's clock in its place.
-        return Number.isFinite(r.time) && r.time >= 0 ? { ...message, timestamp: String(Math.round(r.time)) } : message;
-      },
+      encode: (row) => repartitionMessage(row as RepartitionRow),
     });
   },
 });

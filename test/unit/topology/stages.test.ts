@@ -1,12 +1,13 @@
 // Repartition steps split a topology into stages (compile/stages.ts). The stages, chained through what their
 // repartition sinks write (encoded, keyed to partitions, decoded as the next stage's records), give the read
 // models the load generator's oracle computes from the same input, and the topics they need are named.
-import { decodeValue, encodeValue } from '../../../pipelines/codec/decoder.ts';
+import { decodeValue } from '../../../pipelines/codec/decoder.ts';
 import { checkFile } from '../../../pipelines/compile/compile.ts';
 import { expectedReadModels } from '../../../pipelines/loadgen/expected.ts';
 import { customerSnapshots, orderLifecycleStream } from '../../../pipelines/loadgen/orders.ts';
 import { loadStages, ownedTopics } from '../../../pipelines/runtime/load.ts';
 import type { Plan, SourceRecord } from '../../../pipelines/runtime/plan.ts';
+import { type RepartitionRow, repartitionMessage } from '../../../pipelines/sinks/kafka/repartition.ts';
 import { topology, writeTopology } from './helpers.ts';
 
 const FILE = 'topologies/order-totals.yaml';
@@ -66,8 +67,8 @@ describe('stages of a topology with repartition steps', () => {
           continue;
         }
         const next = stages.find((p) => p.topology.spec.source.topic === s.config.topic)!;
-        const written = (rows as Array<{ key: string; value: unknown; time: number }>).map((row) => {
-          const partition = partitionOf(row.key);
+        const written = (rows as RepartitionRow[]).map((row) => {
+          const partition = partitionOf(row.key!);
           const at = `${s.config.topic}/${partition}`;
           const offset = offsets.get(at) ?? 0;
           offsets.set(at, offset + 1);
@@ -76,8 +77,9 @@ describe('stages of a topology with repartition steps', () => {
             partition,
             offset,
             key: row.key,
-            value: decodeValue(encodeValue(row.value)),
-            timestamp: Math.round(row.time),
+            // As the sink writes it and the next stage's decoder reads it; the timestamp is the producer's clock.
+            value: decodeValue(repartitionMessage(row).value!),
+            timestamp: Date.now(),
           };
         });
         run(next, written);
