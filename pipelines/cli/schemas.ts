@@ -49,8 +49,9 @@ export function schemasOf(checked: CheckedTopology): TopologySchema[] {
     if (s.kind === 'kafka' && c.value?.format === 'avro' && c.value.schema)
       add(c.value.schema, c.value.subjects, c.topic!);
   }
-  const { source, tables } = checked.topology.spec;
-  if (source.value.format === 'avro') for (const f of source.value.schemas) add(f, source.value.subjects, source.topic);
+  const { source, sources, tables } = checked.topology.spec;
+  for (const sc of [source, ...Object.values(sources)])
+    if (sc.value.format === 'avro') for (const f of sc.value.schemas) add(f, sc.value.subjects, sc.topic);
   for (const t of Object.values(tables ?? {})) if (t.schema) add(t.schema, 'TopicName', t.topic);
   return [...out.values()];
 }

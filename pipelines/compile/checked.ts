@@ -14,8 +14,10 @@ export interface CheckedStep {
   config: unknown;
   description: string | undefined;
   path: Path;
-  /** Step id whose output this step reads, or 'source'. */
+  /** Step id whose output this step reads, 'source', or the name of a source under spec.sources. */
   from: string;
+  /** The other flows it reads (StepSpec.inputs), resolved as `from` is. */
+  inputs?: string[];
   scopeIn: Scope;
   scopeOut: Scope;
 }
@@ -39,12 +41,16 @@ export interface CheckedTopology {
   schemas: LoadedSchema[];
   eventTypes: Map<string, FieldType>;
   sourceScope: Scope;
+  /** The sources under spec.sources, by name: their variables and event types (their schemas are in `schemas`). */
+  sources: Map<string, { scope: Scope; schemas: LoadedSchema[] }>;
   tables: Map<string, { info: TableInfo; schema?: LoadedSchema }>;
   steps: CheckedStep[];
   sinks: CheckedSink[];
   /**
-   * A stage after a repartition step (stages.ts): the id of that step. Its source records carry the variables
-   * at that step and their event time (StagedValue), not an event.
+   * A stage after a repartition, join or merge step (stages.ts): the id of that step. Its source records carry
+   * the variables at that step and their event time (StagedValue), not an event.
    */
   entry?: string;
+  /** How many flows the entry step reads (a join: 2): the watermark waits for each of them. */
+  entryInputs?: number;
 }

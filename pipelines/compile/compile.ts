@@ -174,32 +174,16 @@ class TypeFlow {
   run(): CheckedTopology {
     const t = this.#t;
     const spec = t.spec;
-    // Source: the event types on the topic, and the variables every topology starts with.
-    const schemas: LoadedSchema[] = [];
-    spec.source.value.schemas.forEach((rel, i) => {
-      const s = this.#schema(rel, ['spec', 'source', 'value', 'schemas', i]);
-      if (s) schemas.push(s);
-    });
-    const eventTypes = new Map<string, FieldType>();
-    for (const s of schemas) if (s.shortName) eventTypes.set(s.shortName, s.fieldType);
-    const event = schemas.length > 0 ? schemas.map((s) => s.fieldType).reduce(mergeTypes) : DYN;
-    const recordType: FieldType = {
-      kind: 'record',
-      name: 'Record',
-      fields: {
-        topic: STRING,
-        partition: COUNT,
-        offset: DYN,
-        timestamp: EPOCH_MS,
-        headers: { kind: 'map', values: DYN },
-      },
-    };
-    const sourceScope: Scope = {
-      event,
-      key: spec.source.key.format === 'string' ? { kind: 'string', nullable: true } : DYN,
-      record: recordType,
-    };
-    if (spec.source.eventTime) this.expr(spec.source.eventTime, ['spec', 'source', 'eventTime'], sourceScope);
+    // Sources: the event types on each topic, and the variables every flow starts with.
+    const main = this.#source(spec.source, ['spec', 'source']);
+    const { schemas, eventTypes, scope: sourceScope } = main;
+    const sources = new Map<string, { scope: Scope; schemas: LoadedSchema[] }>();
+    for (const [name, sc] of Object.entries(spec.sources)) {
+      const s = this.#source(sc, ['spec', 'sources', name]);
+      sources.set(name, { scope: s.scope, schemas: s.schemas });
+      schemas.push(...s.schemas);
+      for (const [n, t] of s.eventTypes) if (!eventTypes.has(n)) eventTypes.set(n, t);
+    }
 
     // Tables.
     const tables = new Map<string, { info: TableInfo; schema?: LoadedSchema }>();
@@ -222,6 +206,10 @@ class TypeFlow {
     const used = new Set<string>();
     const ids = new Map<string, Path>();
     const steps: CheckedStep[] = [];
+    for (const name of sources.keys()) ids.set(name, ['spec', 'sources', name]);
+    /** The variables of a flow: the main source, a named source, or an earlier step. */
+    const flowScope = (id: string): Scope | undefined =>
+      id === 'source' ? sourceScope : (sources.get(id)?.scope ?? steps.find((s) => s.id === id)?.scopeOut);
     let prev = 'source';
     const rawSteps = ((this.#raw.spec as Record<string, unknown>).steps ?? []) as Record<string, unknown>[];
     spec.steps.forEach((item, i) => {
@@ -250,19 +238,44 @@ class TypeFlow {
       }
       for (const table of stepSpec.tables?.(config) ?? []) used.add(table);
       let from = prev;
+      const flows = () => ['source', ...sources.keys(), ...steps.map((s) => s.id)];
       if (entry.from !== undefined) {
-        if (entry.from === 'source' || steps.some((s) => s.id === entry.from)) from = entry.from as string;
+        if (flowScope(entry.from as string)) from = entry.from as string;
         else {
           this.report(
             'ref-unknown-step',
-            `no step with id '${entry.from}' before this one`,
+            `no source or step with id '${entry.from}' before this one`,
             [...path, 'from'],
-            didYouMean(entry.from as string, ['source', ...steps.map((s) => s.id)]),
+            didYouMean(entry.from as string, flows()),
           );
         }
       }
-      const scopeIn = from === 'source' ? sourceScope : steps.find((s) => s.id === from)!.scopeOut;
-      const ctx = this.#context(scopeIn, [...path, kind], tables, eventTypes, hasDeadLetter);
+      const scopeIn = flowScope(from)!;
+      const inputs = stepSpec.inputs?.(config as never) ?? [];
+      const inputScopes: Scope[] = [];
+      inputs.forEach((name, k) => {
+        const scope = flowScope(name);
+        const at: Path = [
+          ...path,
+          kind,
+          'with',
+          ...(inputs.length > 1 || Array.isArray((config as { with?: unknown }).with) ? [k] : []),
+        ];
+        if (!scope)
+          this.report(
+            'ref-unknown-source',
+            `no source under spec.sources and no step before this one is named '${name}'`,
+            at,
+            didYouMean(name, flows()) ?? 'declare it under spec.sources, or name an earlier step',
+          );
+        else if (name === from)
+          this.report('ref-unknown-source', `'${name}' is the flow this step already reads`, at, 'name another flow');
+        inputScopes.push(scope ?? {});
+      });
+      const ctx = {
+        ...this.#context(scopeIn, [...path, kind], tables, eventTypes, hasDeadLetter),
+        inputs: inputScopes,
+      };
       const out = stepSpec.check(config as never, ctx);
       steps.push({
         id,
@@ -272,6 +285,7 @@ class TypeFlow {
         description: entry.description as string | undefined,
         path,
         from,
+        ...(inputs.length > 0 ? { inputs } : {}),
         scopeIn,
         scopeOut: out,
       });
@@ -279,7 +293,13 @@ class TypeFlow {
     });
     if (spec.source.partitionedBy)
       this.expr(spec.source.partitionedBy, ['spec', 'source', 'partitionedBy'], sourceScope);
-    const planned = withRepartitions(steps, spec.source.partitionedBy);
+    const partitionedBy: Record<string, string | undefined> = { source: spec.source.partitionedBy };
+    for (const [name, sc] of Object.entries(spec.sources)) {
+      partitionedBy[name] = sc.partitionedBy;
+      if (sc.partitionedBy)
+        this.expr(sc.partitionedBy, ['spec', 'sources', name, 'partitionedBy'], sources.get(name)!.scope);
+    }
+    const planned = withRepartitions(steps, partitionedBy);
     steps.splice(0, steps.length, ...planned);
     const scope = steps.at(-1)?.scopeOut ?? sourceScope;
 
@@ -309,20 +329,17 @@ class TypeFlow {
       let from = steps.at(-1)?.id ?? 'source';
       let sinkScope = scope;
       if (config.from !== undefined) {
-        const step = steps.find((s) => s.id === config.from);
-        if (!step && config.from !== 'source') {
+        const fromScope = flowScope(config.from);
+        if (!fromScope) {
           this.report(
             'ref-unknown-step',
             `no step with id '${config.from}'`,
             [...path, 'from'],
-            didYouMean(
-              config.from,
-              steps.map((s) => s.id),
-            ),
+            didYouMean(config.from, ['source', ...sources.keys(), ...steps.map((s) => s.id)]),
           );
         } else {
           from = config.from;
-          sinkScope = step?.scopeOut ?? sourceScope;
+          sinkScope = fromScope;
         }
       }
       const ctx = { ...this.#context(sinkScope, path, tables, eventTypes, hasDeadLetter), rows: rowsFrom(from) };
@@ -362,10 +379,44 @@ class TypeFlow {
       schemas,
       eventTypes,
       sourceScope,
+      sources,
       tables,
       steps,
       sinks,
     };
+  }
+
+  /** One source's schemas and event types, and the variables its flow starts with. */
+  #source(
+    sc: Topology['spec']['sources'][string],
+    base: Path,
+  ): { schemas: LoadedSchema[]; eventTypes: Map<string, FieldType>; scope: Scope } {
+    const schemas: LoadedSchema[] = [];
+    sc.value.schemas.forEach((rel, i) => {
+      const s = this.#schema(rel, [...base, 'value', 'schemas', i]);
+      if (s) schemas.push(s);
+    });
+    const eventTypes = new Map<string, FieldType>();
+    for (const s of schemas) if (s.shortName) eventTypes.set(s.shortName, s.fieldType);
+    const event = schemas.length > 0 ? schemas.map((s) => s.fieldType).reduce(mergeTypes) : DYN;
+    const recordType: FieldType = {
+      kind: 'record',
+      name: 'Record',
+      fields: {
+        topic: STRING,
+        partition: COUNT,
+        offset: DYN,
+        timestamp: EPOCH_MS,
+        headers: { kind: 'map', values: DYN },
+      },
+    };
+    const scope: Scope = {
+      event,
+      key: sc.key.format === 'string' ? { kind: 'string', nullable: true } : DYN,
+      record: recordType,
+    };
+    if (sc.eventTime) this.expr(sc.eventTime, [...base, 'eventTime'], scope);
+    return { schemas, eventTypes, scope };
   }
 
   #context(
@@ -380,6 +431,7 @@ class TypeFlow {
       tables: new Map([...tables].map(([k, v]) => [k, v.info])),
       eventTypes,
       hasDeadLetter,
+      inputs: [],
       expr: (source: string, at: RelPath, opts = {}) => this.expr(source, [...base, ...at], opts.scope ?? scope, opts),
       report: (code, message, at, hint) => this.report(code, message, [...base, ...at], hint),
       file: (rel, at) => this.file(rel, [...base, ...at]),
@@ -400,6 +452,7 @@ class TypeFlow {
       }
     };
     undeclared(spec.source.topic, ['spec', 'source', 'topic']);
+    for (const [name, sc] of Object.entries(spec.sources)) undeclared(sc.topic, ['spec', 'sources', name, 'topic']);
     for (const [name, tc] of Object.entries(spec.tables)) {
       undeclared(tc.topic, ['spec', 'tables', name, 'topic']);
       if (declared[tc.topic]?.cleanup === 'delete') {

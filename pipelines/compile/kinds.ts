@@ -9,13 +9,28 @@ import { enrich } from '../steps/enrich.ts';
 import { explode } from '../steps/explode.ts';
 import { filter } from '../steps/filter.ts';
 import { fold } from '../steps/fold.ts';
+import { join } from '../steps/join.ts';
 import { map } from '../steps/map.ts';
+import { merge } from '../steps/merge.ts';
 import { moduleStep } from '../steps/module.ts';
 import { repartition } from '../steps/repartition.ts';
 import { saga } from '../steps/saga/spec.ts';
 import type { StepSpec } from '../steps/step.ts';
 
-export const steps = [filter, map, explode, enrich, repartition, aggregate, fold, dedupe, saga, moduleStep] as const;
+export const steps = [
+  filter,
+  map,
+  explode,
+  enrich,
+  repartition,
+  merge,
+  join,
+  aggregate,
+  fold,
+  dedupe,
+  saga,
+  moduleStep,
+] as const;
 
 export type StepKind = (typeof steps)[number]['kind'];
 

@@ -65,6 +65,11 @@ export const SourceSchema = z
   })
   .describe('The topic this topology consumes.');
 
+export const NamedSourceSchema = SourceSchema.omit({ group: true }).describe(
+  'Another topic this topology consumes, named for the steps that read it (`from`, `join.with`, `merge.with`); ' +
+    'read by consumer group `<group>.<name>`.',
+);
+
 export const TableSchema = z.strictObject({
   topic: z.string().min(1).describe('Compacted topic the table is loaded from.'),
   key: z.string().optional().describe('Field of the row that is its key (default: the Kafka record key).'),
@@ -154,6 +159,12 @@ export const TopologySchema = z
     }),
     spec: z.strictObject({
       source: SourceSchema,
+      sources: z
+        .record(identifier(), NamedSourceSchema)
+        .default({})
+        .describe(
+          'Further source topics by name: a step reads one with `from: <name>`, a `join` or a `merge` with `with`.',
+        ),
       tables: z.record(identifier(), TableSchema).default({}).describe('Lookup tables, loaded from compacted topics.'),
       steps: z.array(StepItem).default([]).describe('The steps, in order.'),
       sinks: z
@@ -165,11 +176,12 @@ export const TopologySchema = z
       state: StateSchema,
     }),
   })
-  .describe('A pipelines topology: one source topic, steps, sinks.');
+  .describe('A pipelines topology: source topics, steps, sinks.');
 
 export type Topology = z.output<typeof TopologySchema>;
 export type TopologyInput = z.input<typeof TopologySchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
+export type NamedSourceConfig = z.output<typeof NamedSourceSchema>;
 export type TableConfig = z.output<typeof TableSchema>;
 export type ErrorsConfig = z.output<typeof ErrorsSchema>;
 export type StateConfig = z.output<typeof StateSchema>;

@@ -25,35 +25,45 @@ export function stageGroup(group: string, stepId: string): string {
   return `${group}.${stepId}`;
 }
 
-interface RepartitionConfig {
-  key: string;
+interface BoundaryConfig {
   partitions?: number;
   exactlyOnce: boolean;
 }
 
 const isRepartition = (s: CheckedStep) => s.kind === 'repartition';
+/** A step that reads an internal topic on Kafka: repartition, join, merge. */
+const isBoundary = (s: CheckedStep) => s.spec.partitionKeys !== undefined;
+/** The flows a boundary step reads, in the order of its partition keys: `from`, then `inputs`. */
+const flowsOf = (s: CheckedStep) => [s.from, ...(s.inputs ?? [])];
 
-/** The stage each step and sink runs in, by id: a step reading a repartition step starts that step's stage. */
+/**
+ * The stage each step and sink runs in, by id: the main source's, a named source's, or that of the boundary step
+ * it descends from. A repartition step is counted in the stage that writes its topic (it does not run after it);
+ * a join or a merge runs in its own stage.
+ */
 export function stageIds(checked: Pick<CheckedTopology, 'steps' | 'sinks'>): Map<string, string> {
   const byId = new Map(checked.steps.map((s) => [s.id, s]));
   const of = new Map<string, string>();
-  const entered = (from: string): string => {
-    if (from === SOURCE_STAGE) return SOURCE_STAGE;
-    const step = byId.get(from)!;
-    return isRepartition(step) ? step.id : of.get(step.id)!;
-  };
-  for (const s of checked.steps) of.set(s.id, entered(s.from));
-  for (const s of checked.sinks) of.set(s.id, entered(s.from));
+  for (const s of checked.steps)
+    of.set(s.id, isBoundary(s) && !isRepartition(s) ? s.id : writerStage(of, byId, s.from));
+  for (const s of checked.sinks) of.set(s.id, writerStage(of, byId, s.from));
   return of;
 }
 
-/** The internal topics of a topology run by `group`: one per repartition step, made as the source topic is. */
+/** The stage in which the output of flow `flow` is at hand: the stage a step or sink reading it runs in. */
+function writerStage(of: Map<string, string>, byId: Map<string, CheckedStep>, flow: string): string {
+  const step = byId.get(flow);
+  if (!step) return flow; // 'source', or a named source: the stage that reads it
+  return isBoundary(step) ? step.id : of.get(step.id)!;
+}
+
+/** The internal topics of a topology run by `group`: one per boundary step, made as the source topic is. */
 export function internalTopics(checked: CheckedTopology, group: string): Topology['spec']['topics'] {
   const spec = checked.topology.spec;
   const source = spec.topics[spec.source.topic];
   const out: Topology['spec']['topics'] = {};
-  for (const s of checked.steps.filter(isRepartition)) {
-    const c = s.config as RepartitionConfig;
+  for (const s of checked.steps.filter(isBoundary)) {
+    const c = s.config as BoundaryConfig;
     out[repartitionTopic(group, s.id)] = {
       partitions: c.partitions ?? source?.partitions ?? 1,
       replicas: source?.replicas ?? 1,
@@ -65,34 +75,52 @@ export function internalTopics(checked: CheckedTopology, group: string): Topolog
   return out;
 }
 
-/** The stages of a topology run by consumer group `group`: one (the topology itself) without repartition steps. */
+/** The stages of a topology run by consumer group `group`: one (the topology itself) for one source, no boundary. */
 export function stagesOf(checked: CheckedTopology, group: string): Stage[] {
-  const repartitions = checked.steps.filter(isRepartition);
-  if (repartitions.length === 0) return [{ id: SOURCE_STAGE, checked }];
+  const boundaries = checked.steps.filter(isBoundary);
+  if (boundaries.length === 0 && checked.sources.size === 0) return [{ id: SOURCE_STAGE, checked }];
   const of = stageIds(checked);
+  const byId = new Map(checked.steps.map((s) => [s.id, s]));
   const internal = internalTopics(checked, group);
   const spec = checked.topology.spec;
   const topics = { ...spec.topics, ...internal };
-  return [SOURCE_STAGE, ...repartitions.map((r) => r.id)].map((id) => {
-    const entry = repartitions.find((r) => r.id === id);
-    // The step a stage begins after reads as its source.
-    const from = (f: string) => (f === id ? SOURCE_STAGE : f);
+  return [SOURCE_STAGE, ...checked.sources.keys(), ...boundaries.map((r) => r.id)].map((id) => {
+    const entry = boundaries.find((r) => r.id === id);
+    const named = checked.sources.get(id);
+    // What a stage begins after reads as its source; a join or a merge runs in its stage, the steps after it read it.
+    const runs = entry !== undefined && !isRepartition(entry);
+    const from = (f: string) => (f === id && !runs ? SOURCE_STAGE : f);
     const steps = checked.steps
       .filter((s) => of.get(s.id) === id && !isRepartition(s))
-      .map((s) => ({ ...s, from: from(s.from) }));
+      .map((s): CheckedStep => {
+        if (s.id !== id) return { ...s, from: from(s.from) };
+        // A join or a merge reads its flows from the internal topic: each record says which (StagedValue.input).
+        const { inputs: _inputs, ...rest } = s;
+        return { ...rest, from: SOURCE_STAGE };
+      });
     const sinks: CheckedSink[] = checked.sinks
       .filter((s) => of.get(s.id) === id)
       .map((s) => ({ ...s, from: from(s.from) }));
-    for (const r of repartitions.filter((r) => of.get(r.id) === id)) {
-      const c = r.config as RepartitionConfig;
-      sinks.push({
-        id: r.id,
-        kind: repartitionSink.kind,
-        spec: repartitionSink as unknown as SinkSpec,
-        config: { topic: repartitionTopic(group, r.id), key: c.key, exactlyOnce: c.exactlyOnce },
-        path: r.path,
-        from: from(r.from),
-        scope: r.scopeIn,
+    for (const b of boundaries) {
+      const keys = b.spec.partitionKeys!(b.config as never);
+      const c = b.config as BoundaryConfig;
+      const flows = flowsOf(b);
+      flows.forEach((flow, input) => {
+        if (writerStage(of, byId, flow) !== id) return;
+        sinks.push({
+          id: flows.length > 1 ? `${b.id}:${flow}` : b.id,
+          kind: repartitionSink.kind,
+          spec: repartitionSink as unknown as SinkSpec,
+          config: {
+            topic: repartitionTopic(group, b.id),
+            key: keys[input]!,
+            exactlyOnce: c.exactlyOnce,
+            ...(isRepartition(b) ? {} : { input }),
+          },
+          path: b.path,
+          from: from(flow),
+          scope: input === 0 ? b.scopeIn : flowScope(checked, flow),
+        });
       });
     }
     const used = new Set(steps.flatMap((s) => s.spec.tables?.(s.config as never) ?? []));
@@ -100,9 +128,11 @@ export function stagesOf(checked: CheckedTopology, group: string): Stage[] {
       ...checked.topology,
       spec: {
         ...spec,
+        sources: {},
         topics,
         tables: Object.fromEntries(Object.entries(spec.tables).filter(([name]) => used.has(name))),
         ...(entry ? stageSource(checked.topology, group, entry.id) : {}),
+        ...(named ? namedSource(checked.topology, group, id) : {}),
       },
     };
     return {
@@ -110,18 +140,34 @@ export function stagesOf(checked: CheckedTopology, group: string): Stage[] {
       checked: {
         ...checked,
         topology,
+        sources: new Map(),
         tables: new Map([...checked.tables].filter(([name]) => used.has(name))),
         steps,
         sinks,
-        ...(entry ? { sourceScope: entry.scopeOut, entry: entry.id } : {}),
+        ...(named ? { sourceScope: named.scope } : {}),
+        ...(entry ? { sourceScope: entry.scopeOut, entry: entry.id, entryInputs: flowsOf(entry).length } : {}),
       },
     };
   });
 }
 
-/** The source and changelog of the stage after repartition step `stepId`. */
+/** The variables of a flow: a source's, or a step's output. */
+function flowScope(checked: CheckedTopology, flow: string) {
+  if (flow === SOURCE_STAGE) return checked.sourceScope;
+  return checked.sources.get(flow)?.scope ?? checked.steps.find((s) => s.id === flow)!.scopeOut;
+}
+
+/** The source and changelog of the stage of source `name` under spec.sources. */
+function namedSource(t: Topology, group: string, name: string): Pick<Topology['spec'], 'source' | 'state'> {
+  return {
+    source: { ...t.spec.sources[name]!, group: `${group}.${name}` },
+    state: { ...t.spec.state, topic: t.spec.state.topic ? `${t.spec.state.topic}.${name}` : `${group}.${name}.state` },
+  };
+}
+
+/** The source and changelog of the stage after boundary step `stepId`. */
 function stageSource(t: Topology, group: string, stepId: string): Pick<Topology['spec'], 'source' | 'state'> {
-  const { eventTime: _eventTime, ...source } = t.spec.source;
+  const { eventTime: _eventTime, partitionedBy: _partitionedBy, ...source } = t.spec.source;
   return {
     // Event time comes along in each record's value; the watermark rules stay the topology's.
     source: {
@@ -141,18 +187,21 @@ function stageSource(t: Topology, group: string, stepId: string): Pick<Topology[
 
 /**
  * A stage writing one transaction per batch cannot also write ClickHouse or a Kafka sink outside the transaction:
- * the repartition steps and sinks that share a stage with one asking for exactly-once and cannot join it.
+ * the boundary steps (repartition, join, merge) and sinks that share a stage writing into one asking for
+ * exactly-once and cannot join it.
  */
 export function exactlyOnceConflicts(
   checked: Pick<CheckedTopology, 'steps' | 'sinks'>,
 ): Array<{ step: CheckedStep; sink: CheckedSink }> {
   const of = stageIds(checked);
+  const byId = new Map(checked.steps.map((s) => [s.id, s]));
   const out: Array<{ step: CheckedStep; sink: CheckedSink }> = [];
-  for (const step of checked.steps.filter(isRepartition)) {
-    if (!(step.config as RepartitionConfig).exactlyOnce) continue;
-    const stage = of.get(step.id);
+  for (const step of checked.steps.filter(isBoundary)) {
+    if (!(step.config as BoundaryConfig).exactlyOnce) continue;
+    const writers = new Set(flowsOf(step).map((f) => writerStage(of, byId, f)));
     for (const sink of checked.sinks)
-      if (of.get(sink.id) === stage && sink.spec.producer?.(sink.config) !== 'transactional') out.push({ step, sink });
+      if (writers.has(of.get(sink.id)!) && sink.spec.producer?.(sink.config) !== 'transactional')
+        out.push({ step, sink });
   }
   return out;
 }
@@ -162,23 +211,28 @@ const sameExpr = (a: string, b: string) => a.replace(/\s+/g, '') === b.replace(/
 
 /**
  * The steps with a repartition step inserted before each stateful one whose state key is not what its records are
- * partitioned by (the source's `partitionedBy`, or the key of the nearest repartition step upstream), as Kafka
- * Streams inserts repartition topics. Without `partitionedBy` nothing is known of the source's key: no insertion.
+ * partitioned by (its source's `partitionedBy`, or the key of the nearest boundary step upstream), as Kafka
+ * Streams inserts repartition topics. Without `partitionedBy` nothing is known of a source's key: no insertion.
  */
-export function withRepartitions(steps: CheckedStep[], partitionedBy: string | undefined): CheckedStep[] {
-  if (partitionedBy === undefined) return steps;
+export function withRepartitions(
+  steps: CheckedStep[],
+  partitionedBy: Record<string, string | undefined>,
+): CheckedStep[] {
   const out: CheckedStep[] = [];
   const byId = new Map<string, CheckedStep>();
-  /** What the records reaching a step from `from` are partitioned by. */
-  const keyAt = (from: string): string => {
-    for (let s = byId.get(from); s; s = byId.get(s.from))
-      if (isRepartition(s)) return (s.config as RepartitionConfig).key;
-    return partitionedBy;
+  /** What the records reaching a step from `from` are partitioned by (a join's or a merge's key: the first). */
+  const keyAt = (from: string): string | undefined => {
+    let at = from;
+    for (let s = byId.get(at); s; s = byId.get(at)) {
+      if (isBoundary(s)) return s.spec.partitionKeys!(s.config as never)[0];
+      at = s.from;
+    }
+    return partitionedBy[at];
   };
   for (const step of steps) {
     const wanted = step.spec.stateKey?.(step.config as never);
     const at = keyAt(step.from);
-    if (wanted !== undefined && !sameExpr(wanted, at) && !sameExpr(wanted, 'key')) {
+    if (wanted !== undefined && at !== undefined && !sameExpr(wanted, at) && !sameExpr(wanted, 'key')) {
       const inserted: CheckedStep = {
         id: `${step.id}-by-key`,
         kind: repartition.kind,

@@ -25,6 +25,9 @@ import type { Scope } from '../topology/types.ts';
 
 export type { SourceRecord } from '../steps/step.ts';
 
+/** Apart from partition numbers (Kafka allows far fewer): the watermark keys of a second or third flow. */
+const SLOT_STRIDE = 1 << 20;
+
 export interface DeadLetter {
   record: SourceRecord;
   /** Id of the step (or sink) where the record failed. */
@@ -163,8 +166,15 @@ export class Plan {
   readonly topics: { source: string; tables: Record<string, string> };
 
   readonly #nodes: Node[];
-  /** Per step id (or 'source'), the indices of the steps reading its output. */
-  readonly #children = new Map<string, number[]>();
+  /** Per flow (step id, 'source' or a named source), the steps reading it: [step index, which of its inputs]. */
+  readonly #children = new Map<string, Array<[number, number]>>();
+  /**
+   * Offline, a topology with sources under spec.sources runs as one plan: per topic, the flow its records start
+   * and how their event time is read. Watermarks are then kept per flow and partition (see #slot).
+   */
+  readonly #byTopic = new Map<string, { flow: string; input: number; eventTime: CompiledExpression | undefined }>();
+  /** Flows whose watermarks are kept apart: a join stage's inputs, or the sources of an offline plan. */
+  readonly #flows: number;
   readonly #taps = new Map<string, PlanSink[]>();
   readonly #sinkWhen = new Map<string, CompiledExpression>();
   readonly #eventTime: CompiledExpression | undefined;
@@ -202,11 +212,23 @@ export class Plan {
     this.tables = new TableStore(new Map(Object.entries(spec.tables).map(([n, t]) => [n, t.key])));
     this.#eventTime = spec.source.eventTime ? runtime.compile(spec.source.eventTime) : undefined;
     this.#entry = checked.entry !== undefined;
+    if (checked.sources.size > 0) {
+      this.#byTopic.set(spec.source.topic, { flow: 'source', input: 0, eventTime: this.#eventTime });
+      let input = 1;
+      for (const [name, sc] of Object.entries(spec.sources))
+        this.#byTopic.set(sc.topic, {
+          flow: name,
+          input: input++,
+          eventTime: sc.eventTime ? runtime.compile(sc.eventTime) : undefined,
+        });
+    }
+    this.#flows = Math.max(1, checked.entryInputs ?? this.#byTopic.size);
     this.#maxOutOfOrder = spec.source.maxOutOfOrderness;
     this.#idleTimeout = spec.source.idleTimeout;
 
-    const build = (stepId: string, module?: (...a: never[]) => unknown): BuildContext => ({
+    const build = (stepId: string, module?: (...a: never[]) => unknown, scope?: Scope): BuildContext => ({
       stepId,
+      ...(scope ? { scope } : {}),
       now: () => this.#now,
       compile: (s) => runtime.compile(s),
       table: (name) => ({ ...this.tables.view(name), fields: () => recordFields(this.tableTypes.get(name)) }),
@@ -215,13 +237,15 @@ export class Plan {
     });
     this.steps = checked.steps.map((s) => ({ id: s.id, kind: s.kind, stateful: s.spec.stateful }));
     this.#nodes = checked.steps.map((s, i) => {
-      const processor = s.spec.create(s.config as never, build(s.id, modules.get(s.id)));
+      const processor = s.spec.create(s.config as never, build(s.id, modules.get(s.id), s.scopeIn));
       const node: Node = { id: s.id, processor, out: undefined as unknown as Output };
       node.out = {
         emit: (vars, rc) => this.#deliver(s.id, vars, rc),
         reject: (rc, err) => this.#deadLetter(s.id, rc.record, err),
       };
-      this.#children.set(s.from, [...(this.#children.get(s.from) ?? []), i]);
+      [s.from, ...(s.inputs ?? [])].forEach((flow, input) => {
+        this.#children.set(flow, [...(this.#children.get(flow) ?? []), [i, input]]);
+      });
       return node;
     });
     this.sinks = checked.sinks.map((s) => {
@@ -253,26 +277,34 @@ export class Plan {
         value = toPlain(value);
       let time = record.timestamp;
       let vars: Vars;
+      let flow = 'source';
+      let input = 0;
+      let eventTime = this.#eventTime;
       if (this.#entry) {
         const staged = value as StagedValue;
         vars = { ...staged.vars, key: record.key, record };
         if (typeof staged.time === 'number') time = staged.time;
-      } else vars = { event: value, key: record.key, record };
-      if (this.#eventTime) {
+        input = staged.input ?? 0;
+      } else {
+        vars = { event: value, key: record.key, record };
+        const from = this.#byTopic.size > 0 ? this.#byTopic.get(record.topic) : undefined;
+        if (from) ({ flow, input, eventTime } = from);
+      }
+      if (eventTime) {
         try {
-          time = Number(this.#eventTime.evaluate(vars));
+          time = Number(eventTime.evaluate(vars));
         } catch (err) {
-          this.#fail('source', record, err);
+          this.#fail(flow, record, err);
           continue;
         }
       }
-      // One source topic: partitions are keyed by number (no string per record).
-      const p = record.partition;
+      // Partitions are keyed by number (no string per record); several flows each have their own.
+      const p = this.#slot(record.partition, input);
       const max = this.#partitionMax.get(p);
       if (max === undefined || time > max) this.#partitionMax.set(p, time);
       this.#partitionSeen.set(p, now);
       result.stats.records++;
-      this.#deliver('source', vars, { record, time });
+      this.#deliver(flow, vars, { record, time }, this.#entry ? input : undefined);
     }
     return this.#advance(now, false, records[0]?.partition);
   }
@@ -295,16 +327,30 @@ export class Plan {
    * that a partition fetched first cannot push the watermark past records the others have not delivered yet.
    */
   assignPartition(partition: number, now: number): void {
-    this.#assigned.add(partition);
-    if (!this.#partitionSeen.has(partition)) this.#partitionSeen.set(partition, now);
+    for (let f = 0; f < this.#flows; f++) {
+      const slot = this.#slot(partition, f);
+      this.#assigned.add(slot);
+      if (!this.#partitionSeen.has(slot)) this.#partitionSeen.set(slot, now);
+    }
+  }
+
+  /**
+   * The watermark key of a partition of one flow: a join waits for the slower of its two flows, even when both
+   * come through one internal topic (a backlog of one source must not make the other's records late).
+   */
+  #slot(partition: number, flow: number): number {
+    return flow === 0 ? partition : partition + flow * SLOT_STRIDE;
   }
 
   /** Stop tracking a source partition (revoked in a rebalance), so that it no longer holds the watermark back. */
   releasePartition(partition: number): void {
     for (const n of this.#nodes) n.processor.release?.(partition);
-    this.#assigned.delete(partition);
-    this.#partitionMax.delete(partition);
-    this.#partitionSeen.delete(partition);
+    for (let f = 0; f < this.#flows; f++) {
+      const slot = this.#slot(partition, f);
+      this.#assigned.delete(slot);
+      this.#partitionMax.delete(slot);
+      this.#partitionSeen.delete(slot);
+    }
   }
 
   /** What the steps that observe themselves count and hold (sagas), for the metrics. */
@@ -381,12 +427,22 @@ export class Plan {
 
   /** Largest event time seen on a source partition (for the changelog), and its restore. */
   partitionTime(partition: number): number | undefined {
-    return this.#partitionMax.get(partition);
+    // Over several flows, the slowest: restored to every flow, it holds none ahead of what it had.
+    let min: number | undefined;
+    for (let f = 0; f < this.#flows; f++) {
+      const t = this.#partitionMax.get(this.#slot(partition, f));
+      if (t === undefined) return f === 0 ? undefined : min;
+      if (min === undefined || t < min) min = t;
+    }
+    return min;
   }
 
   restorePartitionTime(partition: number, time: number): void {
-    const max = this.#partitionMax.get(partition);
-    if (max === undefined || time > max) this.#partitionMax.set(partition, time);
+    for (let f = 0; f < this.#flows; f++) {
+      const slot = this.#slot(partition, f);
+      const max = this.#partitionMax.get(slot);
+      if (max === undefined || time > max) this.#partitionMax.set(slot, time);
+    }
   }
 
   /** The records steps hold back (waiting for a table row), with the step and the key each waits for. */
@@ -448,17 +504,20 @@ export class Plan {
     return result;
   }
 
-  #run(i: number, vars: Vars, rc: RecordContext): void {
+  #run(i: number, vars: Vars, rc: RecordContext, input: number): void {
     const node = this.#nodes[i]!;
     try {
-      node.processor.process(vars, rc, node.out);
+      node.processor.process(vars, rc, node.out, input);
     } catch (err) {
       this.#fail(node.id, rc.record, err);
     }
   }
 
-  /** Output of step `from`: to the sinks that read it, then to the steps that read it. */
-  #deliver(from: string, vars: Vars, rc: RecordContext): void {
+  /**
+   * Output of flow `from`: to the sinks that read it, then to the steps that read it. `input`: which flow of the
+   * entry step a record of an internal topic comes from.
+   */
+  #deliver(from: string, vars: Vars, rc: RecordContext, input?: number): void {
     const taps = this.#taps.get(from);
     if (taps) {
       for (const sink of taps) {
@@ -474,7 +533,10 @@ export class Plan {
     const children = this.#children.get(from);
     if (!children) return;
     // Steps may add variables to the object they get: a second branch gets its own copy.
-    for (let c = 0; c < children.length; c++) this.#run(children[c]!, c === 0 ? vars : { ...vars }, rc);
+    for (let c = 0; c < children.length; c++) {
+      const [i, k] = children[c]!;
+      this.#run(i, c === 0 ? vars : { ...vars }, rc, input ?? k);
+    }
   }
 
   #fail(stepId: string, record: SourceRecord, err: unknown): void {

@@ -39,6 +39,7 @@ export const repartition = defineStep({
   stateful: false,
   describe: (c) => `by ${c.key}${c.partitions ? `, ${c.partitions} partitions` : ''}`,
   idHint: (c) => shortHash(c.key),
+  partitionKeys: (c) => [c.key],
   check(c, ctx) {
     ctx.expr(c.key, ['key']);
     return { ...ctx.scope, key: nullable(STRING) };
@@ -59,6 +60,8 @@ export interface StagedValue {
   /** Event time, epoch ms. */
   time: number;
   vars: Vars;
+  /** Which flow of a join or merge it comes from (StepSpec.partitionKeys' order); 0 when absent. */
+  input?: number;
 }
 
 /** The key a value becomes, as a string (what the internal topic carries and the steps after it read). */

@@ -49,8 +49,11 @@ export interface Output {
 }
 
 export interface Processor {
-  /** One record in, zero or more out through `out.emit`; synchronous. Throwing hands the record to the policy. */
-  process(vars: Vars, ctx: RecordContext, out: Output): void;
+  /**
+   * One record in, zero or more out through `out.emit`; synchronous. Throwing hands the record to the policy.
+   * `input` says which flow it comes from, for a step reading several (a join): 0 for `from`, then `inputs`.
+   */
+  process(vars: Vars, ctx: RecordContext, out: Output, input?: number): void;
   /** After each batch and on each tick: time moved on (close windows, expire waits, evict). */
   advance?(time: TimeInfo, out: Output): void;
   /** The step's state, as plain data, in the step's own shape (for `restore`). */
@@ -118,6 +121,8 @@ export type RowKind = 'partials' | 'updates';
 
 export interface CheckContext {
   readonly scope: Scope;
+  /** The variables of each flow named by `StepSpec.inputs`, in that order. */
+  readonly inputs: readonly Scope[];
   /** For sinks: what their rows mean (see StepSpec.rows), from the nearest step upstream that says. */
   readonly rows?: RowKind;
   readonly tables: ReadonlyMap<string, TableInfo>;
@@ -146,6 +151,8 @@ export interface TableView {
 
 export interface BuildContext {
   readonly stepId: string;
+  /** The variables at the step's input, as the validator typed them. */
+  readonly scope?: Scope;
   /** The wall clock of the batch or tick being run (epoch ms), as the worker or the test driver gives it. */
   now(): number;
   compile(source: string): CompiledExpression;
@@ -190,6 +197,13 @@ export interface StepSpec<S extends z.ZodType = z.ZodType> {
    * `partitionedBy` gets a repartition step before such a step when the keys differ (compile/stages.ts).
    */
   stateKey?(config: z.output<S>): string | undefined;
+  /** The other flows the step reads besides `from` (a join's `with`, a merge's list): source names or step ids. */
+  inputs?(config: z.output<S>): string[];
+  /**
+   * For a step that needs its input keyed anew on Kafka (repartition, join, merge): one key expression per flow
+   * it reads (`from`, then `inputs`). It starts a stage of its own, reading an internal topic (compile/stages.ts).
+   */
+  partitionKeys?(config: z.output<S>): string[];
   /** Type flow: check the config against the input variables; the variables after this step. */
   check(config: z.output<S>, ctx: CheckContext): Scope;
   create(config: z.output<S>, ctx: BuildContext): Processor;

@@ -20,6 +20,10 @@ const RecordInput = z.strictObject({
   value: z.unknown().describe('The event (JSON), checked against the source Avro schemas.'),
   key: z.unknown().optional().describe('Kafka record key.'),
   partition: z.number().int().min(0).optional().describe('Partition (default 0).'),
+  source: z
+    .string()
+    .optional()
+    .describe('A source under spec.sources, by name: the record comes from its topic (default: spec.source).'),
   timestamp: z.number().optional().describe('Kafka record timestamp (default: value.timestamp).'),
 });
 const Advance = z.strictObject({ advance: duration().describe('Move the wall clock (ends the batch).') });

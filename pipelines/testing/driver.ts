@@ -19,6 +19,8 @@ export interface TestRecord {
   /** Kafka record timestamp; default: `value.timestamp` when it is a number, else the driver's clock. */
   timestamp?: number;
   topic?: string;
+  /** A source under spec.sources, by name: the record is on its topic. */
+  source?: string;
   offset?: number;
   headers?: Record<string, string>;
 }
@@ -46,7 +48,8 @@ export class TopologyTestDriver {
   readonly plan: Plan;
   #now: number;
   readonly #schemas: LoadedSchema[];
-  readonly #offsets = new Map<number, number>();
+  /** Next offset per `topic/partition`. */
+  readonly #offsets = new Map<string, number>();
   readonly #outputs: Record<string, unknown[]> = {};
   readonly #deadLetters: DeadLetter[] = [];
   readonly #encoders = new Map<string, LoadedSchema['type']>();
@@ -151,8 +154,18 @@ export class TopologyTestDriver {
   #record(r: TestRecord): SourceRecord {
     if (!r || typeof r !== 'object' || !('value' in r)) throw new InputError('an input record', ['needs a `value`']);
     const partition = r.partition ?? 0;
-    const offset = r.offset ?? this.#offsets.get(partition) ?? 0;
-    this.#offsets.set(partition, offset + 1);
+    let topic = r.topic ?? this.plan.topics.source;
+    if (r.source !== undefined) {
+      const named = this.plan.topology.spec.sources[r.source];
+      if (!named)
+        throw new InputError('an input record', [
+          `no source '${r.source}' (spec.sources: ${Object.keys(this.plan.topology.spec.sources).join(', ') || 'none'})`,
+        ]);
+      topic = named.topic;
+    }
+    const at = `${topic}/${partition}`;
+    const offset = r.offset ?? this.#offsets.get(at) ?? 0;
+    this.#offsets.set(at, offset + 1);
     let value = r.value;
     if (this.#schemas.length > 0) {
       const m = matchSchema(this.#schemas, value);
@@ -166,7 +179,7 @@ export class TopologyTestDriver {
     }
     const ts = (value as { timestamp?: unknown } | null)?.timestamp;
     return {
-      topic: r.topic ?? this.plan.topics.source,
+      topic,
       partition,
       offset,
       key: r.key ?? null,

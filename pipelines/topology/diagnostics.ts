@@ -50,6 +50,16 @@ export const catalogue = {
     stage: 'references',
     summary: 'A repartition step writes in transactions, and a sink in the same stage cannot join them.',
   },
+  'join-key-invalid': {
+    severity: 'error',
+    stage: 'types',
+    summary: 'A join key that both flows cannot share: a record or a list, or of different types on each side.',
+  },
+  'ref-unknown-source': {
+    severity: 'error',
+    stage: 'references',
+    summary: 'A join or a merge names a flow that is neither a source under `sources` nor an earlier step.',
+  },
   'ref-unknown-table': {
     severity: 'error',
     stage: 'references',

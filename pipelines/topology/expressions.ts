@@ -300,7 +300,8 @@ export class ExpressionChecker {
     };
     for (const [name, t] of Object.entries(scope)) {
       try {
-        env.registerVariable(name, celType(t));
+        // A record that may be missing (the other side of a left join) is dyn: `x == null` must check.
+        env.registerVariable(name, t.kind === 'record' && t.nullable ? 'dyn' : celType(t));
       } catch {
         try {
           env.registerVariable(name, 'dyn');

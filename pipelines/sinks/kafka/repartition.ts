@@ -1,4 +1,4 @@
-// What a `repartition` step becomes on Kafka, in the stage before it: a sink that writes each record's variables
+// What a `repartition`, `join` or `merge` step becomes on Kafka, in each stage before it: a sink that writes each record's variables
 // and its event time to the internal topic, keyed anew. Not a kind a topology names (compile/stages.ts adds it);
 // the stage after the step reads the topic with the tagged-JSON decoder (runtime/plan.ts takes the time from it).
 // The event time rides in the value, not as the record timestamp: a broker refuses a timestamp too far ahead of its
@@ -14,7 +14,8 @@ import { type KafkaMessage, KafkaSink } from './sink.ts';
 
 /** A record of the internal topic: the variables at the step and the event time (see StagedValue). */
 export function repartitionMessage(r: RepartitionRow): KafkaMessage {
-  const value: StagedValue = { time: r.time, vars: r.value };
+  const value: StagedValue =
+    r.input === undefined ? { time: r.time, vars: r.value } : { time: r.time, vars: r.value, input: r.input };
   return { key: r.key, value: encodeValue(value), headers: childTraceHeaders(r.headers) };
 }
 
@@ -22,6 +23,8 @@ export interface RepartitionRow {
   key: string | null;
   value: Vars;
   time: number;
+  /** Which flow of a join or a merge this is. */
+  input?: number;
   headers?: Readonly<Headers>;
 }
 
@@ -33,6 +36,7 @@ export const repartitionSink = defineSink({
     topic: z.string().min(1),
     key: expression('the new key'),
     exactlyOnce: z.boolean(),
+    input: z.number().int().min(0).optional(),
   }),
   examples: [],
   defaultId: (c) => `repartition:${c.topic}`,
@@ -48,6 +52,7 @@ export const repartitionSink = defineSink({
         // The source record stays behind (the stage after reads its own); the key travels as the record key.
         const { record: _record, key: _key, ...value } = vars;
         const row: RepartitionRow = { key: repartitionKey(key.evaluate(vars)), value, time: rc.time };
+        if (c.input !== undefined) row.input = c.input;
         if (rc.record.headers) row.headers = rc.record.headers;
         return row;
       },

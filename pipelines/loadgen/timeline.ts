@@ -1,0 +1,110 @@
+// Orders, payments and shipments on three topics (the order-timeline example), seeded, and the order timeline
+// they give: computed here from the events alone, by the rules of the topology's two left joins (a payment
+// within 30 minutes of its order; a shipment within 2 days of the payment, or of the order when unpaid).
+import type { OrderPlaced, OrderShipped, PaymentCaptured } from './orders.ts';
+import { customerId, seededRandom } from './orders.ts';
+
+export const PAY_WITHIN_MS = 30 * 60_000;
+export const SHIP_WITHIN_MS = 2 * 86_400_000;
+
+export interface TimelineEvents {
+  orders: OrderPlaced[];
+  payments: PaymentCaptured[];
+  shipments: OrderShipped[];
+}
+
+export interface TimelineOptions {
+  seed?: number;
+  /** Event time of the first order, epoch ms. */
+  start?: number;
+  /** Event time the orders spread over (they come in time order, a topic each). */
+  span?: number;
+  customers?: number;
+}
+
+/**
+ * `count` orders spread over `span` of event time; 90% get a payment from a minute before to 40 minutes after
+ * (a quarter too late to join), 80% a shipment up to 3 days after (a third too late). Each topic in time order.
+ */
+export function timelineEvents(count: number, o: TimelineOptions = {}): TimelineEvents {
+  const rnd = seededRandom(o.seed ?? 7);
+  const start = o.start ?? Date.UTC(2026, 0, 1);
+  const span = o.span ?? 10 * 60_000;
+  const out: TimelineEvents = { orders: [], payments: [], shipments: [] };
+  for (let i = 0; i < count; i++) {
+    const orderId = `T${String(i).padStart(7, '0')}`;
+    const placed = start + Math.floor((i * span) / count);
+    const amount = Math.round(rnd() * 50_000) / 100;
+    out.orders.push({
+      eventId: `${orderId}:placed`,
+      eventType: 'OrderPlaced',
+      timestamp: placed,
+      data: {
+        orderId,
+        customerId: customerId(Math.floor(rnd() * (o.customers ?? 500))),
+        items: [],
+        totalAmount: amount,
+        channel: null,
+      },
+    });
+    let after = placed;
+    if (rnd() < 0.9) {
+      const paid = placed + Math.floor(-60_000 + rnd() * 41 * 60_000);
+      out.payments.push({
+        eventId: `${orderId}:paid`,
+        eventType: 'PaymentCaptured',
+        timestamp: paid,
+        data: { orderId, paymentId: `P${i}`, amount, method: rnd() < 0.7 ? 'card' : 'transfer' },
+      });
+      if (Math.abs(paid - placed) <= PAY_WITHIN_MS) after = Math.max(placed, paid);
+    }
+    if (rnd() < 0.8)
+      out.shipments.push({
+        eventId: `${orderId}:shipped`,
+        eventType: 'OrderShipped',
+        timestamp: after + Math.floor(rnd() * 3 * 86_400_000),
+        data: { orderId, carrier: rnd() < 0.5 ? 'dhl' : 'ups', trackingNumber: `Z${i}` },
+      });
+  }
+  for (const list of [out.payments, out.shipments]) list.sort((a, b) => a.timestamp - b.timestamp);
+  return out;
+}
+
+/** One row of the order_timeline read model. */
+export interface TimelineRow {
+  order_id: string;
+  customer_id: string;
+  placed_at: number;
+  amount: number;
+  paid_at: number | null;
+  payment_method: string | null;
+  shipped_at: number | null;
+  carrier: string | null;
+}
+
+/** The timeline the two left joins give: one row per order. */
+export function expectedTimeline(e: TimelineEvents): TimelineRow[] {
+  const payments = groupBy(e.payments);
+  const shipments = groupBy(e.shipments);
+  return e.orders.map((o) => {
+    const paid = (payments.get(o.data.orderId) ?? []).find((p) => Math.abs(p.timestamp - o.timestamp) <= PAY_WITHIN_MS);
+    const at = paid ? Math.max(paid.timestamp, o.timestamp) : o.timestamp;
+    const shipped = (shipments.get(o.data.orderId) ?? []).find((s) => Math.abs(s.timestamp - at) <= SHIP_WITHIN_MS);
+    return {
+      order_id: o.data.orderId,
+      customer_id: o.data.customerId,
+      placed_at: o.timestamp,
+      amount: o.data.totalAmount,
+      paid_at: paid?.timestamp ?? null,
+      payment_method: paid?.data.method ?? null,
+      shipped_at: shipped?.timestamp ?? null,
+      carrier: shipped?.data.carrier ?? null,
+    };
+  });
+}
+
+function groupBy<T extends { data: { orderId: string } }>(list: readonly T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const x of list) out.set(x.data.orderId, [...(out.get(x.data.orderId) ?? []), x]);
+  return out;
+}
