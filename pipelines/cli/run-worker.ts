@@ -103,11 +103,12 @@ export async function runWorker(args: string[]): Promise<number> {
         if (checking || stopping) return;
         checking = true;
         (async () => {
-          // The source as it was when the worker came up (read again after a failure: broker away); each internal
+          // Each source as it was when the worker came up (read again after a failure: broker away); each internal
           // topic as it is once the stage before it is done, so it holds all that stage wrote.
-          for (const [i, s] of stages.entries()) {
-            if (i === 0) s.ends ??= await endOffsets(conn, s.stage.topic);
-            const ends = i === 0 ? s.ends! : await endOffsets(conn, s.stage.topic);
+          for (const s of stages) {
+            const internal = s.stage.plan.checked.entry !== undefined;
+            if (!internal) s.ends ??= await endOffsets(conn, s.stage.topic);
+            const ends = internal ? await endOffsets(conn, s.stage.topic) : s.ends!;
             if (!(await stageDone(s, ends))) return;
           }
           void stop('caught up');

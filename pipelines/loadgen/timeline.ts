@@ -1,8 +1,11 @@
 // Orders, payments and shipments on three topics (the order-timeline example), seeded, and the order timeline
 // they give: computed here from the events alone, by the rules of the topology's two left joins (a payment
 // within 30 minutes of its order; a shipment within 2 days of the payment, or of the order when unpaid).
+import { type AvroCodec, subjectName } from '../codec/index.ts';
+import type { KafkaConnection } from '../kafka/connection.ts';
 import type { OrderPlaced, OrderShipped, PaymentCaptured } from './orders.ts';
-import { customerId, seededRandom } from './orders.ts';
+import { customerId, readSchema, seededRandom } from './orders.ts';
+import { openProducer } from './produce.ts';
 
 export const PAY_WITHIN_MS = 30 * 60_000;
 export const SHIP_WITHIN_MS = 2 * 86_400_000;
@@ -107,4 +110,56 @@ function groupBy<T extends { data: { orderId: string } }>(list: readonly T[]): M
   const out = new Map<string, T[]>();
   for (const x of list) out.set(x.data.orderId, [...(out.get(x.data.orderId) ?? []), x]);
   return out;
+}
+
+export interface TimelineTopics {
+  ORDERS_TOPIC: string;
+  PAYMENTS_TOPIC: string;
+  SHIPMENTS_TOPIC: string;
+}
+
+/**
+ * Writes the events to their three topics (TopicName subjects, OrderPlaced as v2), keyed by order id, in event-time
+ * order across the topics, as the three services would over time; at most `ratePerSecond` events a second.
+ */
+export async function produceTimeline(
+  conn: KafkaConnection,
+  codec: AvroCodec,
+  topics: TimelineTopics,
+  e: TimelineEvents,
+  ratePerSecond?: number,
+): Promise<number> {
+  const encoders = {
+    OrderPlaced: [topics.ORDERS_TOPIC, 'OrderPlacedV2'],
+    PaymentCaptured: [topics.PAYMENTS_TOPIC, 'PaymentCaptured'],
+    OrderShipped: [topics.SHIPMENTS_TOPIC, 'OrderShipped'],
+  } as const;
+  const encode = new Map<string, (v: unknown) => Buffer>();
+  for (const [type, [topic, schema]] of Object.entries(encoders)) {
+    const enc = await codec.encoder(subjectName('TopicName', { topic }), readSchema(schema));
+    encode.set(type, (v) => enc.encode(v));
+  }
+  const all = [...e.orders, ...e.payments, ...e.shipments].sort((a, b) => a.timestamp - b.timestamp);
+  const producer = await openProducer(conn);
+  const chunk = ratePerSecond ? Math.max(1, Math.floor(ratePerSecond / 20)) : 5000;
+  const started = performance.now();
+  try {
+    for (let i = 0; i < all.length; i += chunk) {
+      const byTopic = new Map<string, Array<{ key: string; value: Buffer }>>();
+      for (const ev of all.slice(i, i + chunk)) {
+        const topic = encoders[ev.eventType][0];
+        const list = byTopic.get(topic) ?? [];
+        list.push({ key: ev.data.orderId, value: encode.get(ev.eventType)!(ev) });
+        byTopic.set(topic, list);
+      }
+      await Promise.all([...byTopic].map(([topic, messages]) => producer.send(topic, messages)));
+      if (ratePerSecond) {
+        const ahead = ((i + chunk) / ratePerSecond) * 1000 - (performance.now() - started);
+        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+      }
+    }
+  } finally {
+    await producer.close();
+  }
+  return all.length;
 }

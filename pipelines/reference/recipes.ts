@@ -63,6 +63,19 @@ const recipes: Recipe[] = [
     testCase: 'a late order within the allowed lateness updates its closed minute',
   },
   {
+    title: 'Orders, payments and shipments on three topics: sources and join',
+    file: 'order-timeline.yaml',
+    text:
+      'Each topic is a source: `spec.source` and the named ones under `spec.sources`, each with its schemas and ' +
+      'event time. A `join` pairs the records of its flow with those of `with` that share the key `on` and lie ' +
+      'within `within` of each other in event time; `type: left` also lets each order that met no payment go on, ' +
+      'with `payment` null, once the watermark passes the end of its window. On Kafka both flows go, keyed by ' +
+      'order, through one internal topic that the join reads, so the three topics need not have the same ' +
+      'partitions, and the join is right with any number of workers.',
+    quote: ['sources', 'steps.paid', 'steps.shipped', 'steps.timeline'],
+    testCase: 'an order paid and shipped gets one row with both; one never paid gets its row with the payment null',
+  },
+  {
     title: 'A late-data policy',
     file: 'order-lifecycle.yaml',
     text:
@@ -115,7 +128,7 @@ function item(seq: YAMLSeq, id: string): YAMLMap | undefined {
 function quoteSpec(text: string, parts: string[], where: string): string {
   const spec = parseDocument(text).getIn(['spec'], true) as YAMLMap;
   const out: string[] = [];
-  for (const key of ['source', 'steps', 'sinks']) {
+  for (const key of ['source', 'sources', 'steps', 'sinks']) {
     const pair = spec.items.find((p) => isScalar(p.key) && p.key.value === key);
     const mine = parts.filter((q) => q === key || q.startsWith(`${key}.`));
     if (!pair || mine.length === 0) continue;
