@@ -20,10 +20,11 @@ interface Waiting {
   at: [string, number, string];
 }
 
-/** What waits under one key: this flow's records (`l`) and the other's (`r`). */
+/** What waits under one key: this flow's records (`l`) and the other's (`r`), and the partition the key is on. */
 interface Side2 {
   l: Waiting[];
   r: Waiting[];
+  p: number;
 }
 
 const JOIN_TYPES = ['inner', 'left', 'outer'] as const;
@@ -167,7 +168,7 @@ export const join = defineStep({
         if (key === null) return;
         let s = state.get(key);
         if (!s) {
-          s = { l: [], r: [] };
+          s = { l: [], r: [], p: rc.record.partition };
           state.set(key, s);
         }
         const mine = input === 0 ? s.l : s.r;
@@ -192,6 +193,8 @@ export const join = defineStep({
       advance(ti, out) {
         if (ti.watermark > watermark) watermark = ti.watermark;
         for (const [key, s] of state) {
+          // A partition's records leave when its batch or tick runs: what that changes goes to its changelog.
+          if (ti.partition !== undefined && s.p !== ti.partition) continue;
           for (const side of ['l', 'r'] as const) {
             const list = s[side];
             if (list.length === 0 || list[0]!.t + wait >= watermark) continue;
@@ -210,6 +213,11 @@ export const join = defineStep({
           }
           if (s.l.length === 0 && s.r.length === 0) state.delete(key);
         }
+      },
+      // Ticked per partition without records, so that a quiet partition's windows close with the watermark.
+      timers: true,
+      release(partition) {
+        for (const [key, s] of state) if (s.p === partition) state.delete(key);
       },
       snapshot: () => Object.fromEntries(state),
       entries: (): StateEntry[] => [...state].map(([key, s]) => ({ key, value: s })),

@@ -257,6 +257,10 @@ describe('join', () => {
     b.process([rec('orders', 0, placed('k', 1000))], 0);
     const r = b.process([rec('shipments', 0, shipped('k', 2000))], 0);
     expect(r.sinks['kafka:out']).toHaveLength(1);
+    // What waits on a partition given away is forgotten (its next owner reads it back); another's stays.
+    b.process([{ ...rec('orders', 0, placed('q', 1500)), partition: 1 }], 0);
+    b.releasePartition(0);
+    expect(b.entries().j!.map((e) => e.key)).toEqual(['q']);
   });
 
   it('is checked: the other flow exists, the keys can meet, and co-partitioning is its own', () => {
