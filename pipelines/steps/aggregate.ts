@@ -380,6 +380,26 @@ export const aggregate = defineStep({
           }
         }
       },
+      release(partition) {
+        // A window fed by this partition alone (a stage after a repartition by its group) leaves with it: kept, it
+        // would close here later, and its deletion, written to another partition's changelog, would outrank the
+        // live window its new owner keeps when one worker reads both back. A window fed by several stays.
+        const only = (a: Acc) => {
+          const fed = Object.keys(a.applied);
+          return fed.length === 1 && Number(fed[0]) === partition;
+        };
+        // Forgotten, not deleted: nothing of it goes to a changelog from here.
+        for (const [k, a] of accs) {
+          if (!only(a)) continue;
+          accs.delete(k);
+          changed?.delete(k);
+        }
+        for (const [k, list] of sessions) {
+          if (!list.every(only)) continue;
+          sessions.delete(k);
+          changed?.delete(`session|${k}`);
+        }
+      },
       changes() {
         if (!changed) {
           changed = new Set();

@@ -217,7 +217,11 @@ export const join = defineStep({
       // Ticked per partition without records, so that a quiet partition's windows close with the watermark.
       timers: true,
       release(partition) {
-        for (const [key, s] of state) if (s.p === partition) state.delete(key);
+        for (const [key, s] of state) {
+          if (s.p !== partition) continue;
+          state.delete(key);
+          changed?.delete(key);
+        }
       },
       snapshot: () => Object.fromEntries(state),
       entries: (): StateEntry[] => [...state].map(([key, s]) => ({ key, value: s })),

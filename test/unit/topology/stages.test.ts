@@ -141,6 +141,29 @@ describe('stages of a topology with repartition steps', () => {
     }
   });
 
+  it('forget the windows of a partition given away: none closes there, nothing of it reaches a changelog', async () => {
+    const [, segment] = (await loadStages(FILE, { env: {} })).map((s) => s.plan);
+    const staged = (partition: number, offset: number, seg: string, at: number): SourceRecord => ({
+      topic: segment!.topics.source,
+      partition,
+      offset,
+      key: seg,
+      value: { time: at, vars: { orderId: `o${offset}`, customerId: 'c', segment: seg, amount: 1, at } },
+      timestamp: 0,
+    });
+    segment!.trackChanges();
+    segment!.process([staged(0, 0, 'smb', 61_000)], 0);
+    segment!.process([staged(1, 0, 'enterprise', 61_000)], 0);
+    segment!.drainChanges();
+    segment!.releasePartition(1);
+    // Partition 0 moves event time past the minute: only its own window closes.
+    const r = segment!.process([staged(0, 1, 'smb', 200_000)], 0);
+    expect(r.sinks['clickhouse:segment_revenue_final_1m']!.map((x) => (x as { segment: string }).segment)).toEqual([
+      'smb',
+    ]);
+    expect(segment!.drainChanges().filter(([k]) => k.includes('enterprise'))).toEqual([]);
+  });
+
   it('refuse a ClickHouse sink in the stage of an exactly-once repartition, and say how to fix it', () => {
     const steps = ['    - id: rekey', '      repartition: { key: event.data.customerId }'].join('\n');
     const sinks = [
