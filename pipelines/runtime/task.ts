@@ -149,8 +149,18 @@ export class PartitionTask {
       out.push({ messages: current, skip });
       current = [];
     };
+    // A cut falls before the first record at or past it: a topic written in transactions has offsets that hold
+    // no record (the markers), and a range may end just before one.
+    const ordered = [...cuts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let c = 0;
     for (const m of msgs) {
-      if (cuts.has(BigInt(m.offset))) close();
+      const offset = BigInt(m.offset);
+      let crossed = false;
+      while (c < ordered.length && ordered[c]! <= offset) {
+        crossed = true;
+        c++;
+      }
+      if (crossed) close();
       current.push(m);
     }
     close();

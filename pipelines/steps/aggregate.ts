@@ -427,8 +427,15 @@ export const aggregate = defineStep({
           const gk = k.slice('session|'.length);
           if (v === null) sessions.delete(gk);
           else sessions.set(gk, (v as ReturnType<typeof toEntry>[]).map(fromEntry));
-        } else if (v === null) accs.delete(k);
-        else accs.set(k, fromEntry(v as ReturnType<typeof toEntry>));
+        } else {
+          // A window this worker holds live (fed by a partition it owns) is newer than any entry another owner
+          // wrote for it to the changelog of the partition now assigned: that entry is dropped.
+          const live = accs.get(k);
+          const entry = v as ReturnType<typeof toEntry> | null;
+          if (live && (entry === null || covers(live.applied, entry.applied ?? {}))) return;
+          if (entry === null) accs.delete(k);
+          else accs.set(k, fromEntry(entry));
+        }
       },
       // The windows still open, each as the row it would emit now, keyed by its group (several: their list).
       entries: () =>
@@ -469,6 +476,12 @@ interface Acc {
   /** The batch that added it (not kept in the changelog: a record read back is from an earlier batch). */
   appliedIn: number;
   rc: RecordContext;
+}
+
+/** Whether `a` holds every record `b` does: at or past its offset on each partition that fed `b`. */
+function covers(a: Record<number, number>, b: Record<number, number>): boolean {
+  for (const [p, offset] of Object.entries(b)) if ((a[Number(p)] ?? -1) < offset) return false;
+  return true;
 }
 
 function groupNames(g: string[] | Record<string, string>): string[] {

@@ -193,7 +193,8 @@ export const join = defineStep({
       advance(ti, out) {
         if (ti.watermark > watermark) watermark = ti.watermark;
         for (const [key, s] of state) {
-          // A partition's records leave when its batch or tick runs: what that changes goes to its changelog.
+          // A partition's records leave with its next batch, as in Kafka Streams (stream time moves with records):
+          // what that changes goes to its own changelog partition, with its offsets.
           if (ti.partition !== undefined && s.p !== ti.partition) continue;
           for (const side of ['l', 'r'] as const) {
             const list = s[side];
@@ -214,8 +215,6 @@ export const join = defineStep({
           if (s.l.length === 0 && s.r.length === 0) state.delete(key);
         }
       },
-      // Ticked per partition without records, so that a quiet partition's windows close with the watermark.
-      timers: true,
       release(partition) {
         for (const [key, s] of state) {
           if (s.p !== partition) continue;

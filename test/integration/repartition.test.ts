@@ -14,6 +14,10 @@ test('order-totals with 1 to 3 workers and kills: the window by segment and the 
     maxMembers: 3,
     topologies: ['order-totals'],
     log: (l) => lines.push(l),
+  }).catch((err: Error) => {
+    // What happened to the members, when the run did not come to an end.
+    console.log(lines.join('\n'));
+    throw err;
   });
   console.log(
     [

@@ -11,6 +11,10 @@ test('1 to 3 workers and back, kills and a stalled member: every read model exac
     changes: 14,
     maxMembers: 3,
     log: (l) => lines.push(l),
+  }).catch((err: Error) => {
+    // What happened to the members, when the run did not come to an end.
+    console.log(lines.join('\n'));
+    throw err;
   });
   const sorted = [...r.moves].sort((a, b) => a - b);
   console.log(
