@@ -175,6 +175,8 @@ export class Plan {
   readonly #byTopic = new Map<string, { flow: string; input: number; eventTime: CompiledExpression | undefined }>();
   /** Flows whose watermarks are kept apart: a join stage's inputs, or the sources of an offline plan. */
   readonly #flows: number;
+  /** Per partition of a join's internal topic, its own watermark (see #partitionWatermark). */
+  readonly #partitionWatermarks = new Map<number, number>();
   readonly #taps = new Map<string, PlanSink[]>();
   readonly #sinkWhen = new Map<string, CompiledExpression>();
   readonly #eventTime: CompiledExpression | undefined;
@@ -335,6 +337,32 @@ export class Plan {
   }
 
   /**
+   * The watermark of one partition of a join's internal topic: the slowest of its flows. Its keys are on it alone,
+   * so its records wait for no other partition (as a Kafka Streams task's stream time is its own).
+   */
+  #partitionWatermark(partition: number, now: number): number {
+    let wm = Number.POSITIVE_INFINITY;
+    let any = false;
+    for (let f = 0; f < this.#flows; f++) {
+      const slot = this.#slot(partition, f);
+      const max = this.#partitionMax.get(slot);
+      if (max === undefined) {
+        // A flow that has sent nothing to this partition since it was assigned holds it for idleTimeout only.
+        const idle =
+          this.#idleTimeout !== undefined && now - (this.#partitionSeen.get(slot) ?? now) >= this.#idleTimeout;
+        if (idle) continue;
+        return this.#partitionWatermarks.get(partition) ?? Number.NEGATIVE_INFINITY;
+      }
+      any = true;
+      wm = Math.min(wm, max - this.#maxOutOfOrder);
+    }
+    const before = this.#partitionWatermarks.get(partition) ?? Number.NEGATIVE_INFINITY;
+    if (!any || wm <= before) return before;
+    this.#partitionWatermarks.set(partition, wm);
+    return wm;
+  }
+
+  /**
    * The watermark key of a partition of one flow: a join waits for the slower of its two flows, even when both
    * come through one internal topic (a backlog of one source must not make the other's records late).
    */
@@ -345,6 +373,7 @@ export class Plan {
   /** Stop tracking a source partition (revoked in a rebalance), so that it no longer holds the watermark back. */
   releasePartition(partition: number): void {
     for (const n of this.#nodes) n.processor.release?.(partition);
+    this.#partitionWatermarks.delete(partition);
     for (let f = 0; f < this.#flows; f++) {
       const slot = this.#slot(partition, f);
       this.#assigned.delete(slot);
@@ -470,8 +499,13 @@ export class Plan {
     this.#now = now;
     let wm = Number.POSITIVE_INFINITY;
     let any = false;
+    // In a join's stage a flow that has sent records holds the watermark until it sends more: were it idle by the
+    // wall clock, a stage lagging after a restart would let the other flow's records expire before their partners
+    // came, and a batch replayed after a crash could expire other records than it did the first time.
+    const holds = this.#entry && this.#flows > 1;
     for (const [p, max] of this.#partitionMax) {
-      const idle = this.#idleTimeout !== undefined && now - (this.#partitionSeen.get(p) ?? now) >= this.#idleTimeout;
+      const idle =
+        !holds && this.#idleTimeout !== undefined && now - (this.#partitionSeen.get(p) ?? now) >= this.#idleTimeout;
       if (idle) continue;
       any = true;
       wm = Math.min(wm, max - this.#maxOutOfOrder);
@@ -485,6 +519,8 @@ export class Plan {
     if (wm > this.#watermark) this.#watermark = wm;
     const time: TimeInfo = { watermark: final ? Number.POSITIVE_INFINITY : this.#watermark, now, final };
     if (partition !== undefined) time.partition = partition;
+    if (partition !== undefined && this.#entry && this.#flows > 1)
+      time.partitionWatermark = final ? Number.POSITIVE_INFINITY : this.#partitionWatermark(partition, now);
     for (const n of this.#nodes) {
       if (!n.processor.advance) continue;
       try {

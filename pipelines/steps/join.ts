@@ -133,6 +133,9 @@ export const join = defineStep({
     let state = new Map<string, Side2>();
     let changed: Set<string> | undefined;
     let watermark = Number.NEGATIVE_INFINITY;
+    /** In a join's stage, each partition's own watermark (TimeInfo.partitionWatermark). */
+    const partitionWatermarks = new Map<number, number>();
+    const watermarkOf = (partition: number) => partitionWatermarks.get(partition) ?? watermark;
     /** This flow's variables, all null: what a record of the other flow that met none comes with (outer). */
     const none: Vars = Object.fromEntries(Object.keys(ctx.scope ?? {}).map((k) => [k, null]));
     /** The other record as the variable `as` holds it. */
@@ -150,20 +153,21 @@ export const join = defineStep({
       record: { topic: w.at[0], partition: w.at[1], offset: w.at[2], key: null, value: null, timestamp: time },
       time,
     });
-    const late = (rc: RecordContext, out: Output, t: number) => {
+    const late = (rc: RecordContext, out: Output, t: number, wm: number) => {
       if (c.onLate === 'deadLetter')
         out.reject(
           rc,
           new RejectedRecord(
             'LateEvent',
-            `event time ${new Date(t).toISOString()} is behind the watermark ${new Date(watermark).toISOString()} by more than within + grace`,
+            `event time ${new Date(t).toISOString()} is behind the watermark ${new Date(wm).toISOString()} by more than within + grace`,
           ),
         );
     };
     return {
       process(vars, rc, out, input = 0) {
         const t = rc.time;
-        if (t + wait < watermark) return late(rc, out, t);
+        const wm = watermarkOf(rc.record.partition);
+        if (t + wait < wm) return late(rc, out, t, wm);
         const key = repartitionKey((input === 0 ? left! : right!).evaluate(vars));
         if (key === null) return;
         let s = state.get(key);
@@ -192,16 +196,20 @@ export const join = defineStep({
       },
       advance(ti, out) {
         if (ti.watermark > watermark) watermark = ti.watermark;
+        // In a join's stage each partition's records leave with its own batches, by its own watermark, as in
+        // Kafka Streams (stream time per task, moved by records): what that changes goes to its own changelog
+        // partition, with its offsets. Offline (one plan, several source topics) all go by the one watermark.
+        const own = ti.partition !== undefined && ti.partitionWatermark !== undefined;
+        if (own) partitionWatermarks.set(ti.partition!, ti.partitionWatermark!);
+        const until = own ? ti.partitionWatermark! : watermark;
         for (const [key, s] of state) {
-          // A partition's records leave with its next batch, as in Kafka Streams (stream time moves with records):
-          // what that changes goes to its own changelog partition, with its offsets.
-          if (ti.partition !== undefined && s.p !== ti.partition) continue;
+          if (own && s.p !== ti.partition) continue;
           for (const side of ['l', 'r'] as const) {
             const list = s[side];
-            if (list.length === 0 || list[0]!.t + wait >= watermark) continue;
+            if (list.length === 0 || list[0]!.t + wait >= until) continue;
             const kept: Waiting[] = [];
             for (const w of list) {
-              if (w.t + wait >= watermark) {
+              if (w.t + wait >= until) {
                 kept.push(w);
                 continue;
               }
@@ -216,6 +224,7 @@ export const join = defineStep({
         }
       },
       release(partition) {
+        partitionWatermarks.delete(partition);
         for (const [key, s] of state) {
           if (s.p !== partition) continue;
           state.delete(key);

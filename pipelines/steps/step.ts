@@ -40,6 +40,11 @@ export interface TimeInfo {
    * fires only that partition's, so that what they emit and change is committed with that partition.
    */
   partition?: number;
+  /**
+   * In a join's stage (several flows through one internal topic): the watermark of `partition` alone, the
+   * slowest of its flows. Its keys are on that partition only.
+   */
+  partitionWatermark?: number;
 }
 
 export interface Output {

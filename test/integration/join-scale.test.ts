@@ -18,6 +18,7 @@ import { closeWindows, compareTimeline, timelineTopics } from './timeline.ts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FILE = 'topologies/order-timeline.yaml';
 const ORDERS = Number(process.env.JOIN_ORDERS ?? 20_000);
+const trace = (m: string) => process.stderr.write(`[join-scale ${new Date().toISOString()}] ${m}\n`);
 
 test('order-timeline from 1 to 3 workers and back during the stream: one exact row per order', async () => {
   const topics = await timelineTopics('join-scale');
@@ -56,8 +57,10 @@ test('order-timeline from 1 to 3 workers and back during the stream: one exact r
   const settled = async () => {
     for (const s of stages) {
       const topic = s.plan.topology.spec.source.topic;
-      const g = s.plan.topology.spec.source.group;
+      // The first stage's group is the one given (--group); the others are named from it.
+      const g = s.id === 'source' ? group : s.plan.topology.spec.source.group;
       const ends = await endOffsets(conn.kafka, topic);
+      trace(`waiting for ${s.id}`);
       await waitFor(`stage ${s.id} to commit ${topic}`, async () => {
         if (failures.length > 0) return true; // nothing will move: said below
         const at = await committedOffsets(conn.kafka, g, topic);
@@ -78,9 +81,12 @@ test('order-timeline from 1 to 3 workers and back during the stream: one exact r
       await sleep(3500);
       await change();
       sizes.push(members.length);
+      trace(`members ${members.length}`);
     }
     await written;
+    trace('written');
     await closeWindows(topics, t0, settled);
+    trace('closed');
     for (let i = members.length - 1; i >= 0; i--) await stop(i);
     const expected = expectedTimeline(events);
     const tally = await compareTimeline(engine, expected);
