@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, normalize, relative, resolve } from 'node:path';
 import type { Topology } from '../compile/schema.ts';
-import { loadStages, ownedTopics } from '../runtime/load.ts';
+import { loadPlan, loadStages, ownedTopics } from '../runtime/load.ts';
 
 /** A Kubernetes object as rendered: plain data, keys in the order they are written. */
 export type K8sObject = {
@@ -84,7 +84,9 @@ export async function render(files: string[], opts: RenderOptions): Promise<Rend
   for (const file of [...files].sort()) {
     // An empty environment: `${VAR:-default}` takes its default, so a render does not depend on the shell.
     const stages = await loadStages(file, { env: {} });
-    const t = stages[0]!.plan.topology;
+    // The whole topology, as the worker reads it: a stage's own leaves out the files of the others (the schemas
+    // of spec.sources, the modules of later stages), and the ConfigMap must hold them all.
+    const t = (await loadPlan(file, { env: {} })).topology;
     const declared = ownedTopics(stages).map((c) => ({
       ...c,
       cleanup: c.cleanup ?? 'delete',
