@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { expression } from '../topology/durations.ts';
 import type { FieldType, Scope } from '../topology/types.ts';
 import { mergeTypes, nullable, STRING } from '../topology/types.ts';
-import { repartitionKey } from './repartition.ts';
+import { keyedAnew } from './repartition.ts';
 import { defineStep, shortHash } from './step.ts';
 
 export const merge = defineStep({
@@ -45,13 +45,5 @@ export const merge = defineStep({
     }
     return { ...out, key: nullable(STRING) };
   },
-  create(c, ctx) {
-    const key = ctx.compile(c.key);
-    return {
-      process(vars, rc, out) {
-        vars.key = repartitionKey(key.evaluate(vars));
-        out.emit(vars, rc);
-      },
-    };
-  },
+  create: (c, ctx) => keyedAnew(ctx.compile(c.key)),
 });

@@ -4,8 +4,9 @@
 // one plan) it only sets the key: one process already sees every record.
 import { z } from 'zod';
 import { expression } from '../topology/durations.ts';
+import type { CompiledExpression } from '../topology/expressions.ts';
 import { nullable, STRING } from '../topology/types.ts';
-import { defineStep, shortHash, type Vars } from './step.ts';
+import { defineStep, type Processor, shortHash, type Vars } from './step.ts';
 
 export const repartition = defineStep({
   kind: 'repartition',
@@ -44,16 +45,18 @@ export const repartition = defineStep({
     ctx.expr(c.key, ['key']);
     return { ...ctx.scope, key: nullable(STRING) };
   },
-  create(c, ctx) {
-    const key = ctx.compile(c.key);
-    return {
-      process(vars, rc, out) {
-        vars.key = repartitionKey(key.evaluate(vars));
-        out.emit(vars, rc);
-      },
-    };
-  },
+  create: (c, ctx) => keyedAnew(ctx.compile(c.key)),
 });
+
+/** A step that only gives each record a new key (inside one plan: the internal topic is the stage boundary). */
+export function keyedAnew(key: CompiledExpression): Processor {
+  return {
+    process(vars, rc, out) {
+      vars.key = repartitionKey(key.evaluate(vars));
+      out.emit(vars, rc);
+    },
+  };
+}
 
 /** The value of a repartition topic's record, as the stage after the step reads it. */
 export interface StagedValue {

@@ -57,7 +57,8 @@ test('three topics merged by order, a worker killed once: each order counted onc
   const want = new Map<string, number>();
   for (const e of [...events.orders, ...events.payments, ...events.shipments])
     want.set(e.data.orderId, (want.get(e.data.orderId) ?? 0) + 1);
-  const out = await readTopic(env.COUNTS_TOPIC, { decode: 'raw', idleMs: 4000 });
+  const total = events.orders.length + events.payments.length + events.shipments.length;
+  const out = await readTopic(env.COUNTS_TOPIC, { decode: 'raw', expect: total, idleMs: 10_000 });
   // Each update of an order's count once: 1, 2, ... up to its number of events, none twice, none missing.
   const updates = new Map<string, number[]>();
   for (const r of out) {
@@ -69,5 +70,5 @@ test('three topics merged by order, a worker killed once: each order counted onc
   );
   console.log(`${out.length} updates for ${want.size} orders; ${wrong.length} orders wrong`);
   expect(wrong).toEqual([]);
-  expect(out.length).toBe(events.orders.length + events.payments.length + events.shipments.length);
+  expect(out.length).toBe(total);
 }, 300_000);

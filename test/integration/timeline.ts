@@ -119,3 +119,13 @@ FROM order_timeline WHERE customer_id != '${CLOSING}' ORDER BY order_id`,
     shipped: rows.filter((r) => r.shipped_at !== null).length,
   };
 }
+
+/** Every order has one row, equal to the oracle's. */
+export function expectExact(tally: TimelineTally, orders: number): void {
+  expect({ duplicated: tally.duplicated, lost: tally.lost, wrong: tally.wrong, rows: tally.rows }).toEqual({
+    duplicated: 0,
+    lost: 0,
+    wrong: 0,
+    rows: orders,
+  });
+}
