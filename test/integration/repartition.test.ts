@@ -13,7 +13,10 @@ test('order-totals with 1 to 3 workers and kills: the window by segment and the 
     changes: 8,
     maxMembers: 3,
     topologies: ['order-totals'],
-    log: (l) => lines.push(l),
+    log: (l) => {
+      lines.push(l);
+      if (process.env.TRACE_SCALE) process.stderr.write(`${l}\n`);
+    },
   }).catch((err: Error) => {
     // What happened to the members, when the run did not come to an end.
     console.log(lines.join('\n'));

@@ -18,6 +18,7 @@ import { repartitionTopic, stageGroup } from '../../pipelines/compile/stages.ts'
 import { caughtUp, committedOffsets, drainedTo, endOffsets } from '../../pipelines/kafka/offsets.ts';
 import type { ExpectedReadModels } from '../../pipelines/loadgen/expected.ts';
 import { seededRandom } from '../../pipelines/loadgen/orders.ts';
+import { produce, snapshotEncoder } from '../../pipelines/loadgen/produce.ts';
 import { launchWorker, type RunningWorker } from '../../pipelines/runtime/launch.ts';
 import { type ClickHouse, openClickHouse } from '../../pipelines/sinks/clickhouse/connection.ts';
 import { ClickHouseSinkError } from '../../pipelines/sinks/clickhouse/errors.ts';
@@ -67,15 +68,35 @@ const CLOSING = 'closing';
 /**
  * The windows after a repartition close as their stage's event time moves, and it moves with records only: a stream
  * that ended in a rebalance, or while a partition without keys still held the watermark back (idleTimeout after an
- * assignment), leaves them open. Once the stream is taken, two orders a year later (3 s apart, so that the other
- * partitions count as idle by the second) move it past every window of the stream; theirs stay open.
+ * assignment), leaves them open. Once the stream is taken, orders a year later move it past every window of the
+ * stream; theirs stay open. One per segment (closing customers of each, added to the customers table first), so
+ * that every partition of the repartition topic gets one, whichever worker owns it; twice, 3 s apart, so that a
+ * partition without keys counts as idle by the second.
  */
 export async function closingOrders(topics: TestTopics): Promise<void> {
+  const { conn, codec } = stack();
+  const customers = ['consumer', 'smb', 'enterprise'].map((segment) => ({
+    customerId: `${CLOSING}-${segment}`,
+    name: CLOSING,
+    segment,
+    country: 'DE',
+  }));
+  const encode = await snapshotEncoder(codec, topics.CUSTOMERS_TOPIC, 'Customer');
+  await produce(
+    conn.kafka,
+    topics.CUSTOMERS_TOPIC,
+    customers.map((c) => ({ key: c.customerId, value: encode(c) })),
+  );
+  await sleep(2000); // the workers follow the table's topic
   const at = Date.UTC(2027, 0, 1);
   for (const i of [0, 1]) {
-    const orderId = `${CLOSING}-${i}`;
-    const data = { orderId, customerId: CLOSING, items: [], totalAmount: 1 };
-    await produceOrders(topics, [{ eventId: orderId, eventType: 'OrderPlaced', timestamp: at + i * 1000, data }]);
+    // The segment-less closer too: a customer missing from the table ('unknown').
+    const events = [CLOSING, ...customers.map((c) => c.customerId)].map((customerId) => {
+      const orderId = `${customerId}-${i}`;
+      const data = { orderId, customerId, items: [], totalAmount: 1 };
+      return { eventId: orderId, eventType: 'OrderPlaced' as const, timestamp: at + i * 1000, data };
+    });
+    await produceOrders(topics, events);
     await sleep(3000);
   }
 }
@@ -85,7 +106,7 @@ const TOTALS_QUERIES = {
   segment_revenue_final_1m: `SELECT window_start, segment, revenue, orders FROM segment_revenue_final_1m FINAL
 ORDER BY window_start, segment`,
   customer_totals: `SELECT customer_id, orders, revenue, first_order_at, last_order_at FROM customer_totals FINAL
-WHERE customer_id != '${CLOSING}' ORDER BY customer_id`,
+WHERE NOT startsWith(customer_id, '${CLOSING}') ORDER BY customer_id`,
 };
 
 /**
