@@ -59,7 +59,7 @@ export interface BatchConsumerOptions {
 
 /** How long one consume waits for its first record; what a record arriving alone can wait for it. */
 const CONSUME_WAIT_MS = 100;
-/** How long leaving waits for the revoke of what the consumer holds before it closes anyway. */
+/** How long leaving waits for the revoke of what the consumer holds (and its commit) before it closes anyway. */
 const LEAVE_WAIT_MS = 10_000;
 
 export class BatchConsumer {
@@ -73,6 +73,7 @@ export class BatchConsumer {
   readonly #lanes = new Map<string, Promise<void>>();
   readonly #epochs = new Map<string, number>();
   #rebalancing: Promise<void> = Promise.resolve();
+  #rebalancesOpen = 0;
   #inFlight = 0;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
@@ -164,14 +165,13 @@ export class BatchConsumer {
     await this.#loop;
     await Promise.all(this.#lanes.values());
     if (!this.#native.isConnected()) return;
-    // The revoke comes with a poll: polled for here (its records dropped), so that the listener commits while the
-    // consumer can still commit, rather than during the close.
+    // The revoke, and the broker's answer to the commit its listener makes, come with a poll: polled for here
+    // (records dropped), so that the listener commits while the consumer can still commit, not during the close.
     this.#native.unsubscribe();
     const until = Date.now() + LEAVE_WAIT_MS;
-    while (this.#assigned.size > 0 && Date.now() < until) {
+    while ((this.#assigned.size > 0 || this.#rebalancesOpen > 0) && Date.now() < until) {
       await new Promise<void>((resolve) => this.#native.consume(this.#maxBatch, () => resolve()));
     }
-    await this.#rebalancing;
     await new Promise<void>((resolve, reject) => this.#native.disconnect((err) => (err ? reject(err) : resolve())));
   }
 
@@ -264,10 +264,14 @@ export class BatchConsumer {
         this.#assigned.delete(key);
         this.#epochs.set(key, (this.#epochs.get(key) ?? 0) + 1);
       }
+    this.#rebalancesOpen++;
     this.#rebalancing = this.#rebalancing
       .then(() => this.#o.onRebalance(code, partitions))
       .catch((err: Error) => this.#o.onError(err))
-      .then(() => this.#apply(code, partitions));
+      .then(() => this.#apply(code, partitions))
+      .finally(() => {
+        this.#rebalancesOpen--;
+      });
   }
 
   #apply(code: number, partitions: TopicPartition[]): void {
