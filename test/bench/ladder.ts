@@ -17,7 +17,6 @@ import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import {
   createTopics,
   ORDER_SCHEMAS,
-  ORDER_VALUE,
   produceOrders,
   produceSnapshots,
   testTopics,
@@ -26,6 +25,7 @@ import {
 import { bareConsumer, bareLowLevelConsumer, workerRun } from './baseline.ts';
 import { clickHouseKafkaEngine } from './ladder-clickhouse-kafka.ts';
 import { handWrittenWorker } from './ladder-kafkajs.ts';
+import { TOPOLOGIES } from './ladder-topologies.ts';
 
 /** What one run measured, in its own process. */
 interface Run {
@@ -45,52 +45,6 @@ interface Run {
   maxRssMb: number;
 }
 
-const source = (group: string, extra = '') => `apiVersion: pipelines/v1
-kind: Topology
-metadata: { name: ${group} }
-spec:
-  source:
-    topic: \${ORDERS_TOPIC}
-    group: ${group}
-    value: ${ORDER_VALUE}
-    eventTime: event.timestamp
-    maxOutOfOrderness: 5s
-  tables:
-    customers: { topic: "\${CUSTOMERS_TOPIC}", key: customerId, schema: schemas/Customer.avsc }
-${extra}`;
-
-const L2_STEPS = `    - id: placed
-      filter: event.eventType == 'OrderPlaced'
-    - id: customer
-      enrich: { table: customers, key: event.data.customerId, as: customer, onMissing: keep, defaults: { segment: "'unknown'" } }
-    - id: totals
-      map: { orderId: event.data.orderId, segment: customer.segment, amount: event.data.totalAmount, items: size(event.data.items), at: event.timestamp }
-`;
-// Records dropped after the rung's work: the sink is there for a valid topology, and never written.
-const DROP = `    - id: drop
-      filter: "false"
-`;
-const sink = (exactlyOnce: boolean, key = 'orderId') => `  sinks:
-    - kafka: { topic: "\${TOTALS_TOPIC}", key: ${key}, value: { format: json }${exactlyOnce ? ', exactlyOnce: true' : ''} }
-  errors: { deadLetter: "\${DLQ_TOPIC}" }
-`;
-
-const TOPOLOGIES: Record<string, string> = {
-  L1: source('ladder-l1', `  steps:\n    - id: drop\n      filter: event.eventType == ''\n${sink(false, 'key')}`),
-  L2: source('ladder-l2', `  steps:\n${L2_STEPS}${DROP}${sink(false)}`),
-  L3: source(
-    'ladder-l3',
-    `  steps:
-${L2_STEPS}    - id: per-order
-      aggregate:
-        window: { tumbling: 1000s, on: at, allowedLateness: 1m }
-        groupBy: [orderId]
-        measures: { events: count(), amount: sum(amount) }
-${DROP}${sink(false)}`,
-  ),
-  'L4 at least once': source('ladder-l4', `  steps:\n${L2_STEPS}${sink(false)}`),
-  'L4 exactly once': source('ladder-l4x', `  steps:\n${L2_STEPS}${sink(true)}`),
-};
 const RUNGS = [
   'L0',
   'L0 low-level',
