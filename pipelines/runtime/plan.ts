@@ -5,6 +5,7 @@ import type { CheckedTopology } from '../compile/checked.ts';
 import type { ErrorsConfig, Topology } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
 import type { SinkSpec, SinkWriter } from '../sinks/spec.ts';
+import type { PartitionClock } from '../state/changelog.ts';
 import type { StagedValue } from '../steps/repartition.ts';
 import type {
   BuildContext,
@@ -454,7 +455,32 @@ export class Plan {
     return { loaded, ignored };
   }
 
-  /** Largest event time seen on a source partition (for the changelog), and its restore. */
+  /** What the changelog's marker keeps of a partition's event time (see PartitionClock), and its restore. */
+  partitionClock(partition: number): PartitionClock {
+    const time = this.partitionTime(partition) ?? null;
+    if (!(this.#entry && this.#flows > 1)) return { time };
+    const flows: Array<number | null> = [];
+    for (let f = 0; f < this.#flows; f++) flows.push(this.#partitionMax.get(this.#slot(partition, f)) ?? null);
+    const watermark = this.#partitionWatermarks.get(partition);
+    return { time, flows, ...(watermark !== undefined && Number.isFinite(watermark) ? { watermark } : {}) };
+  }
+
+  restorePartitionClock(partition: number, clock: PartitionClock): void {
+    if (clock.flows?.length === this.#flows && this.#entry && this.#flows > 1) {
+      clock.flows.forEach((time, f) => {
+        const slot = this.#slot(partition, f);
+        const max = this.#partitionMax.get(slot);
+        if (time !== null && (max === undefined || time > max)) this.#partitionMax.set(slot, time);
+      });
+      const wm = this.#partitionWatermarks.get(partition);
+      if (clock.watermark !== undefined && (wm === undefined || clock.watermark > wm))
+        this.#partitionWatermarks.set(partition, clock.watermark);
+      return;
+    }
+    if (clock.time !== null) this.restorePartitionTime(partition, clock.time);
+  }
+
+  /** Largest event time seen on a source partition (the marker's `time`), and its restore. */
   partitionTime(partition: number): number | undefined {
     // Over several flows, the slowest: restored to every flow, it holds none ahead of what it had.
     let min: number | undefined;

@@ -21,11 +21,21 @@ export const MARKER = '@applied';
 /** Header with the entry's version: an aggregate window fed by several partitions has entries in each. */
 export const VERSION_HEADER = 'pipelines-state-version';
 
-export interface Marker {
+/** What a marker keeps of a partition's event time. */
+export interface PartitionClock {
+  /** Largest event time seen on the partition (its watermark before out-of-orderness); over flows, the slowest. */
+  time: number | null;
+  /**
+   * A join stage's partition: each flow's largest time and the partition's watermark, so that a batch replayed
+   * after a restore expires what it expired the first time (restoring `time` to every flow held it back).
+   */
+  flows?: Array<number | null>;
+  watermark?: number;
+}
+
+export interface Marker extends PartitionClock {
   /** Last source offset whose effects are in the entries before this marker. */
   offset: string;
-  /** Largest event time seen on the partition (its watermark before out-of-orderness). */
-  time: number | null;
 }
 
 /** The plan as the changelog sees it. */
@@ -33,8 +43,8 @@ export interface StatefulPlan {
   trackChanges(): void;
   drainChanges(): Array<[string, unknown]>;
   loadState(entries: Iterable<[string, unknown]>): { loaded: number; ignored: number };
-  partitionTime(partition: number): number | undefined;
-  restorePartitionTime(partition: number, time: number): void;
+  partitionClock(partition: number): PartitionClock;
+  restorePartitionClock(partition: number, clock: PartitionClock): void;
 }
 
 /**
@@ -98,7 +108,7 @@ export class StateChangelog {
     for (const [key, value] of this.#plan.drainChanges()) {
       out.push({ key, value: value === null ? null : encodeValue(value), headers, partition });
     }
-    const marker: Marker = { offset: lastOffset, time: this.#plan.partitionTime(partition) ?? null };
+    const marker: Marker = { offset: lastOffset, ...this.#plan.partitionClock(partition) };
     out.push({ key: `${MARKER}|${partition}`, value: encodeValue(marker), headers, partition });
     return out;
   }
@@ -122,7 +132,7 @@ export class StateChangelog {
     for (const p of read) {
       if (!p.marker) continue;
       applied.set(p.partition, BigInt(p.marker.offset));
-      if (p.marker.time !== null) this.#plan.restorePartitionTime(p.partition, p.marker.time);
+      this.#plan.restorePartitionClock(p.partition, p.marker);
     }
     this.#o.log.info(
       {

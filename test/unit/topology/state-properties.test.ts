@@ -92,8 +92,7 @@ async function runWithRestart(
   second.plan.trackChanges();
   second.plan.loadState([...log].filter(([, v]) => v !== null).map(([k, v]) => [k, decodeValue(v!)]));
   for (const p of [0]) {
-    const t = first.plan.partitionTime(p);
-    if (t !== undefined) second.plan.restorePartitionTime(p, t);
+    second.plan.restorePartitionClock(p, first.plan.partitionClock(p));
   }
   // The new plan reads on from where the first one stopped (offsets go on; the restored state knows them).
   let offset = parts.slice(0, replayFrom).reduce((n, b) => n + b.length, 0);
