@@ -262,7 +262,7 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
   const producer = out.producer;
   return {
     topology: plan.name,
-    client: kafkaSource(clientConfig(w.conns.kafka), o.log),
+    client: kafkaSource(w.kafka),
     source: sourceOf(w),
     decoder: plan.checked.entry ? taggedJsonDecoder : spec.source.value.format === 'json' ? jsonDecoder : w.codec,
     processor: plan,

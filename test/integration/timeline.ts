@@ -109,6 +109,16 @@ FROM order_timeline WHERE customer_id != '${CLOSING}' ORDER BY order_id`,
     ]);
   const want = new Set(expected.map((r) => key(r as unknown as Record<string, unknown>)));
   const ids = new Set(rows.map((r) => r.order_id));
+  // What went wrong, for the next time: every row of an order that has a row the oracle has not.
+  const wrongIds = new Set(rows.filter((r) => !want.has(key(r))).map((r) => r.order_id));
+  if (wrongIds.size > 0)
+    console.log(
+      `rows of orders with a wrong row (first 5):\n${rows
+        .filter((r) => wrongIds.has(r.order_id))
+        .slice(0, 10)
+        .map((r) => key(r))
+        .join('\n')}`,
+    );
   return {
     expected: expected.length,
     rows: rows.length,
