@@ -457,7 +457,7 @@ export class Plan {
 
   /** What the changelog's marker keeps of a partition's event time (see PartitionClock), and its restore. */
   partitionClock(partition: number): PartitionClock {
-    const time = this.partitionTime(partition) ?? null;
+    const time = this.#partitionTime(partition) ?? null;
     if (!(this.#entry && this.#flows > 1)) return { time };
     const flows: Array<number | null> = [];
     for (let f = 0; f < this.#flows; f++) flows.push(this.#partitionMax.get(this.#slot(partition, f)) ?? null);
@@ -477,11 +477,11 @@ export class Plan {
         this.#partitionWatermarks.set(partition, clock.watermark);
       return;
     }
-    if (clock.time !== null) this.restorePartitionTime(partition, clock.time);
+    if (clock.time !== null) this.#restorePartitionTime(partition, clock.time);
   }
 
   /** Largest event time seen on a source partition (the marker's `time`), and its restore. */
-  partitionTime(partition: number): number | undefined {
+  #partitionTime(partition: number): number | undefined {
     // Over several flows, the slowest: restored to every flow, it holds none ahead of what it had.
     let min: number | undefined;
     for (let f = 0; f < this.#flows; f++) {
@@ -492,7 +492,7 @@ export class Plan {
     return min;
   }
 
-  restorePartitionTime(partition: number, time: number): void {
+  #restorePartitionTime(partition: number, time: number): void {
     for (let f = 0; f < this.#flows; f++) {
       const slot = this.#slot(partition, f);
       const max = this.#partitionMax.get(slot);

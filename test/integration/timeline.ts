@@ -113,7 +113,7 @@ FROM order_timeline WHERE customer_id != '${CLOSING}' ORDER BY order_id`,
   const wrongIds = new Set(rows.filter((r) => !want.has(key(r))).map((r) => r.order_id));
   if (wrongIds.size > 0)
     console.log(
-      `rows of orders with a wrong row (first 5):\n${rows
+      `rows of orders with a wrong row (first 10):\n${rows
         .filter((r) => wrongIds.has(r.order_id))
         .slice(0, 10)
         .map((r) => key(r))

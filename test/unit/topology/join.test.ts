@@ -174,7 +174,8 @@ describe('join', () => {
       '    - id: shipped\n      join: { with: shipments, on: event.data.orderId, within: 1m, type: left, as: s }',
     );
     const stages = (await loadStages(file, { env: {} })).map((x) => x.plan);
-    const join = stages.find((p) => p.topology.spec.source.topic.endsWith('.repartition'))!;
+    const joinOf = (plans: Plan[]) => plans.find((p) => p.topology.spec.source.topic.endsWith('.repartition'))!;
+    const join = joinOf(stages);
     let offset = 0;
     // What a source stage writes to the join's internal topic, as the join stage reads it back (one partition).
     const internal = (stage: Plan, values: unknown[]): SourceRecord[] => {
@@ -209,7 +210,7 @@ describe('join', () => {
     const once = first.process(after, 0).sinks;
     expect((Object.values(once).flat() as Array<{ orderId?: string }>).length).toBe(1);
 
-    const second = (await loadStages(file, { env: {} })).map((x) => x.plan).at(-1)!;
+    const second = joinOf((await loadStages(file, { env: {} })).map((x) => x.plan));
     second.loadState([...state].filter(([, v]) => v !== null));
     second.restorePartitionClock(0, clock);
     expect(second.process(after, 0).sinks).toEqual(once);
