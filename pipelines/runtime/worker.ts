@@ -416,10 +416,20 @@ export class Worker {
     clearInterval(this.#liveness);
     clearInterval(this.#ticker);
     const timeout = this.#o.shutdownTimeoutMs ?? 20_000;
+    // The group is left whatever happens before: a consumer left connected keeps heartbeating and holds its
+    // partitions, with nobody reading them, for as long as its process lives (a stage stopped beside a failed one).
+    let left: Promise<void> | undefined;
+    const leave = () => {
+      left ??= this.#consumer.disconnect().catch(() => {});
+      return left;
+    };
     const drain = async () => {
-      await Promise.all(this.#inBatch);
-      if (!this.#failure) await this.#commit.drain();
-      await this.#consumer.disconnect();
+      try {
+        await Promise.all(this.#inBatch);
+        if (!this.#failure) await this.#commit.drain();
+      } finally {
+        await leave();
+      }
     };
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
@@ -429,6 +439,7 @@ export class Worker {
       }),
     ]).catch((e: Error) => e);
     clearTimeout(timer);
+    if (outcome === 'timeout') await Promise.race([leave(), new Promise((r) => setTimeout(r, 5000))]);
     await Promise.all(this.#outputs.map((s) => s.close())).catch(() => {});
     if (outcome === 'timeout') {
       this.#o.log.warn({ timeoutMs: timeout }, 'shutdown timed out: uncommitted records will be processed again');

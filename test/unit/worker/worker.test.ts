@@ -221,6 +221,21 @@ describe('acknowledged commits', () => {
     expect(broker.sendFailures.length).toBe(left);
     expect(outValues(broker)).toEqual([]);
     expect(consumer().group.get(`${TOPIC}/0`)).toBeUndefined();
+    // The final flush failed, and the group is left all the same: a member still in it would hold the partition.
+    expect(consumer().disconnected).toBe(true);
+  });
+
+  test('a final flush that never ends: stop gives up after its bound and leaves the group all the same', async () => {
+    const { broker, worker, consumer } = setup();
+    await worker.start();
+    await consumer().assign(TOPIC, 0);
+    broker.hold = new Promise(() => {}); // the broker never answers
+    await consumer().deliver(TOPIC, 0, 0, values(2));
+    const stopped = worker.stop();
+    await jest.advanceTimersByTimeAsync(5000); // shutdownTimeoutMs
+    await stopped;
+    expect(consumer().disconnected).toBe(true);
+    expect(consumer().group.get(`${TOPIC}/0`)).toBeUndefined();
   });
 
   test('a bad record goes to the dead letters, and the offset after it is committed', async () => {
