@@ -135,7 +135,14 @@ export const join = defineStep({
     let watermark = Number.NEGATIVE_INFINITY;
     /** In a join's stage, each partition's own watermark (TimeInfo.partitionWatermark). */
     const partitionWatermarks = new Map<number, number>();
-    const watermarkOf = (partition: number) => partitionWatermarks.get(partition) ?? watermark;
+    /**
+     * Set once the plan gives each partition its watermark. From then on a partition without one (new here, or
+     * restored without a marker) is held by nothing: the stage-wide watermark, moved by the others, would make its
+     * backlog late and drop it.
+     */
+    let ownWatermarks = false;
+    const watermarkOf = (partition: number) =>
+      partitionWatermarks.get(partition) ?? (ownWatermarks ? Number.NEGATIVE_INFINITY : watermark);
     /** This flow's variables, all null: what a record of the other flow that met none comes with (outer). */
     const none: Vars = Object.fromEntries(Object.keys(ctx.scope ?? {}).map((k) => [k, null]));
     /** The other record as the variable `as` holds it. */
@@ -200,7 +207,10 @@ export const join = defineStep({
         // Kafka Streams (stream time per task, moved by records): what that changes goes to its own changelog
         // partition, with its offsets. Offline (one plan, several source topics) all go by the one watermark.
         const own = ti.partition !== undefined && ti.partitionWatermark !== undefined;
-        if (own) partitionWatermarks.set(ti.partition!, ti.partitionWatermark!);
+        if (own) {
+          ownWatermarks = true;
+          partitionWatermarks.set(ti.partition!, ti.partitionWatermark!);
+        }
         const until = own ? ti.partitionWatermark! : watermark;
         for (const [key, s] of state) {
           if (own && s.p !== ti.partition) continue;

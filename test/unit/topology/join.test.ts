@@ -168,32 +168,33 @@ const shipped = (id: string, t: number) => ({
   data: { orderId: id, carrier: 'dhl', trackingNumber: 'z' },
 });
 
+const minute = 60_000;
+const joinOf = (plans: Plan[]) => plans.find((p) => p.topology.spec.source.topic.endsWith('.repartition'))!;
+
+/** A topology's stages, its join stage, and what a source stage writes to the join's topic as the join reads it. */
+async function joinStage(file: string) {
+  const stages = (await loadStages(file, { env: {} })).map((x) => x.plan);
+  const join = joinOf(stages);
+  const offsets = new Map<number, number>();
+  const internal = (stage: Plan, values: unknown[], partition = 0): SourceRecord[] => {
+    const batch = values.map((value, i) => ({ topic: 't', partition: 0, offset: i, key: null, value, timestamp: 0 }));
+    const rows = Object.values(stage.process(batch, 0).sinks).flat() as RepartitionRow[];
+    return rows.map((r) => {
+      const offset = offsets.get(partition) ?? 0;
+      offsets.set(partition, offset + 1);
+      const value = decodeValue(repartitionMessage(r).value!);
+      return { topic: join.topology.spec.source.topic, partition, offset, key: r.key, value, timestamp: 0 };
+    });
+  };
+  return { stages, join, internal };
+}
+
 describe('join', () => {
   it('a batch replayed on a restored join stage emits what it emitted the first time', async () => {
     const file = twoSources(
       '    - id: shipped\n      join: { with: shipments, on: event.data.orderId, within: 1m, type: left, as: s }',
     );
-    const stages = (await loadStages(file, { env: {} })).map((x) => x.plan);
-    const joinOf = (plans: Plan[]) => plans.find((p) => p.topology.spec.source.topic.endsWith('.repartition'))!;
-    const join = joinOf(stages);
-    let offset = 0;
-    // What a source stage writes to the join's internal topic, as the join stage reads it back (one partition).
-    const internal = (stage: Plan, values: unknown[]): SourceRecord[] => {
-      const batch = values.map((value, i) => ({ topic: 't', partition: 0, offset: i, key: null, value, timestamp: 0 }));
-      const rows = Object.values(stage.process(batch, 0).sinks).flat() as RepartitionRow[];
-      return rows.map((r) => {
-        const value = decodeValue(repartitionMessage(r).value!);
-        return {
-          topic: join.topology.spec.source.topic,
-          partition: 0,
-          offset: offset++,
-          key: r.key,
-          value,
-          timestamp: 0,
-        };
-      });
-    };
-    const minute = 60_000;
+    const { stages, join, internal } = await joinStage(file);
     // Before the cut the two flows are far apart (orders at 120 min, shipments at 10 s); the batch after it moves
     // the shipments to 60 min, which expires order a (0 + 1m) unmatched.
     const before = [
@@ -210,10 +211,35 @@ describe('join', () => {
     const once = first.process(after, 0).sinks;
     expect((Object.values(once).flat() as Array<{ orderId?: string }>).length).toBe(1);
 
-    const second = joinOf((await loadStages(file, { env: {} })).map((x) => x.plan));
+    const second = (await joinStage(file)).join;
     second.loadState([...state].filter(([, v]) => v !== null));
     second.restorePartitionClock(0, clock);
     expect(second.process(after, 0).sinks).toEqual(once);
+  });
+
+  it('a partition without a watermark of its own is held by nothing: far ahead, the others do not make it late', async () => {
+    const file = twoSources(
+      '    - id: shipped\n      join: { with: shipments, on: event.data.orderId, within: 1m, type: left, as: s }',
+    );
+    const { stages, join, internal } = await joinStage(file);
+    // Partition 1 runs two hours ahead (both flows); partition 0 comes later with its backlog, as after a restart
+    // whose changelog had no marker for it yet.
+    join.process(
+      [
+        ...internal(stages[0]!, [placed('b', 120 * minute)], 1),
+        ...internal(stages[1]!, [shipped('b', 120 * minute)], 1),
+      ],
+      1,
+    );
+    const rows = join.process(
+      [...internal(stages[0]!, [placed('a', 0)]), ...internal(stages[1]!, [shipped('a', 30_000)])],
+      0,
+    ).sinks;
+    // Met at once (an order left alone would leave only when its window closes, not in this batch).
+    const ids = (Object.values(rows).flat() as Array<{ value: { data: { orderId: string } } }>).map(
+      (r) => r.value.data.orderId,
+    );
+    expect(ids).toEqual(['a']);
   });
 
   const joined = async (type: string) => {
