@@ -13,6 +13,7 @@ import type { Topology } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
 import { closeEndReader, openEndReader, readBatch } from '../kafka/end-reader.ts';
+import { endOffsets } from '../kafka/offsets.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import type { KafkaMessage } from '../sinks/kafka/sink.ts';
@@ -166,8 +167,15 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
   if (partitions.length === 0) return [];
   const consumer = await openEndReader(o.connection, 'restore', 10_000);
   try {
+    // The end as the broker has it, not the first one a read_committed reader meets: behind a transaction that a
+    // killed worker left open lie the markers later workers committed, and a restore without them replays
+    // nothing while the group's offsets have moved on (the records waiting in a join's state were lost so).
+    // (Asked of the admin API: the reader's own watermark query answers the last stable offset too.)
+    const highs = await endOffsets(o.connection, o.topic);
     const atEnd = new Set<number>();
-    consumer.on('partition.eof', (e) => atEnd.add(e.partition));
+    consumer.on('partition.eof', (e) => {
+      if (e.offset === undefined || BigInt(e.offset) >= (highs.get(e.partition) ?? 0n)) atEnd.add(e.partition);
+    });
     consumer.assign(partitions.map((partition) => ({ topic: o.topic, partition, offset: -2 /* beginning */ })));
     const deadline = Date.now() + (o.timeoutMs ?? 120_000);
     // One more read after every partition reported its end: messages fetched before the event are taken too.
