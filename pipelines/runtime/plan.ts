@@ -176,6 +176,8 @@ export class Plan {
   readonly #byTopic = new Map<string, { flow: string; input: number; eventTime: CompiledExpression | undefined }>();
   /** Flows whose watermarks are kept apart: a join stage's inputs, or the sources of an offline plan. */
   readonly #flows: number;
+  /** A join's stage: several flows through one internal topic, each partition with its own watermark. */
+  readonly #joinStage: boolean;
   /** Per partition of a join's internal topic, its own watermark (see #partitionWatermark). */
   readonly #partitionWatermarks = new Map<number, number>();
   readonly #taps = new Map<string, PlanSink[]>();
@@ -226,6 +228,7 @@ export class Plan {
         });
     }
     this.#flows = Math.max(1, checked.entryInputs ?? this.#byTopic.size);
+    this.#joinStage = this.#entry && this.#flows > 1;
     this.#maxOutOfOrder = spec.source.maxOutOfOrderness;
     this.#idleTimeout = spec.source.idleTimeout;
 
@@ -307,7 +310,11 @@ export class Plan {
       if (max === undefined || time > max) this.#partitionMax.set(p, time);
       this.#partitionSeen.set(p, now);
       result.stats.records++;
-      this.#deliver(flow, vars, { record, time }, this.#entry ? input : undefined);
+      if (!this.#joinStage) this.#deliver(flow, vars, { record, time }, this.#entry ? input : undefined);
+      else {
+        const partitionWatermark = this.#partitionWatermarks.get(record.partition) ?? Number.NEGATIVE_INFINITY;
+        this.#deliver(flow, vars, { record, time, partitionWatermark }, input);
+      }
     }
     return this.#advance(now, false, records[0]?.partition);
   }
@@ -458,7 +465,7 @@ export class Plan {
   /** What the changelog's marker keeps of a partition's event time (see PartitionClock), and its restore. */
   partitionClock(partition: number): PartitionClock {
     const time = this.#partitionTime(partition) ?? null;
-    if (!(this.#entry && this.#flows > 1)) return { time };
+    if (!this.#joinStage) return { time };
     const flows: Array<number | null> = [];
     for (let f = 0; f < this.#flows; f++) flows.push(this.#partitionMax.get(this.#slot(partition, f)) ?? null);
     const watermark = this.#partitionWatermarks.get(partition);
@@ -466,7 +473,7 @@ export class Plan {
   }
 
   restorePartitionClock(partition: number, clock: PartitionClock): void {
-    if (clock.flows?.length === this.#flows && this.#entry && this.#flows > 1) {
+    if (clock.flows?.length === this.#flows && this.#joinStage) {
       clock.flows.forEach((time, f) => {
         const slot = this.#slot(partition, f);
         const max = this.#partitionMax.get(slot);
@@ -528,7 +535,7 @@ export class Plan {
     // In a join's stage a flow that has sent records holds the watermark until it sends more: were it idle by the
     // wall clock, a stage lagging after a restart would let the other flow's records expire before their partners
     // came, and a batch replayed after a crash could expire other records than it did the first time.
-    const holds = this.#entry && this.#flows > 1;
+    const holds = this.#joinStage;
     for (const [p, max] of this.#partitionMax) {
       const idle =
         !holds && this.#idleTimeout !== undefined && now - (this.#partitionSeen.get(p) ?? now) >= this.#idleTimeout;
@@ -545,7 +552,7 @@ export class Plan {
     if (wm > this.#watermark) this.#watermark = wm;
     const time: TimeInfo = { watermark: final ? Number.POSITIVE_INFINITY : this.#watermark, now, final };
     if (partition !== undefined) time.partition = partition;
-    if (partition !== undefined && this.#entry && this.#flows > 1)
+    if (partition !== undefined && this.#joinStage)
       time.partitionWatermark = final ? Number.POSITIVE_INFINITY : this.#partitionWatermark(partition, now);
     for (const n of this.#nodes) {
       if (!n.processor.advance) continue;

@@ -133,16 +133,6 @@ export const join = defineStep({
     let state = new Map<string, Side2>();
     let changed: Set<string> | undefined;
     let watermark = Number.NEGATIVE_INFINITY;
-    /** In a join's stage, each partition's own watermark (TimeInfo.partitionWatermark). */
-    const partitionWatermarks = new Map<number, number>();
-    /**
-     * Set once the plan gives each partition its watermark. From then on a partition without one (new here, or
-     * restored without a marker) is held by nothing: the stage-wide watermark, moved by the others, would make its
-     * backlog late and drop it.
-     */
-    let ownWatermarks = false;
-    const watermarkOf = (partition: number) =>
-      partitionWatermarks.get(partition) ?? (ownWatermarks ? Number.NEGATIVE_INFINITY : watermark);
     /** This flow's variables, all null: what a record of the other flow that met none comes with (outer). */
     const none: Vars = Object.fromEntries(Object.keys(ctx.scope ?? {}).map((k) => [k, null]));
     /** The other record as the variable `as` holds it. */
@@ -173,7 +163,9 @@ export const join = defineStep({
     return {
       process(vars, rc, out, input = 0) {
         const t = rc.time;
-        const wm = watermarkOf(rc.record.partition);
+        // In a join's stage, the partition's own: the stage-wide one, moved by the other partitions, would make a
+        // partition's backlog late (one restored without a marker, or held back by a killed producer's transaction).
+        const wm = rc.partitionWatermark ?? watermark;
         if (t + wait < wm) return late(rc, out, t, wm);
         const key = repartitionKey((input === 0 ? left! : right!).evaluate(vars));
         if (key === null) return;
@@ -207,10 +199,6 @@ export const join = defineStep({
         // Kafka Streams (stream time per task, moved by records): what that changes goes to its own changelog
         // partition, with its offsets. Offline (one plan, several source topics) all go by the one watermark.
         const own = ti.partition !== undefined && ti.partitionWatermark !== undefined;
-        if (own) {
-          ownWatermarks = true;
-          partitionWatermarks.set(ti.partition!, ti.partitionWatermark!);
-        }
         const until = own ? ti.partitionWatermark! : watermark;
         for (const [key, s] of state) {
           if (own && s.p !== ti.partition) continue;
@@ -234,7 +222,6 @@ export const join = defineStep({
         }
       },
       release(partition) {
-        partitionWatermarks.delete(partition);
         for (const [key, s] of state) {
           if (s.p !== partition) continue;
           state.delete(key);

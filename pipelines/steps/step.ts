@@ -26,6 +26,11 @@ export interface RecordContext {
   readonly record: SourceRecord;
   /** Event time of this record or window, epoch milliseconds. */
   readonly time: number;
+  /**
+   * In a join's stage, the watermark of the record's partition as its last batch left it (restored with the
+   * changelog's marker; -Infinity for a partition that has none): what the join judges lateness by.
+   */
+  readonly partitionWatermark?: number;
 }
 
 export interface TimeInfo {
