@@ -81,7 +81,11 @@ export async function buildOutputs(w: Launch): Promise<Outputs> {
     );
   }
   const needProducer = producers.some(Boolean) || (!w.rebuild && spec.errors.deadLetter !== undefined) || stateful;
-  const producer = needProducer ? await openProducer(w.kafka, transactional && `${plan.name}-${w.group}`) : undefined;
+  // Checked at launch (staticMembership).
+  const instance = w.env.PIPELINES_GROUP_INSTANCE_ID?.trim() || undefined;
+  const producer = needProducer
+    ? await openProducer(w.kafka, transactional && `${plan.name}-${w.group}`, instance)
+    : undefined;
   if (producer) w.cleanups.push(() => producer.current.disconnect());
   const withProducer = () => {
     if (!producer) throw new PipelinesError('INTERNAL', `${plan.name}: a sink asked for a producer it did not declare`);
@@ -143,16 +147,18 @@ type Producer = Awaited<ReturnType<typeof openProducer>>;
 const opened = new Map<string, number>();
 
 /**
- * One id per worker: a restarted worker (same host name and pid, as a container restarted in its pod) takes the
- * id over and fences its predecessor's open transaction; two workers of one process (tests) do not fence each other.
+ * One id per worker: a restarted worker takes the id over, and the broker aborts its predecessor's open transaction
+ * at once (not after transaction.timeout.ms, with the readers of its topics held back meanwhile). The id is the
+ * static member's (PIPELINES_GROUP_INSTANCE_ID) when there is one, else host name and pid (a container restarted in
+ * its pod keeps both); two workers of one process (tests) do not fence each other.
  */
-function transactionalId(name: string): string {
+function transactionalId(name: string, instance: string | undefined): string {
   const n = (opened.get(name) ?? 0) + 1;
   opened.set(name, n);
-  return `pipelines-${name}-${hostname()}-${process.pid}${n > 1 ? `-${n}` : ''}`;
+  return `pipelines-${name}-${instance ?? `${hostname()}-${process.pid}`}${n > 1 ? `-${n}` : ''}`;
 }
 
-async function openProducer(kafka: KafkaJS.Kafka, transactionalName: string | false) {
+async function openProducer(kafka: KafkaJS.Kafka, transactionalName: string | false, instance?: string) {
   const config = {
     'linger.ms': 5,
     'compression.type': 'lz4',
@@ -162,7 +168,7 @@ async function openProducer(kafka: KafkaJS.Kafka, transactionalName: string | fa
     'queue.buffering.max.messages': 1_000_000,
     ...(transactionalName
       ? {
-          'transactional.id': transactionalId(transactionalName),
+          'transactional.id': transactionalId(transactionalName, instance),
           // A worker killed inside a transaction leaves it open, and read_committed readers of the output
           // wait behind it until the broker aborts it: 10 s (as Kafka Streams) rather than librdkafka's 60 s.
           'transaction.timeout.ms': 10_000,
