@@ -152,15 +152,18 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       o.log.info({ url: server.url }, 'metrics and health endpoints');
     }
     const launches = loaded.map((l) => ({ id: l.id, w: launchOf(l.plan) }));
-    startup.phase('registering output schemas and preparing sinks');
+    startup.phase('preparing sinks and loading lookup tables');
+    // Independent of each other, so at once: the sinks (registry, DDL, the embedded engine) and the tables (their
+    // topics read to the end). Both settle before any cleanup runs: a failure of one leaves the other to finish.
     const outputs: Outputs[] = [];
-    for (const { w } of launches) {
-      const out = await buildOutputs(w);
-      checks.push(...out.readiness);
-      outputs.push(out);
-    }
-    startup.phase('loading lookup tables');
-    for (const { w } of launches) await loadTables(w);
+    const prepared = await Promise.allSettled([
+      (async () => {
+        for (const { w } of launches) outputs.push(await buildOutputs(w));
+      })(),
+      Promise.all(launches.map(({ w }) => loadTables(w))),
+    ]);
+    for (const p of prepared) if (p.status === 'rejected') throw p.reason;
+    for (const out of outputs) checks.push(...out.readiness);
     for (const [i, { id, w }] of launches.entries()) {
       const worker = new Worker(workerOptions(w, o, outputs[i]!));
       const { topic, group } = sourceOf(w);
@@ -372,7 +375,7 @@ async function loadTables(w: Launch): Promise<void> {
     });
     loaders.push(loader);
     w.cleanups.push(() => loader.stop());
-    await loader.start();
   }
+  await Promise.all(loaders.map((l) => l.start()));
   await Promise.all(loaders.map((l) => l.caughtUp));
 }
