@@ -202,6 +202,30 @@ export const METRICS = {
     ['topology', 'topic'],
     "Records of a lookup table's topic that could not be read (undecodable, no key): skipped, the table keeps its last good row.",
   ),
+  memoryBudget: spec(
+    'gauge',
+    'pipelines_memory_budget_bytes',
+    ['topology'],
+    'The memory budget the buffers are sized from (PIPELINES_MEMORY_BUDGET, else the container limit); 0 when none.',
+  ),
+  prefetchBound: spec(
+    'gauge',
+    'pipelines_prefetch_bound_bytes',
+    ['topology'],
+    'What librdkafka may prefetch per consumer (queued.max.messages.kbytes), sized from the memory budget.',
+  ),
+  sinkBufferBound: spec(
+    'gauge',
+    'pipelines_sink_buffer_bound_rows',
+    ['topology'],
+    "Rows a stage's sinks may buffer before its source pauses, sized from the memory budget.",
+  ),
+  sinkBufferedRows: spec(
+    'gauge',
+    'pipelines_sink_buffered_rows',
+    ['topology', 'sink'],
+    'Rows a sink holds until its next flush (read at scrape time).',
+  ),
   sagaEvents: spec(
     'counter',
     'pipelines_saga_events_total',
@@ -299,6 +323,14 @@ export interface TopologyMetrics extends PipelineEvents {
   /** Where the steps' own counts are read at scrape time (the plan's `observed`). */
   observeSteps(source: () => StepObservations): void;
   observed(): StepObservations;
+  /** The memory budget, the bounds sized from it, and where the sinks' buffers are read at scrape time. */
+  memory(e: {
+    budgetBytes: number;
+    prefetchKbytes: number;
+    maxBufferedRows: number;
+    buffered: () => Array<{ sink: string; rows: number }>;
+  }): void;
+  buffered(): Array<{ sink: string; rows: number }>;
 }
 
 export interface Metrics {
@@ -409,6 +441,14 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     tableCatchup: gauge(M.tableCatchupRecords),
     tableCaughtUp: gauge(M.tableCaughtUp),
     tableSkipped: counter(M.tableRowsSkipped),
+    memoryBudget: gauge(M.memoryBudget),
+    prefetchBound: gauge(M.prefetchBound),
+    sinkBufferBound: gauge(M.sinkBufferBound),
+    sinkBuffered: gauge(M.sinkBufferedRows, (g) => {
+      g.reset();
+      for (const h of handles.values())
+        for (const b of h.buffered()) g.set({ topology: h.topology, sink: b.sink }, b.rows);
+    }),
     sagaEvents: new Counter({
       name: M.sagaEvents.name,
       help: M.sagaEvents.help,
@@ -474,6 +514,7 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
     };
     let assigned = 0;
     let observed: () => StepObservations = () => [];
+    let buffered: () => Array<{ sink: string; rows: number }> = () => [];
     m.assigned.set(t, 0);
     m.paused.set(t, 0);
 
@@ -676,6 +717,13 @@ export function createMetrics(o: { registry?: Registry; runtime?: boolean; now?:
         observed = source;
       },
       observed: () => observed(),
+      memory(e) {
+        m.memoryBudget.set({ topology }, e.budgetBytes);
+        m.prefetchBound.set({ topology }, e.prefetchKbytes * 1024);
+        m.sinkBufferBound.set({ topology }, e.maxBufferedRows);
+        buffered = e.buffered;
+      },
+      buffered: () => buffered(),
       readiness() {
         const reasons: string[] = [];
         if (assigned === 0) reasons.push(`${topology}: no partitions assigned`);

@@ -23,6 +23,7 @@ import { settingError, shown, wholeSetting } from '../settings.ts';
 import { KafkaSink } from '../sinks/kafka/sink.ts';
 import { TableLoader } from '../state/tables.ts';
 import { loadStages } from './load.ts';
+import { bufferBounds, memoryBudget } from './memory.ts';
 import { buildOutputs, type Launch, type Outputs, type Rebuild } from './outputs.ts';
 import type { Plan } from './plan.ts';
 import { kafkaSource } from './source.ts';
@@ -100,7 +101,14 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   // Every value a sink will read from the environment, checked now: before any service is contacted.
   for (const { plan: p } of loaded) for (const s of p.sinks) s.spec.checkSettings?.(env);
   staticMembership(env);
+  const budget = memoryBudget(env);
+  const tables = loaded.reduce((n, l) => n + Object.keys(l.plan.topology.spec.tables).length, 0);
+  const bounds = bufferBounds(budget, loaded.length + tables, loaded.length);
   o.log.info({ topology: plan.name, file: o.file, connection: describeConnection(conns) }, 'starting worker');
+  o.log.info(
+    { budget: budget ? `${Math.round(budget.bytes / 2 ** 20)} MiB (${budget.from})` : 'none', ...bounds },
+    'memory budget',
+  );
   const kafka = new KafkaJS.Kafka({
     ...clientConfig(conns.kafka),
     kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
@@ -132,6 +140,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     events,
     cleanups,
     shared,
+    bounds,
     ...(o.lent ? { lent: o.lent } : {}),
   });
   try {
@@ -169,6 +178,16 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
       const { topic, group } = sourceOf(w);
       stages.push({ id, plan: w.plan, worker, topic, group });
     }
+    const stageSinks = outputs.flatMap((out) => [
+      ...out.sinks,
+      ...(out.deadLetters ? [out.deadLetters] : []),
+      ...(out.changelog ? [out.changelog.sink] : []),
+    ]);
+    events?.memory({
+      budgetBytes: budget?.bytes ?? 0,
+      ...bounds,
+      buffered: () => stageSinks.map((s) => ({ sink: s.id, rows: s.buffered })),
+    });
     startup.phase('joining the consumer group');
     // The last stage first: what the first writes to an internal topic is read as soon as it is there.
     for (const stage of [...stages].reverse()) await stage.worker.start();
@@ -285,6 +304,8 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
     recordsLeft: (topic, from, until) => partitionsWithRecords(w.conns.kafka, topic, from, until),
     ...(tuning.flushIntervalMs ? { flushIntervalMs: tuning.flushIntervalMs } : {}),
     ...(tuning.maxBatchSize ? { maxBatchSize: tuning.maxBatchSize } : {}),
+    fetchBounds: w.bounds,
+    maxBufferedRows: w.bounds.maxBufferedRows,
     ...(tuning.shutdownTimeoutMs ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
     consumerConfig: { ...staticMembership(w.env), ...tuning.consumer },
     log: o.log,
@@ -370,6 +391,7 @@ async function loadTables(w: Launch): Promise<void> {
       store: plan.tables,
       decoder: type ? new AvroCodec({ registry: w.registry, readers: [type], unknownRecord: 'writer' }) : jsonDecoder,
       group: `pipelines-${plan.name}-table-${name}-${hostname()}-${process.pid}-${Date.now()}`,
+      fetchBounds: w.bounds,
       log: w.log,
       progress: (e) => w.events?.table?.(e),
     });

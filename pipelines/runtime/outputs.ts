@@ -16,6 +16,7 @@ import { type KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { SinkContext } from '../sinks/spec.ts';
 import { changelogTopic, changelogTopicSpec, StateChangelog } from '../state/changelog.ts';
+import type { BufferBounds } from './memory.ts';
 import type { Plan } from './plan.ts';
 import type { WorkerOptions } from './worker.ts';
 
@@ -50,6 +51,8 @@ export interface Launch {
   lent?: ReadonlyMap<string, unknown>;
   /** Resources the sinks opened (SinkContext.shared), one of each for every stage of the worker. */
   shared: Map<string, unknown>;
+  /** The buffers' bounds, sized from the memory budget (memory.ts). */
+  bounds: BufferBounds;
 }
 
 export interface Outputs {

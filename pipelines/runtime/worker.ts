@@ -14,6 +14,7 @@ import { AcknowledgedCommits } from './commit/acknowledged.ts';
 import type { CommitContext, CommitStrategy } from './commit/strategy.ts';
 import { TransactionalCommits, type TransactionalProducer } from './commit/transactional.ts';
 import { stalledPartitions } from './liveness.ts';
+import { type BufferBounds, DEFAULT_BOUNDS } from './memory.ts';
 import type { BatchProcessor } from './processor.ts';
 import { batchEvent, runSegment, type SegmentSteps } from './segment.ts';
 import {
@@ -53,6 +54,8 @@ export interface WorkerOptions {
   /** Buffered rows across sinks above which the consumer pauses until a flush brings them down. */
   maxBufferedRows?: number;
   maxBatchSize?: number;
+  /** librdkafka's prefetch bounds for this consumer, from the memory budget (memory.ts). */
+  fetchBounds?: Pick<BufferBounds, 'prefetchKbytes' | 'fetchMaxBytes' | 'queuedMinMessages'>;
   /** Partitions handled at the same time (default 3). */
   concurrency?: number;
   shutdownTimeoutMs?: number;
@@ -117,8 +120,10 @@ export class Worker {
         'auto.offset.reset': o.source.start,
         'partition.assignment.strategy': 'cooperative-sticky',
         'js.consumer.max.batch.size': o.maxBatchSize ?? 5000,
-        // Bounds what librdkafka prefetches per partition: memory in flight stays bounded.
-        'queued.max.messages.kbytes': 16384,
+        // Bound what librdkafka prefetches: memory in flight stays bounded.
+        'queued.max.messages.kbytes': (o.fetchBounds ?? DEFAULT_BOUNDS).prefetchKbytes,
+        'fetch.max.bytes': (o.fetchBounds ?? DEFAULT_BOUNDS).fetchMaxBytes,
+        'queued.min.messages': (o.fetchBounds ?? DEFAULT_BOUNDS).queuedMinMessages,
         // Always: a source written in transactions (an exactly-once sink, a saga) holds aborted records too, and a
         // read model must not count them. librdkafka's default is read_committed; said here as a decision.
         'isolation.level': 'read_committed',
@@ -156,7 +161,7 @@ export class Worker {
       ? new TransactionalCommits(context, { ...o.transactional, backoff: (a) => backoffDelay(o.retry, a) })
       : new AcknowledgedCommits(context, {
           flushIntervalMs: o.flushIntervalMs ?? 1000,
-          maxBufferedRows: o.maxBufferedRows ?? 200_000,
+          maxBufferedRows: o.maxBufferedRows ?? DEFAULT_BOUNDS.maxBufferedRows,
         });
   }
 
