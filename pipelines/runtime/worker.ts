@@ -444,7 +444,11 @@ export class Worker {
       }),
     ]).catch((e: Error) => e);
     clearTimeout(timer);
-    if (outcome === 'timeout') await Promise.race([leave(), new Promise((r) => setTimeout(r, 5000))]);
+    if (outcome === 'timeout') {
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([leave(), new Promise((r) => (bound = setTimeout(r, 5000)))]);
+      clearTimeout(bound);
+    }
     await Promise.all(this.#outputs.map((s) => s.close())).catch(() => {});
     if (outcome === 'timeout') {
       this.#o.log.warn({ timeoutMs: timeout }, 'shutdown timed out: uncommitted records will be processed again');
