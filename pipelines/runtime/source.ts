@@ -40,8 +40,9 @@ export interface SourceConsumer {
     eachBatchAutoResolve: boolean;
     eachBatch(payload: { batch: FetchedBatch }): Promise<void>;
   }): Promise<void>;
-  pause(topics: Array<{ topic: string }>): void;
-  resume(topics: Array<{ topic: string }>): void;
+  /** Without `partitions`: every partition of the topic assigned now. */
+  pause(topics: Array<{ topic: string; partitions?: number[] }>): void;
+  resume(topics: Array<{ topic: string; partitions?: number[] }>): void;
   commitOffsets(offsets: CommitOffset[]): Promise<void>;
   committed(partitions: TopicPartition[], timeoutMs?: number): Promise<Array<TopicPartition & { offset: string }>>;
   disconnect(): Promise<void>;

@@ -343,6 +343,16 @@ export class Worker {
       this.#o.processor.releasePartition?.(tp.partition);
       for (const sink of this.#outputs) sink.forget?.(tp.topic, tp.partition);
     }
+    // librdkafka keeps a partition's pause past its revoke: one paused here and given back later, after the worker
+    // resumed, was never fetched again (rebalance-commits: a partition stuck at 5,000 of 118,884). While it is ours
+    // still (the revoke applies when this returns), it leaves unpaused.
+    if (this.#paused && partitions.length > 0) {
+      try {
+        this.#consumer.resume([{ topic: this.#o.source.topic, partitions: partitions.map((p) => p.partition) }]);
+      } catch (err) {
+        this.#o.log.warn({ err: (err as Error).message }, 'resuming revoked partitions failed');
+      }
+    }
     this.#o.log.info({ partitions: partitions.map((p) => p.partition) }, 'partitions revoked');
   }
 

@@ -54,11 +54,15 @@ export class FakeConsumer implements SourceConsumer {
   async run(o: { eachBatch(p: { batch: FetchedBatch }): Promise<void> }): Promise<void> {
     this.#eachBatch = o.eachBatch;
   }
-  pause(): void {
+  /** The pause and resume calls, with the partitions they named (none: every assigned partition). */
+  readonly pauses: Array<{ resume: boolean; partitions: number[] | undefined }> = [];
+  pause(topics: Array<{ topic: string; partitions?: number[] }>): void {
     this.paused = true;
+    this.pauses.push({ resume: false, partitions: topics[0]?.partitions });
   }
-  resume(): void {
-    this.paused = false;
+  resume(topics: Array<{ topic: string; partitions?: number[] }>): void {
+    if (!topics[0]?.partitions) this.paused = false;
+    this.pauses.push({ resume: true, partitions: topics[0]?.partitions });
   }
   async commitOffsets(offsets: CommitOffset[]): Promise<void> {
     const failure = this.commitFailures.shift();

@@ -238,6 +238,24 @@ describe('acknowledged commits', () => {
     expect(consumer().group.get(`${TOPIC}/0`)).toBeUndefined();
   });
 
+  test('a partition revoked while the source is paused leaves unpaused (librdkafka keeps a pause past a revoke)', async () => {
+    const { broker, worker, consumer } = setup({ extra: { maxBufferedRows: 2 } });
+    await worker.start();
+    await consumer().assign(TOPIC, 0, 1);
+    const slow = gate();
+    broker.hold = slow.wait; // the sink is behind: the source pauses, a flush is in flight
+    await consumer().deliver(TOPIC, 0, 0, values(3));
+    await consumer().deliver(TOPIC, 0, 3, values(3)); // still over the bound once that flush is done
+    expect(worker.paused).toBe(true);
+    const revoked = consumer().revoke(TOPIC, 1);
+    broker.hold = undefined;
+    slow.open();
+    await revoked;
+    expect(worker.paused).toBe(true);
+    expect(consumer().pauses.at(-1)).toEqual({ resume: true, partitions: [1] });
+    await worker.stop();
+  });
+
   test('a bad record goes to the dead letters, and the offset after it is committed', async () => {
     const { broker, worker, consumer } = setup({ deadLetters: true });
     await worker.start();
