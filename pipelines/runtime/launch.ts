@@ -23,7 +23,7 @@ import { settingError, shown, wholeSetting } from '../settings.ts';
 import { KafkaSink } from '../sinks/kafka/sink.ts';
 import { TableLoader } from '../state/tables.ts';
 import { loadStages } from './load.ts';
-import { bufferBounds, memoryBudget } from './memory.ts';
+import { bufferBounds, fetchConfig, memoryBudget } from './memory.ts';
 import { buildOutputs, type Launch, type Outputs, type Rebuild } from './outputs.ts';
 import type { Plan } from './plan.ts';
 import { kafkaSource } from './source.ts';
@@ -391,7 +391,7 @@ async function loadTables(w: Launch): Promise<void> {
       store: plan.tables,
       decoder: type ? new AvroCodec({ registry: w.registry, readers: [type], unknownRecord: 'writer' }) : jsonDecoder,
       group: `pipelines-${plan.name}-table-${name}-${hostname()}-${process.pid}-${Date.now()}`,
-      fetchBounds: w.bounds,
+      consumerConfig: fetchConfig(w.bounds),
       log: w.log,
       progress: (e) => w.events?.table?.(e),
     });

@@ -19,6 +19,18 @@ export interface BufferBounds {
   maxBufferedRows: number;
 }
 
+/** What one consumer's librdkafka properties take from the bounds. */
+export type FetchBounds = Pick<BufferBounds, 'prefetchKbytes' | 'fetchMaxBytes' | 'queuedMinMessages'>;
+
+/** The bounds as librdkafka consumer properties: the worker's source and the lookup tables take the same ones. */
+export function fetchConfig(b: FetchBounds): Record<string, number> {
+  return {
+    'queued.max.messages.kbytes': b.prefetchKbytes,
+    'fetch.max.bytes': b.fetchMaxBytes,
+    'queued.min.messages': b.queuedMinMessages,
+  };
+}
+
 /** The worker's own figures and librdkafka's defaults: what a budget of about 1 GiB or more gives. */
 export const DEFAULT_BOUNDS: BufferBounds = {
   prefetchKbytes: 16_384,

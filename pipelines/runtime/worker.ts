@@ -14,7 +14,7 @@ import { AcknowledgedCommits } from './commit/acknowledged.ts';
 import type { CommitContext, CommitStrategy } from './commit/strategy.ts';
 import { TransactionalCommits, type TransactionalProducer } from './commit/transactional.ts';
 import { stalledPartitions } from './liveness.ts';
-import { type BufferBounds, DEFAULT_BOUNDS } from './memory.ts';
+import { DEFAULT_BOUNDS, type FetchBounds, fetchConfig } from './memory.ts';
 import type { BatchProcessor } from './processor.ts';
 import { batchEvent, runSegment, type SegmentSteps } from './segment.ts';
 import {
@@ -55,7 +55,7 @@ export interface WorkerOptions {
   maxBufferedRows?: number;
   maxBatchSize?: number;
   /** librdkafka's prefetch bounds for this consumer, from the memory budget (memory.ts). */
-  fetchBounds?: Pick<BufferBounds, 'prefetchKbytes' | 'fetchMaxBytes' | 'queuedMinMessages'>;
+  fetchBounds?: FetchBounds;
   /** Partitions handled at the same time (default 3). */
   concurrency?: number;
   shutdownTimeoutMs?: number;
@@ -121,9 +121,7 @@ export class Worker {
         'partition.assignment.strategy': 'cooperative-sticky',
         'js.consumer.max.batch.size': o.maxBatchSize ?? 5000,
         // Bound what librdkafka prefetches: memory in flight stays bounded.
-        'queued.max.messages.kbytes': (o.fetchBounds ?? DEFAULT_BOUNDS).prefetchKbytes,
-        'fetch.max.bytes': (o.fetchBounds ?? DEFAULT_BOUNDS).fetchMaxBytes,
-        'queued.min.messages': (o.fetchBounds ?? DEFAULT_BOUNDS).queuedMinMessages,
+        ...fetchConfig(o.fetchBounds ?? DEFAULT_BOUNDS),
         // Always: a source written in transactions (an exactly-once sink, a saga) holds aborted records too, and a
         // read model must not count them. librdkafka's default is read_committed; said here as a decision.
         'isolation.level': 'read_committed',

@@ -23,8 +23,8 @@ export interface TableLoaderOptions {
   log: WorkerLog;
   /** Size and distance from the end, for metrics and readiness. */
   progress?: (e: { topic: string; rows: number; behind: number; skipped: number }) => void;
-  /** librdkafka's prefetch bounds for the table's consumer (the memory budget's share). */
-  fetchBounds?: { prefetchKbytes: number; fetchMaxBytes: number; queuedMinMessages: number };
+  /** librdkafka properties for the table's consumer (the memory budget's fetch bounds). */
+  consumerConfig?: Record<string, string | number>;
 }
 
 export class TableLoader {
@@ -77,13 +77,7 @@ export class TableLoader {
       'enable.auto.commit': false,
       'auto.offset.reset': 'earliest',
       'js.consumer.max.batch.size': 10_000,
-      ...(o.fetchBounds
-        ? {
-            'queued.max.messages.kbytes': o.fetchBounds.prefetchKbytes,
-            'fetch.max.bytes': o.fetchBounds.fetchMaxBytes,
-            'queued.min.messages': o.fetchBounds.queuedMinMessages,
-          }
-        : {}),
+      ...o.consumerConfig,
     } as never);
     this.#consumer = consumer;
     await consumer.connect();
