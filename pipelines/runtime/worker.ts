@@ -463,6 +463,7 @@ export class Worker {
     } else if (outcome instanceof Error) {
       this.#o.log.warn({ err: outcome.message }, 'shutdown: final flush or commit failed');
     }
-    if (!this.#failure) this.#done();
+    // A failure during the stop (a flush failing) called stop() again, which waits for this: finished settles here.
+    this.#done(this.#failure);
   }
 }

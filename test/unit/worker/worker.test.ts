@@ -225,6 +225,30 @@ describe('acknowledged commits', () => {
     expect(consumer().disconnected).toBe(true);
   });
 
+  test('a flush that fails while the worker stops: stop ends and the worker is finished, failed', async () => {
+    // The failure calls stop() again while the first stop is under way: that call must not wait on itself
+    // (scale-out and repartition hung on a killed worker whose flush failed as it stopped).
+    const { broker, worker, consumer } = setup({ extra: { maxBufferedRows: 2 } });
+    await worker.start();
+    await consumer().assign(TOPIC, 0);
+    const slow = gate();
+    broker.hold = slow.wait; // a flush in flight when the stop comes
+    await consumer().deliver(TOPIC, 0, 0, values(3));
+    const finished = worker.finished.then(
+      () => 'resolved',
+      (err: Error) => err.message,
+    );
+    const stopped = worker.stop();
+    broker.sendFailures.push(kafkaError(10, 'Broker: Message size too large'));
+    broker.hold = undefined;
+    slow.open();
+    await stopped;
+    await jest.advanceTimersByTimeAsync(1000);
+    await expect(finished).resolves.toMatch(/too large/);
+    expect(consumer().disconnected).toBe(true);
+    expect(consumer().group.get(`${TOPIC}/0`)).toBeUndefined();
+  });
+
   test('a final flush that never ends: stop gives up after its bound and leaves the group all the same', async () => {
     const { broker, worker, consumer } = setup();
     await worker.start();
