@@ -284,7 +284,7 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
   const producer = out.producer;
   return {
     topology: plan.name,
-    client: kafkaSource(w.kafka),
+    client: kafkaSource(clientConfig(w.conns.kafka), o.log),
     source: sourceOf(w),
     decoder: plan.checked.entry ? taggedJsonDecoder : spec.source.value.format === 'json' ? jsonDecoder : w.codec,
     processor: plan,
@@ -386,6 +386,7 @@ async function loadTables(w: Launch): Promise<void> {
     const type = plan.tableTypes.get(name);
     const loader = new TableLoader({
       kafka: w.kafka,
+      connection: clientConfig(w.conns.kafka),
       table: name,
       topic: table.topic,
       store: plan.tables,

@@ -118,7 +118,6 @@ export class Worker {
         'group.id': o.source.group,
         'enable.auto.commit': false,
         'auto.offset.reset': o.source.start,
-        'partition.assignment.strategy': 'cooperative-sticky',
         'js.consumer.max.batch.size': o.maxBatchSize ?? 5000,
         // Bound what librdkafka prefetches: memory in flight stays bounded.
         ...fetchConfig(o.fetchBounds ?? DEFAULT_BOUNDS),
@@ -185,11 +184,9 @@ export class Worker {
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topics: [this.#o.source.topic] });
     await this.#consumer.run({
-      // Partitions are handled concurrently: while one batch is processed the next partition's fetch proceeds.
-      // Per partition, batches stay in order (the client never hands out two batches of one partition at once).
-      partitionsConsumedConcurrently: this.#o.concurrency ?? 3,
-      // Resolving advances the consumer's position only; commits stay ours (enable.auto.commit=false).
-      eachBatchAutoResolve: true,
+      // Partitions are handled concurrently: while one batch waits (a sink, a transaction) others proceed.
+      // Per partition, batches stay in order (the consumer never hands out two batches of one partition at once).
+      batchesInHand: this.#o.concurrency ?? 3,
       eachBatch: async ({ batch }) => {
         if (this.#stopping || this.#failure) return;
         const key = tpKey(batch.topic, batch.partition);

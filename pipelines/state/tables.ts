@@ -3,7 +3,9 @@
 // A null value (tombstone) deletes the key. Reads are done by a private consumer group that commits nothing.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Decoder } from '../codec/decoder.ts';
+import { BatchConsumer, type FetchedBatch } from '../kafka/batch-consumer.ts';
 import type { WorkerLog } from '../observe/log.ts';
+import { defaultRetry, retrying } from '../retry.ts';
 
 export interface TableStoreApi {
   upsert(table: string, key: string | number, row: unknown): void;
@@ -13,7 +15,10 @@ export interface TableStoreApi {
 }
 
 export interface TableLoaderOptions {
+  /** For the admin calls (end offsets, the group's removal). */
   kafka: KafkaJS.Kafka;
+  /** The connection's librdkafka properties (bootstrap servers, security), for the table's consumer. */
+  connection: Record<string, unknown>;
   table: string;
   topic: string;
   store: TableStoreApi;
@@ -29,7 +34,7 @@ export interface TableLoaderOptions {
 
 export class TableLoader {
   readonly #o: TableLoaderOptions;
-  #consumer: KafkaJS.Consumer | undefined;
+  #consumer: BatchConsumer | undefined;
   #ends = new Map<number, bigint>();
   #positions = new Map<number, bigint>();
   #caughtUp!: () => void;
@@ -37,6 +42,7 @@ export class TableLoader {
   readonly caughtUp: Promise<void>;
   #isCaughtUp = false;
   #skipped = 0;
+  #stopping = false;
 
   constructor(o: TableLoaderOptions) {
     this.#o = o;
@@ -72,19 +78,33 @@ export class TableLoader {
       await admin.disconnect();
     }
     this.#check();
-    const consumer = o.kafka.consumer({
-      'group.id': o.group,
-      'enable.auto.commit': false,
-      'auto.offset.reset': 'earliest',
-      'js.consumer.max.batch.size': 10_000,
-      ...o.consumerConfig,
-    } as never);
+    // The worker's batch consumer, not the client's KafkaJS layer: a 1M-row catch-up must not sit in that layer's
+    // message cache too.
+    const consumer = new BatchConsumer({
+      config: {
+        ...o.connection,
+        'group.id': o.group,
+        'enable.auto.commit': false,
+        'auto.offset.reset': 'earliest',
+        'js.consumer.max.batch.size': 10_000,
+        ...o.consumerConfig,
+      },
+      // Nothing to commit or hand over: every process reads the whole table in a group of its own.
+      onRebalance: async () => {},
+      onError: (err) => o.log.warn({ table: o.table, err: err.message }, 'table consumer'),
+    });
     this.#consumer = consumer;
     await consumer.connect();
     await consumer.subscribe({ topics: [o.topic] });
     await consumer.run({
-      eachBatch: async ({ batch }) => {
-        await o.decoder.prepare(batch.messages.map((m) => m.value));
+      batchesInHand: 1,
+      eachBatch: async ({ batch }: { batch: FetchedBatch }) => {
+        // The registry client retries as the topology says; if it gives up, the batch is not dropped (the table
+        // would miss its rows): it waits for the registry, as the consumer's redelivery did.
+        await retrying(defaultRetry, () => o.decoder.prepare(batch.messages.map((m) => m.value)), {
+          stopped: () => this.#stopping,
+          onRetry: (err, attempt) => o.log.warn({ table: o.table, attempt, err: err.message }, 'table batch waits'),
+        });
         let applied = 0;
         const skipped = this.#skipped;
         for (const m of batch.messages) {
@@ -127,6 +147,7 @@ export class TableLoader {
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
     await this.#consumer?.disconnect();
     const admin = this.#o.kafka.admin();
     await admin.connect();

@@ -41,6 +41,7 @@ async function child(topic: string, rows: number): Promise<Result> {
   const baseRss = process.memoryUsage().rss;
   const loader = new TableLoader({
     kafka,
+    connection: clientConfig(conn.kafka),
     table: 'customers',
     topic,
     store,
