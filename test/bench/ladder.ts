@@ -6,7 +6,8 @@
 //   L4 L2 + Kafka produce, at least once / exactly once;   L5 order-analytics into embedded ClickHouse, exactly once;
 //   kafkajs: a worker as a user would write it by hand (kafkajs, the registry client's decode, eachBatch), L2's work;
 //   clickhouse-kafka: ClickHouse's own Kafka engine in the same embedded engine, L5's work (at least once).
-// Rounds alternate the rungs, so that the machine's noise spreads over all of them.
+// Rounds alternate the rungs, so that the machine's noise spreads over all of them. A rung may carry settings for
+// its process, `L2+MALLOC_ARENA_MAX=2+PIPELINES_MEMORY_BUDGET=256Mi`: a variant measured beside the plain rung.
 //   node test/bench/ladder.ts [orders=100000] [rounds=5] [rung,rung,...]
 // Prints a Markdown table (medians with min..max) and writes every run to test/bench/results/ladder-<time>.json.
 import { spawnSync } from 'node:child_process';
@@ -111,7 +112,7 @@ function table(runs: Run[]): string {
   const l0 = median('L0', rate);
   const peer = median('kafkajs', rate);
   const engine = median('clickhouse-kafka', rate);
-  const rows = RUNGS.filter((rung) => by(rung).length > 0).map((rung) => {
+  const rows = [...new Set(runs.map((r) => r.rung))].map((rung) => {
     const rs = by(rung);
     const perMillion = (ms: number, records: number) => (ms / 1000 / records) * 1e6;
     return [
@@ -177,21 +178,25 @@ async function main() {
   console.log(`${date}; ${machine}; topic ${topics.ORDERS_TOPIC}: ${total} events (${orders} orders), 3 partitions`);
   const runs: Run[] = [];
   for (let round = 0; round < rounds; round++) {
-    for (const rung of rungs) {
+    for (const label of rungs) {
+      const [rung, ...settings] = label.split('+');
+      const variant = Object.fromEntries(
+        settings.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      );
       // A fresh embedded ClickHouse per run: an empty offsets log, as a new worker starts.
       const dir = mkdtempSync(join(tmpdir(), 'ladder-ch-'));
       const env = { ...topics, TOTALS_TOPIC: `${topics.ORDERS_TOPIC}.totals`, PIPELINES_CLICKHOUSE_PATH: dir };
-      const p = spawnSync(process.execPath, [process.argv[1]!, '--child', rung, String(total), JSON.stringify(env)], {
+      const p = spawnSync(process.execPath, [process.argv[1]!, '--child', rung!, String(total), JSON.stringify(env)], {
         encoding: 'utf8',
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...variant, ...env },
       });
       rmSync(dir, { recursive: true, force: true });
       const line = p.stdout.trim().split('\n').pop() ?? '';
-      if (p.status !== 0 || !line.startsWith('{')) throw new Error(`${rung} failed: ${p.stderr}${p.stdout}`);
-      const r = JSON.parse(line) as Run;
+      if (p.status !== 0 || !line.startsWith('{')) throw new Error(`${label} failed: ${p.stderr}${p.stdout}`);
+      const r = { ...(JSON.parse(line) as Run), rung: label };
       runs.push(r);
       console.log(
-        `round ${round + 1} ${rung.padEnd(17)} ${k((r.counted / r.ms) * 1000).padStart(7)} events/s first to last, ` +
+        `round ${round + 1} ${label.padEnd(17)} ${k((r.counted / r.ms) * 1000).padStart(7)} events/s first to last, ` +
           `${k((r.records / r.wholeMs) * 1000)} whole; start ${Math.round(r.startMs)} ms; RSS ${Math.round(r.maxRssMb)} MB`,
       );
     }
