@@ -22,12 +22,18 @@ export interface BufferBounds {
 /** What one consumer's librdkafka properties take from the bounds. */
 export type FetchBounds = Pick<BufferBounds, 'prefetchKbytes' | 'fetchMaxBytes' | 'queuedMinMessages'>;
 
+/** How long librdkafka waits to fetch again for a partition whose queue was over the bounds (its default: 1 s). */
+const FETCH_QUEUE_BACKOFF_MS = 20;
+
 /** The bounds as librdkafka consumer properties: the worker's source and the lookup tables take the same ones. */
 export function fetchConfig(b: FetchBounds): Record<string, number> {
   return {
     'queued.max.messages.kbytes': b.prefetchKbytes,
     'fetch.max.bytes': b.fetchMaxBytes,
     'queued.min.messages': b.queuedMinMessages,
+    // A consumer that drains its queue as fast as it fills (the batch consumer) meets the bounds all the time: with
+    // a second's wait each time, a 256Mi budget read at 87k events/s instead of 183k (results/2026-12-07-batch.md).
+    'fetch.queue.backoff.ms': FETCH_QUEUE_BACKOFF_MS,
   };
 }
 
