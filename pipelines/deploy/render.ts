@@ -202,6 +202,11 @@ function topologyObjects(
     failureThreshold,
   });
   const heapMiB = Math.floor(o.memoryLimitMiB * 0.6);
+  // V8's young generation at its default (16 MiB semi-spaces) is a large share of a small pod: below 2 GiB it
+  // shrinks with the limit. At 256Mi (2 MiB) with a 128 MB heap, L2 peaked at 254 MB instead of 517 MB, at 0.83x
+  // the events/s (test/bench/results/2026-12-07-batch.md).
+  const semiMiB = Math.max(1, Math.min(16, Math.floor(o.memoryLimitMiB / 128)));
+  const nodeOptions = `--max-old-space-size=${heapMiB}${semiMiB < 16 ? ` --max-semi-space-size=${semiMiB}` : ''}`;
 
   const configMap: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta('-topology'), data };
   const deployment: K8sObject = {
@@ -241,7 +246,7 @@ function topologyObjects(
                 { name: 'PIPELINES_METRICS_ADDRESS', value: `0.0.0.0:${METRICS_PORT}` },
                 { name: 'PIPELINES_CLIENT_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 // The V8 heap stays well inside the memory limit; the rest is librdkafka's buffers and the code.
-                { name: 'NODE_OPTIONS', value: `--max-old-space-size=${heapMiB}` },
+                { name: 'NODE_OPTIONS', value: nodeOptions },
               ],
               envFrom: [{ secretRef: { name: o.connectionSecret } }],
               resources: {

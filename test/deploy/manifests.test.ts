@@ -125,6 +125,18 @@ describe('deploy render', () => {
     }
   });
 
+  test('--memory-limit sizes the V8 heap, and its young generation in a small pod', async () => {
+    const nodeOptions = async (args: string[]) => {
+      const r = await render(TOPOLOGIES.slice(0, 1), renderOptions(args));
+      const deployment = r.topologies[0]!.objects.find((o) => o.kind === 'Deployment')!;
+      const env = (deployment as Doc).spec.template.spec.containers[0].env as Array<{ name: string; value: string }>;
+      return env.find((e) => e.name === 'NODE_OPTIONS')!.value;
+    };
+    expect(await nodeOptions([])).toBe('--max-old-space-size=1228');
+    expect(await nodeOptions(['--memory-limit', '256'])).toBe('--max-old-space-size=153 --max-semi-space-size=2');
+    expect(await nodeOptions(['--memory-limit', '1024'])).toBe('--max-old-space-size=614 --max-semi-space-size=8');
+  });
+
   test('--strimzi-api v1beta2 renders the older Strimzi API', async () => {
     const r = await render(TOPOLOGIES, renderOptions(['--strimzi-api', 'v1beta2']));
     expect(new Set(r.topics.map((o) => o.apiVersion))).toEqual(new Set(['kafka.strimzi.io/v1beta2']));
