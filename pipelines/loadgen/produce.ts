@@ -5,6 +5,7 @@
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { type AvroCodec, subjectName } from '../codec/index.ts';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
+import { sendBatch } from '../kafka/produce.ts';
 import { type OrderEvent, readSchema, type SCHEMA_FILES } from './orders.ts';
 
 export interface Message {
@@ -76,9 +77,7 @@ export async function openProducer(conn: KafkaConnection, config: Record<string,
   } as never);
   await producer.connect();
   return {
-    send: async (topic, messages) => {
-      await producer.send({ topic, messages });
-    },
+    send: (topic, messages) => sendBatch(producer, topic, messages),
     close: () => producer.disconnect(),
   };
 }

@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 
 import { PipelinesError } from '../errors.ts';
 import { type DeadLetterProvenance, deadLetterHeaders, type Headers } from '../kafka/headers.ts';
+import type { KafkaMessage } from '../kafka/produce.ts';
 import { mask } from '../secrets.ts';
-import type { KafkaMessage } from '../sinks/kafka/sink.ts';
 import type { DeadLetter } from './plan.ts';
 
 /**

@@ -1,11 +1,11 @@
 // The dead-letter tools: read a dead-letter topic (decoded, with provenance), and redrive its records
 // to the topic they came from, with their original key and headers, exactly once per dead letter
 // (the redrive group's offsets are committed after the records are produced).
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
 import { PipelinesError } from '../errors.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
 import { type DeadLetterProvenance, type Headers, originalHeaders, readDeadLetter } from '../kafka/headers.ts';
+import { type KafkaMessage, sendBatch } from '../kafka/produce.ts';
 import { kafkaOf, readToEnd } from '../kafka/read.ts';
 
 export interface DeadLetterView {
@@ -102,7 +102,7 @@ export async function redriveDeadLetters(
       `pipelines-dlq-redrive-${topic}`,
       true,
       async (partition, messages) => {
-        const byTarget = new Map<string, KafkaJS.Message[]>();
+        const byTarget = new Map<string, KafkaMessage[]>();
         for (const m of messages) {
           const p = readDeadLetter(m.headers as Headers);
           const target = options.to ?? p?.topic;
@@ -131,7 +131,7 @@ export async function redriveDeadLetters(
           );
         }
         for (const [target, list] of byTarget) {
-          await producer.send({ topic: target, messages: list });
+          await sendBatch(producer, target, list);
           result.byTopic[target] = (result.byTopic[target] ?? 0) + list.length;
           result.redriven += list.length;
         }

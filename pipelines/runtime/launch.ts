@@ -24,7 +24,7 @@ import { KafkaSink } from '../sinks/kafka/sink.ts';
 import { TableLoader } from '../state/tables.ts';
 import { loadStages } from './load.ts';
 import { bufferBounds, fetchConfig, memoryBudget } from './memory.ts';
-import { buildOutputs, type Launch, type Outputs, type Rebuild } from './outputs.ts';
+import { buildOutputs, type Launch, type Outputs, type Rebuild, transactionsOn } from './outputs.ts';
 import type { Plan } from './plan.ts';
 import { kafkaSource } from './source.ts';
 import { Worker, type WorkerOptions } from './worker.ts';
@@ -294,9 +294,9 @@ function workerOptions(w: Launch, o: LaunchOptions, out: Outputs): WorkerOptions
     ...(out.transactional && producer
       ? {
           transactional: {
-            producer: producer.current,
+            producer: transactionsOn(producer.current),
             sinks: out.sinks.filter((s) => s instanceof KafkaSink),
-            renew: () => producer.renew(),
+            renew: async () => transactionsOn(await producer.renew()),
           },
         }
       : {}),

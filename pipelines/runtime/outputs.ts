@@ -8,14 +8,16 @@ import { topicSpecOf } from '../compile/schema.ts';
 import { PipelinesError } from '../errors.ts';
 import type { Connections } from '../kafka/connection.ts';
 import { groupMembers } from '../kafka/offsets.ts';
+import { type KafkaMessage, type MessageSender, sendBatch, senderOf } from '../kafka/produce.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import type { TopologyMetrics } from '../observe/metrics.ts';
 import type { RetryPolicy } from '../retry.ts';
-import { type KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
+import { KafkaSink } from '../sinks/kafka/sink.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { SinkContext } from '../sinks/spec.ts';
 import { changelogTopic, changelogTopicSpec, StateChangelog } from '../state/changelog.ts';
+import type { TransactionalProducer } from './commit/transactional.ts';
 import type { BufferBounds } from './memory.ts';
 import type { Plan } from './plan.ts';
 import type { WorkerOptions } from './worker.ts';
@@ -92,7 +94,7 @@ export async function buildOutputs(w: Launch): Promise<Outputs> {
   if (producer) w.cleanups.push(() => producer.current.disconnect());
   const withProducer = () => {
     if (!producer) throw new PipelinesError('INTERNAL', `${plan.name}: a sink asked for a producer it did not declare`);
-    return producer.current;
+    return senderOf(producer.current);
   };
   // The internal topics this stage writes (repartition steps), made before the stage after it reads them.
   for (const s of planSinks) if (s.kind === 'repartition') await internalTopic(w, String(s.config.topic));
@@ -112,7 +114,7 @@ export async function buildOutputs(w: Launch): Promise<Outputs> {
 }
 
 /** What the worker lends each sink while it is built (see sinks/spec.ts). */
-function sinkContext(w: Launch, producer: () => KafkaJS.Producer, readiness: Outputs['readiness']): SinkContext {
+function sinkContext(w: Launch, producer: () => MessageSender, readiness: Outputs['readiness']): SinkContext {
   const { shared } = w;
   return {
     topology: w.plan.name,
@@ -145,6 +147,22 @@ function sinkContext(w: Launch, producer: () => KafkaJS.Producer, readiness: Out
  * producer cannot connect again: `renew` makes a new one (same id, new epoch) and it becomes `current`.
  */
 type Producer = Awaited<ReturnType<typeof openProducer>>;
+
+/** The transactional commits' view of the producer: its transactions, whose sends go through sendBatch. */
+export function transactionsOn(p: KafkaJS.Producer): TransactionalProducer {
+  return {
+    async transaction() {
+      const tx = await p.transaction();
+      return {
+        send: (o) => sendBatch(p, o.topic, o.messages),
+        sendOffsets: (o) => tx.sendOffsets(o as never),
+        commit: () => tx.commit(),
+        abort: () => tx.abort(),
+      };
+    },
+    disconnect: () => p.disconnect(),
+  };
+}
 
 /** Transactional producers opened per name in this process: a second worker of one process needs its own id. */
 const opened = new Map<string, number>();

@@ -3,7 +3,7 @@
 // the progress that the liveness guard watches. A task lives from an assignment to the revoke that ends it: work
 // begun under a task that is no longer the partition's current one belongs to another member.
 
-import type { KafkaMessage } from '../sinks/kafka/sink.ts';
+import type { KafkaMessage } from '../kafka/produce.ts';
 import type { ReplayRange, SourceRange } from '../sinks/sink.ts';
 
 /** The part of a fetched message that the cursor reads. */

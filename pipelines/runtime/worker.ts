@@ -4,10 +4,11 @@
 // Tasks (task.ts) come and go with rebalances; a liveness guard reports partitions that hold records and make no
 // progress. SIGTERM drains, flushes, commits and leaves the group within a bounded time.
 import type { Decoder } from '../codec/decoder.ts';
+import type { KafkaMessage } from '../kafka/produce.ts';
 import type { WorkerEvents } from '../observe/events.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import { backoffDelay, type RetryPolicy, retrying } from '../retry.ts';
-import type { KafkaMessage, KafkaSink } from '../sinks/kafka/sink.ts';
+import type { KafkaSink } from '../sinks/kafka/sink.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { assignedTasks } from './assignment.ts';
 import { AcknowledgedCommits } from './commit/acknowledged.ts';

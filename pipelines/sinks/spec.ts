@@ -1,7 +1,7 @@
 // The contract of a sink kind: its config spec, its type check, the shaping of what it receives (the plan
 // hands it these outputs), and the building of its runtime. Each kind's folder holds one (`<kind>/index.ts`).
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import { z } from 'zod';
+import type { MessageSender } from '../kafka/produce.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import type { PipelineEvents } from '../observe/metrics.ts';
 import type { RetryPolicy } from '../retry.ts';
@@ -56,7 +56,7 @@ export interface SinkContext {
   /** Registers the value schema (or checks it against the subject's compatibility mode); refuses if not. */
   encoder(subject: string, schema: object): Promise<{ encode(value: unknown): Buffer }>;
   /** The worker's one producer (transactional when any sink asks for it). */
-  producer(): KafkaJS.Producer;
+  producer(): MessageSender;
   /** One resource shared by every sink of a kind (the ClickHouse connection), closed when the worker stops. */
   shared<T>(key: string, open: () => T, close: (resource: T) => Promise<void>): T;
   /** A readiness check for /readyz: the reasons the sink is not ready (empty when it is). */

@@ -14,9 +14,9 @@ import { PipelinesError } from '../errors.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
 import { closeEndReader, openEndReader, readBatch } from '../kafka/end-reader.ts';
 import { endOffsets } from '../kafka/offsets.ts';
+import type { KafkaMessage } from '../kafka/produce.ts';
 import { applyTopics, type TopicSpec } from '../kafka/topics.ts';
 import type { WorkerLog } from '../observe/log.ts';
-import type { KafkaMessage } from '../sinks/kafka/sink.ts';
 
 export const MARKER = '@applied';
 /** Header with the entry's version: an aggregate window fed by several partitions has entries in each. */

@@ -5,14 +5,15 @@
 
 import { PipelinesError } from '../../errors.ts';
 import { isFencedError, isGroupMovedError, isMemberLostError } from '../../kafka/errors.ts';
-import { type KafkaMessage, type KafkaSink, sendable } from '../../sinks/kafka/sink.ts';
+import type { KafkaMessage } from '../../kafka/produce.ts';
+import type { KafkaSink } from '../../sinks/kafka/sink.ts';
 import type { SourceRange } from '../../sinks/sink.ts';
 import type { SourceConsumer } from '../source.ts';
 import type { PartitionTask } from '../task.ts';
 import type { CommitContext, CommitStrategy, Delivery } from './strategy.ts';
 
 export interface Transaction {
-  send(o: { topic: string; messages: KafkaMessage[] }): Promise<unknown>;
+  send(o: { topic: string; messages: readonly KafkaMessage[] }): Promise<unknown>;
   sendOffsets(o: {
     consumer: SourceConsumer;
     topics: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>;
@@ -156,7 +157,7 @@ export class TransactionalCommits implements CommitStrategy {
     }
     const tx = await this.#producer.transaction();
     try {
-      for (const s of sends) await tx.send({ topic: s.topic, messages: sendable(s.messages) });
+      for (const s of sends) await tx.send({ topic: s.topic, messages: s.messages });
       const offset = (BigInt(range.last) + 1n).toString();
       await tx.sendOffsets({
         consumer: this.#c.consumer,

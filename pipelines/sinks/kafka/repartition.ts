@@ -6,11 +6,12 @@
 import { z } from 'zod';
 import { encodeValue } from '../../codec/decoder.ts';
 import { childTraceHeaders, type Headers } from '../../kafka/headers.ts';
+import type { KafkaMessage } from '../../kafka/produce.ts';
 import { repartitionKey, type StagedValue } from '../../steps/repartition.ts';
 import type { Vars } from '../../steps/step.ts';
 import { expression } from '../../topology/durations.ts';
 import { defineSink } from '../spec.ts';
-import { type KafkaMessage, KafkaSink } from './sink.ts';
+import { KafkaSink } from './sink.ts';
 
 /** A record of the internal topic: the variables at the step and the event time (see StagedValue). */
 export function repartitionMessage(r: RepartitionRow): KafkaMessage {

@@ -1,23 +1,13 @@
 // Kafka sink: keyed messages (order per key), idempotent producer, one batched send awaited per flush.
 // The dead-letter topic is a Kafka sink too, with messages already encoded.
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { KafkaMessage, MessageSender } from '../../kafka/produce.ts';
 import { defaultRetry, type RetryPolicy, retrying } from '../../retry.ts';
 import { type Ack, type Sink, type SinkRetries, type SourceRange, unsupervised } from '../sink.ts';
-
-export interface KafkaMessage {
-  key: Buffer | string | null;
-  value: Buffer | null;
-  headers?: Record<string, string | Buffer>;
-  /** A partition chosen by the caller (the state changelog); by default the key decides. */
-  partition?: number;
-  /** The record timestamp (epoch ms, as a string); by default the producer's clock. */
-  timestamp?: string;
-}
 
 export interface KafkaSinkOptions {
   id: string;
   topic: string;
-  producer: KafkaJS.Producer;
+  producer: MessageSender;
   /** Turns a row into a message; runs in append (synchronous). */
   encode: (row: unknown) => KafkaMessage;
   /** Rows above which the worker pauses the consumer until a flush (default 50,000). */
@@ -28,14 +18,6 @@ export interface KafkaSinkOptions {
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
-/**
- * What to hand to the client's send: it rewrites each message's headers in place (into its own format), and
- * a retry must be able to send the originals again.
- */
-export function sendable(messages: readonly KafkaMessage[]): KafkaMessage[] {
-  return messages.map((m) => (m.headers ? { ...m, headers: { ...m.headers } } : m));
-}
-
 export class KafkaSink implements Sink {
   readonly id: string;
   readonly topic: string;
@@ -45,7 +27,7 @@ export class KafkaSink implements Sink {
   #messages: KafkaMessage[] = [];
   /** Per source partition, the last source offset whose output is in #messages. */
   #upTo = new Map<string, { topic: string; partition: number; last: bigint }>();
-  readonly #producer: KafkaJS.Producer;
+  readonly #producer: MessageSender;
   readonly #encode: (row: unknown) => KafkaMessage;
 
   constructor(o: KafkaSinkOptions) {
@@ -77,7 +59,7 @@ export class KafkaSink implements Sink {
     this.#messages = [];
     this.#upTo = new Map();
     try {
-      await retrying(this.#retry, () => this.#producer.send({ topic: this.topic, messages: sendable(messages) }), {
+      await retrying(this.#retry, () => this.#producer.send({ topic: this.topic, messages }), {
         onRetry: (err, attempt) => this.retries.retried(attempt, err),
         stopped: () => this.retries.stopped(),
       });

@@ -3,6 +3,7 @@
 // test assigns and revokes partitions, delivers batches, fails or holds sends and commits, and fences producers,
 // one step at a time, and reads what was produced and committed.
 
+import type { KafkaMessage } from '../../../pipelines/kafka/produce.ts';
 import type { Transaction, TransactionalProducer } from '../../../pipelines/runtime/commit/transactional.ts';
 import {
   ASSIGN_PARTITIONS,
@@ -15,7 +16,6 @@ import {
   type SourceConsumer,
   type TopicPartition,
 } from '../../../pipelines/runtime/source.ts';
-import type { KafkaMessage } from '../../../pipelines/sinks/kafka/sink.ts';
 
 /** An error as the Kafka client raises it: a librdkafka code and a message. */
 export function kafkaError(code: number, message: string): Error {

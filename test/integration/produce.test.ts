@@ -1,0 +1,65 @@
+// The worker's send path (pipelines/kafka/produce.ts) on the real broker: a batch lands whole, in order per
+// partition, with its keys, headers, chosen partitions and timestamps, and the messages handed in are left as they
+// were (a retry sends them again); a message the broker refuses fails the batch with the client's error.
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { clientConfig } from '../../pipelines/kafka/connection.ts';
+import { type KafkaMessage, sendBatch } from '../../pipelines/kafka/produce.ts';
+import { createTopics, readTopic, stack, testTopics } from './harness.ts';
+
+describe('sendBatch', () => {
+  const topics = testTopics('produce');
+  let producer: KafkaJS.Producer;
+
+  beforeAll(async () => {
+    await createTopics(topics);
+    const kafka = new KafkaJS.Kafka({
+      ...clientConfig(stack().conn.kafka),
+      kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
+    } as never);
+    // As the worker's (runtime/outputs.ts), with a small message bound for the refusal below.
+    producer = kafka.producer({ 'linger.ms': 5, 'enable.idempotence': true, 'message.max.bytes': 10_000 } as never);
+    await producer.connect();
+  }, 60_000);
+
+  afterAll(() => producer.disconnect());
+
+  test('a batch lands whole and in order, the messages handed in unchanged', async () => {
+    const messages: KafkaMessage[] = Array.from({ length: 3000 }, (_, i) => ({
+      key: `k${i % 7}`,
+      value: Buffer.from(`v${i}`),
+      headers: { n: String(i), raw: Buffer.from([i % 256]) },
+      ...(i % 7 === 0 ? { partition: 2 } : {}),
+      ...(i === 5 ? { timestamp: '1700000000000' } : {}),
+    }));
+    const before = JSON.stringify(messages);
+    await sendBatch(producer, topics.ORDERS_TOPIC, messages.slice(0, 1000));
+    await sendBatch(producer, topics.ORDERS_TOPIC, messages.slice(1000));
+    expect(JSON.stringify(messages)).toBe(before);
+
+    const read = await readTopic(topics.ORDERS_TOPIC, { expect: 3000, decode: 'raw', idleMs: 5000 });
+    expect(read).toHaveLength(3000);
+    // Per key, the values in the order sent; the chosen partition kept.
+    const byKey = new Map<string, number[]>();
+    for (const r of read) {
+      const n = Number(r.headers.n);
+      expect(String(r.value)).toBe(`v${n}`);
+      if (n % 7 === 0) expect(r.partition).toBe(2);
+      byKey.set(r.key!, [...(byKey.get(r.key!) ?? []), n]);
+    }
+    for (const ns of byKey.values()) expect(ns).toEqual([...ns].sort((a, b) => a - b));
+    expect(byKey.size).toBe(7);
+  }, 60_000);
+
+  test('a message the client refuses fails the batch with its error', async () => {
+    const big = { key: 'big', value: Buffer.alloc(50_000) };
+    const err = await sendBatch(producer, topics.ORDERS_TOPIC, [{ key: 'a', value: Buffer.from('a') }, big]).then(
+      () => undefined,
+      (e: { code?: number }) => e,
+    );
+    expect(err?.code).toBe(10); // MSG_SIZE_TOO_LARGE
+  }, 60_000);
+
+  test('an empty batch resolves at once', async () => {
+    await expect(sendBatch(producer, topics.ORDERS_TOPIC, [])).resolves.toBeUndefined();
+  });
+});
