@@ -203,8 +203,8 @@ async function main() {
   }
   const out = join('test', 'bench', 'results');
   mkdirSync(out, { recursive: true });
-  // One file per run: a partial run must not replace a full one of the same day.
-  const json = join(out, `ladder-${new Date().toISOString().slice(0, 16).replace(/:/g, '')}.json`);
+  // One file per run, to the second: a run must not replace another of the same day (or minute).
+  const json = join(out, `ladder-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.json`);
   writeFileSync(json, `${JSON.stringify({ date, machine, orders, total, rungs, runs }, null, 1)}\n`);
   console.log(`every run: ${json}`);
   console.log(`\n${table(runs)}`);

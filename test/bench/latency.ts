@@ -145,7 +145,7 @@ async function main() {
   }
   const out = join('test', 'bench', 'results');
   mkdirSync(out, { recursive: true });
-  const json = join(out, `latency-${new Date().toISOString().slice(0, 16).replace(/:/g, '')}.json`);
+  const json = join(out, `latency-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.json`);
   writeFileSync(json, `${JSON.stringify({ date, machine, rate, seconds, warmup: WARMUP_S, results }, null, 1)}\n`);
   console.log(`every result: ${json}`);
 }
