@@ -30,41 +30,71 @@ interface NativeProducer {
   ): unknown;
 }
 
+/** librdkafka's queue is at its bound (`queue.buffering.max.kbytes` or `.messages`). */
+const QUEUE_FULL = -184;
+/** How long a send waits for a delivery report to make room before trying again anyway. */
+const ROOM_WAIT_MS = 50;
+
 /**
  * Every message of the batch handed to librdkafka, settled when the last delivery report comes back (rejected at
  * the first failed one). The KafkaJS layer's delivery handler stays the one that reads the reports: it answers
- * `resolve` or `reject` on each message's opaque, and a batch shares one.
+ * `resolve` or `reject` on each message's opaque, and a batch shares one. A full queue is not a failure: the send
+ * waits for deliveries to make room and goes on with the message it stopped at, so the producer's memory holds to
+ * its bound and nothing is sent twice.
  */
-export function sendBatch(producer: KafkaJS.Producer, topic: string, messages: readonly KafkaMessage[]): Promise<void> {
-  if (messages.length === 0) return Promise.resolve();
+export async function sendBatch(
+  producer: KafkaJS.Producer,
+  topic: string,
+  messages: readonly KafkaMessage[],
+): Promise<void> {
+  if (messages.length === 0) return;
   // Not in the client's types; the lockfile pins the version whose layer this relies on.
   const native = (producer as unknown as { _getInternalClient(): NativeProducer })._getInternalClient();
-  return new Promise((resolve, reject) => {
-    let left = messages.length;
-    let settled = false;
-    const opaque = {
-      resolve() {
-        if (--left === 0 && !settled) {
-          settled = true;
-          resolve();
-        }
-      },
-      reject(err: unknown) {
-        if (settled) return;
-        settled = true;
-        reject(err);
-      },
-    };
-    try {
-      for (const m of messages) {
-        const ts = m.timestamp ? Number(m.timestamp) : 0;
-        native.produce(topic, m.partition ?? -1, m.value, m.key, ts, opaque, m.headers ? headerList(m.headers) : null);
-      }
-    } catch (err) {
-      // Queue full or a closed producer: what was queued is delivered anyway, and a retry sends the batch again.
-      opaque.reject(err);
-    }
+  let left = messages.length;
+  let failed = false;
+  let room: (() => void) | undefined;
+  let settle!: { resolve(): void; reject(err: unknown): void };
+  const delivered = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
   });
+  // A report may fail the batch while the loop below waits for room: handled here, returned at the end.
+  delivered.catch(() => {});
+  const opaque = {
+    resolve() {
+      room?.();
+      if (--left === 0 && !failed) settle.resolve();
+    },
+    reject(err: unknown) {
+      room?.();
+      if (failed) return;
+      failed = true;
+      settle.reject(err);
+    },
+  };
+  for (let i = 0; i < messages.length && !failed; ) {
+    const m = messages[i]!;
+    try {
+      const ts = m.timestamp ? Number(m.timestamp) : 0;
+      native.produce(topic, m.partition ?? -1, m.value, m.key, ts, opaque, m.headers ? headerList(m.headers) : null);
+      i++;
+    } catch (err) {
+      if ((err as { code?: number }).code !== QUEUE_FULL) {
+        // A closed producer or a message the client refuses: what was queued is delivered anyway, and a retry
+        // sends the batch again.
+        opaque.reject(err);
+        break;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ROOM_WAIT_MS);
+        room = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      room = undefined;
+    }
+  }
+  return delivered;
 }
 
 function headerList(headers: Record<string, string | Buffer>): Array<Record<string, string | Buffer>> {

@@ -1,6 +1,6 @@
 // The worker's memory budget: one figure, PIPELINES_MEMORY_BUDGET or else the container's memory limit (cgroup),
-// from which the buffers the worker holds beside its heap are sized: what librdkafka prefetches per consumer and
-// the rows a stage's sinks buffer before the source pauses. Without either, the defaults (sized for a 2 GiB pod).
+// from which the buffers the worker holds beside its heap are sized: what librdkafka prefetches per consumer, the
+// rows a stage's sinks buffer before the source pauses, and what a stage's producer queues in librdkafka. Without either, the defaults (sized for a 2 GiB pod).
 import { readFileSync } from 'node:fs';
 import { settingError, shown } from '../settings.ts';
 
@@ -17,6 +17,8 @@ export interface BufferBounds {
   queuedMinMessages: number;
   /** Rows buffered across one stage's sinks above which its consumer pauses until a flush. */
   maxBufferedRows: number;
+  /** What one stage's producer holds in librdkafka (`queue.buffering.max.kbytes`); a send beyond it waits. */
+  produceKbytes: number;
 }
 
 /** What one consumer's librdkafka properties take from the bounds. */
@@ -43,6 +45,7 @@ export const DEFAULT_BOUNDS: BufferBounds = {
   fetchMaxBytes: 52_428_800,
   queuedMinMessages: 100_000,
   maxBufferedRows: 200_000,
+  produceKbytes: 1_048_576, // librdkafka's default
 };
 /** What a prefetched message costs, rounded up (an order event is 150 to 300 B of Avro, plus its copy in JS). */
 const MESSAGE_BYTES = 512;
@@ -53,9 +56,14 @@ const MESSAGE_BYTES = 512;
  * copy (the insert body) of the rows in flight.
  */
 export const ROW_BYTES = 512;
-/** Shares of the budget: prefetch (all consumers), sink buffers (all stages). The rest is heap, state and code. */
+/**
+ * Shares of the budget: prefetch (all consumers), sink buffers (all stages), producer queues (all stages). The rest
+ * is heap, state and code. Without the producer's share a forward worker in a 256Mi pod was killed by the limit
+ * two seconds into a backlog: librdkafka kept a copy of every message a flush handed it.
+ */
 const PREFETCH_SHARE = 0.1;
 const BUFFER_SHARE = 0.2;
+const PRODUCE_SHARE = 0.1;
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -128,6 +136,11 @@ export function bufferBounds(budget: MemoryBudget | undefined, consumers: number
       (budget.bytes * BUFFER_SHARE) / Math.max(1, stages) / ROW_BYTES,
       2000,
       DEFAULT_BOUNDS.maxBufferedRows,
+    ),
+    produceKbytes: clamp(
+      (budget.bytes * PRODUCE_SHARE) / Math.max(1, stages) / 1024,
+      4096,
+      DEFAULT_BOUNDS.produceKbytes,
     ),
   };
 }

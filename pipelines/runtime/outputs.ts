@@ -89,7 +89,7 @@ export async function buildOutputs(w: Launch): Promise<Outputs> {
   // Checked at launch (staticMembership).
   const instance = w.env.PIPELINES_GROUP_INSTANCE_ID?.trim() || undefined;
   const producer = needProducer
-    ? await openProducer(w.kafka, transactional && `${plan.name}-${w.group}`, instance)
+    ? await openProducer(w.kafka, w.bounds.produceKbytes, transactional && `${plan.name}-${w.group}`, instance)
     : undefined;
   if (producer) w.cleanups.push(() => producer.current.disconnect());
   const withProducer = () => {
@@ -179,14 +179,19 @@ function transactionalId(name: string, instance: string | undefined): string {
   return `pipelines-${name}-${instance ?? `${hostname()}-${process.pid}`}${n > 1 ? `-${n}` : ''}`;
 }
 
-async function openProducer(kafka: KafkaJS.Kafka, transactionalName: string | false, instance?: string) {
+async function openProducer(
+  kafka: KafkaJS.Kafka,
+  queueKbytes: number,
+  transactionalName: string | false,
+  instance?: string,
+) {
   const config = {
     'linger.ms': 5,
     'compression.type': 'lz4',
-    // A flush hands the client everything a sink buffered (up to the worker's maxBufferedRows) while the
-    // previous one may still be in its queue when the broker is slow: librdkafka's default of 100,000
-    // messages would refuse it (Queue full). Memory stays bounded by the worker's buffers, not by this.
+    // Not bounded by a count (a flush hands the client up to the worker's maxBufferedRows, the previous one maybe
+    // still queued) but by bytes, the memory budget's share: a send beyond it waits for deliveries (sendBatch).
     'queue.buffering.max.messages': 1_000_000,
+    'queue.buffering.max.kbytes': queueKbytes,
     ...(transactionalName
       ? {
           'transactional.id': transactionalId(transactionalName, instance),

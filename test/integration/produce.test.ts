@@ -1,6 +1,7 @@
 // The worker's send path (pipelines/kafka/produce.ts) on the real broker: a batch lands whole, in order per
 // partition, with its keys, headers, chosen partitions and timestamps, and the messages handed in are left as they
-// were (a retry sends them again); a message the broker refuses fails the batch with the client's error.
+// were (a retry sends them again); a batch beyond the producer's queue waits for room; a message the broker refuses
+// fails the batch with the client's error.
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { type KafkaMessage, sendBatch } from '../../pipelines/kafka/produce.ts';
@@ -57,6 +58,26 @@ describe('sendBatch', () => {
       (e: { code?: number }) => e,
     );
     expect(err?.code).toBe(10); // MSG_SIZE_TOO_LARGE
+  }, 60_000);
+
+  test("a batch larger than the producer's queue waits for room: all delivered, none twice", async () => {
+    const kafka = new KafkaJS.Kafka({
+      ...clientConfig(stack().conn.kafka),
+      kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
+    } as never);
+    // 256 kB of queue for 8 MB of messages: librdkafka refuses (Queue full) most of them at first.
+    const small = kafka.producer({ 'linger.ms': 5, 'queue.buffering.max.kbytes': 256 } as never);
+    await small.connect();
+    try {
+      const topic = `${topics.ORDERS_TOPIC}.small-queue`;
+      const messages = Array.from({ length: 8000 }, (_, i) => ({ key: `k${i}`, value: Buffer.alloc(1000, i % 256) }));
+      await sendBatch(small, topic, messages);
+      const read = await readTopic(topic, { expect: 8000, decode: 'raw', idleMs: 5000 });
+      expect(new Set(read.map((r) => r.key)).size).toBe(8000);
+      expect(read).toHaveLength(8000);
+    } finally {
+      await small.disconnect();
+    }
   }, 60_000);
 
   test('an empty batch resolves at once', async () => {

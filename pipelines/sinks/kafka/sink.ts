@@ -25,6 +25,8 @@ export class KafkaSink implements Sink {
   retries: SinkRetries = unsupervised;
   readonly #retry: RetryPolicy;
   #messages: KafkaMessage[] = [];
+  /** Messages of the flush under way, held until delivered. */
+  #inFlight = 0;
   /** Per source partition, the last source offset whose output is in #messages. */
   #upTo = new Map<string, { topic: string; partition: number; last: bigint }>();
   readonly #producer: MessageSender;
@@ -47,8 +49,12 @@ export class KafkaSink implements Sink {
     });
   }
 
+  /**
+   * What the sink holds, the flush under way included (as the ClickHouse writer counts): the source pauses on it,
+   * so a stage holds at most its maxBufferedRows, not those and a flush's worth more.
+   */
   get buffered(): number {
-    return this.#messages.length;
+    return this.#messages.length + this.#inFlight;
   }
 
   /** Sends what is buffered, retrying; when it gives up the messages go back in front of the buffer, order kept. */
@@ -58,6 +64,7 @@ export class KafkaSink implements Sink {
     const upTo = this.#upTo;
     this.#messages = [];
     this.#upTo = new Map();
+    this.#inFlight = messages.length;
     try {
       await retrying(this.#retry, () => this.#producer.send({ topic: this.topic, messages }), {
         onRetry: (err, attempt) => this.retries.retried(attempt, err),
@@ -67,6 +74,8 @@ export class KafkaSink implements Sink {
       this.#messages = messages.concat(this.#messages);
       for (const [k, v] of upTo) if (!this.#upTo.has(k)) this.#upTo.set(k, v);
       throw err;
+    } finally {
+      this.#inFlight = 0;
     }
     for (const v of upTo.values())
       this.onAck({ topic: v.topic, partition: v.partition, next: (v.last + 1n).toString() });

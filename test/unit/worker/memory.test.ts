@@ -45,15 +45,25 @@ test('the setting wins over the limit; a bad one is one line saying what to writ
 
 test('bounds shrink with the budget and the stages sharing it, within the defaults and a floor', () => {
   expect(bufferBounds(undefined, 3, 1)).toEqual(DEFAULT_BOUNDS);
-  // A 2 GiB pod keeps the defaults the worker was tuned with.
-  expect(bufferBounds({ bytes: 2048 * MiB, from: 'cgroup' }, 3, 1)).toEqual(DEFAULT_BOUNDS);
+  // A 2 GiB pod keeps the defaults the worker was tuned with, but for librdkafka's 1 GiB producer queue.
+  expect(bufferBounds({ bytes: 2048 * MiB, from: 'cgroup' }, 3, 1)).toEqual({
+    ...DEFAULT_BOUNDS,
+    produceKbytes: Math.floor((2048 * MiB * 0.1) / 1024),
+  });
   const small = bufferBounds({ bytes: 256 * MiB, from: 'cgroup' }, 4, 2);
   expect(small.prefetchKbytes).toBe(Math.floor((256 * MiB * 0.1) / 4 / 1024));
   expect(small.fetchMaxBytes).toBe(Math.floor((256 * MiB * 0.1) / 4));
   expect(small.queuedMinMessages).toBe(Math.floor((256 * MiB * 0.1) / 4 / 512));
   expect(small.maxBufferedRows).toBe(Math.floor((256 * MiB * 0.2) / 2 / ROW_BYTES));
+  expect(small.produceKbytes).toBe(Math.floor((256 * MiB * 0.1) / 2 / 1024));
   // What the sink buffers may hold stays within their share of the budget.
   expect(small.maxBufferedRows * 2 * ROW_BYTES).toBeLessThanOrEqual(256 * MiB * 0.2);
   const tiny = bufferBounds({ bytes: 64 * MiB, from: 'cgroup' }, 20, 30);
-  expect(tiny).toEqual({ prefetchKbytes: 1024, fetchMaxBytes: MiB, queuedMinMessages: 1000, maxBufferedRows: 2000 });
+  expect(tiny).toEqual({
+    prefetchKbytes: 1024,
+    fetchMaxBytes: MiB,
+    queuedMinMessages: 1000,
+    maxBufferedRows: 2000,
+    produceKbytes: 4096,
+  });
 });
