@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { kustomizeTree } from '../deploy/kustomize.ts';
-import { DEFAULTS, type RenderOptions, render } from '../deploy/render.ts';
+import { DEFAULTS, MIN_MEMORY_LIMIT_MIB, type RenderOptions, render } from '../deploy/render.ts';
 import { parseOptions, usage, usageError } from './args.ts';
 
 export const HELP = `deploy render <topology.yaml… | folder> --out <dir> [--check] [--image name:tag] [--namespace ns]
@@ -39,6 +39,11 @@ export function renderOptions(args: string[]): RenderOptions {
     return n;
   };
   const memoryLimitMiB = int('memory-limit', DEFAULTS.memoryLimitMiB);
+  if (memoryLimitMiB < MIN_MEMORY_LIMIT_MIB)
+    throw usageError(
+      `--memory-limit ${memoryLimitMiB} is below ${MIN_MEMORY_LIMIT_MIB} MiB: a worker that small is killed by its ` +
+        `limit as soon as it reads a backlog at full speed (deploy/README.md, Memory). Give it ${MIN_MEMORY_LIMIT_MIB} or more.`,
+    );
   return {
     ...DEFAULTS,
     image: values.image ?? defaultImage(),

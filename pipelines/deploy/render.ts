@@ -118,6 +118,24 @@ function addTopic(topics: Map<string, TopicDecl>, d: TopicDecl): void {
 }
 
 /** A Kubernetes name for a topic: lower case, [a-z0-9.-]; Strimzi keeps the real name in spec.topicName. */
+/**
+ * The smallest pod `--memory-limit` renders. A Kafka-to-Kafka worker reading a backlog at full speed peaked at
+ * 256 MiB with a 256Mi budget and a 100 MB heap, and a 256Mi container of the image was killed by the limit two
+ * seconds into a 285k-event backlog; at 384Mi the peak was 328 MiB (test/bench/results/2026-12-07-produce.md).
+ */
+export const MIN_MEMORY_LIMIT_MIB = 384;
+
+/**
+ * The V8 bounds of a worker in a container of `limitMiB`: the heap at 60%, the rest left to librdkafka's buffers
+ * and the code. V8's young generation at its default (16 MiB semi-spaces) is a large share of a small pod: below
+ * 2 GiB it shrinks with the limit. At 256Mi (2 MiB) with a 128 MB heap, L2 peaked at 254 MB instead of 517 MB, at
+ * 0.83x the events/s (test/bench/results/2026-12-07-batch.md).
+ */
+export function nodeOptionsFor(limitMiB: number): string {
+  const semiMiB = Math.max(1, Math.min(16, Math.floor(limitMiB / 128)));
+  return `--max-old-space-size=${Math.floor(limitMiB * 0.6)}${semiMiB < 16 ? ` --max-semi-space-size=${semiMiB}` : ''}`;
+}
+
 export function topicObjectName(topic: string): string {
   const n = topic
     .toLowerCase()
@@ -201,12 +219,7 @@ function topologyObjects(
     timeoutSeconds: 3,
     failureThreshold,
   });
-  const heapMiB = Math.floor(o.memoryLimitMiB * 0.6);
-  // V8's young generation at its default (16 MiB semi-spaces) is a large share of a small pod: below 2 GiB it
-  // shrinks with the limit. At 256Mi (2 MiB) with a 128 MB heap, L2 peaked at 254 MB instead of 517 MB, at 0.83x
-  // the events/s (test/bench/results/2026-12-07-batch.md).
-  const semiMiB = Math.max(1, Math.min(16, Math.floor(o.memoryLimitMiB / 128)));
-  const nodeOptions = `--max-old-space-size=${heapMiB}${semiMiB < 16 ? ` --max-semi-space-size=${semiMiB}` : ''}`;
+  const nodeOptions = nodeOptionsFor(o.memoryLimitMiB);
 
   const configMap: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta('-topology'), data };
   const deployment: K8sObject = {
