@@ -165,13 +165,15 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
     partitions.map((p) => [p, { partition: p, entries: [], pending: [], marker: undefined, discarded: 0 }]),
   );
   if (partitions.length === 0) return [];
+  // The end as the broker has it, not the first one a read_committed reader meets: behind a transaction that a
+  // killed worker left open lie the markers later workers committed, and a restore without them replays nothing
+  // while the group's offsets have moved on (the records waiting in a join's state were lost so). (Asked of the
+  // admin API: the reader's own watermark query answers the last stable offset too.)
+  const highs = await endOffsets(o.connection, o.topic);
+  // Nothing to read (a new topology, or a new group): no reader to open and wait out to its end.
+  if (partitions.every((p) => !highs.has(p))) return [...reads.values()];
   const consumer = await openEndReader(o.connection, 'restore', 10_000);
   try {
-    // The end as the broker has it, not the first one a read_committed reader meets: behind a transaction that a
-    // killed worker left open lie the markers later workers committed, and a restore without them replays
-    // nothing while the group's offsets have moved on (the records waiting in a join's state were lost so).
-    // (Asked of the admin API: the reader's own watermark query answers the last stable offset too.)
-    const highs = await endOffsets(o.connection, o.topic);
     const atEnd = new Set<number>();
     consumer.on('partition.eof', (e) => {
       if (e.offset === undefined || BigInt(e.offset) >= (highs.get(e.partition) ?? 0n)) atEnd.add(e.partition);
