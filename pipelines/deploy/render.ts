@@ -119,11 +119,12 @@ function addTopic(topics: Map<string, TopicDecl>, d: TopicDecl): void {
 
 /** A Kubernetes name for a topic: lower case, [a-z0-9.-]; Strimzi keeps the real name in spec.topicName. */
 /**
- * The smallest pod `--memory-limit` renders. A Kafka-to-Kafka worker reading a backlog at full speed peaked at
- * 256 MiB with a 256Mi budget and a 100 MB heap, and a 256Mi container of the image was killed by the limit two
- * seconds into a 285k-event backlog; at 384Mi the peak was 328 MiB (test/bench/results/2026-12-07-produce.md).
+ * The smallest pod `--memory-limit` renders. In the image, catching up on a 285k-event backlog, order-forward was
+ * killed by the limit in 256Mi and 320Mi pods and in 2 of 8 runs at 384Mi (peaks 305-435 MiB, much of it outside
+ * the V8 heap: with a 120 MB heap cap 2 of 3 were killed); at 512Mi it caught up every time, peaking at 417-448 MiB
+ * (test/bench/results/2026-12-07-produce.md).
  */
-export const MIN_MEMORY_LIMIT_MIB = 384;
+export const MIN_MEMORY_LIMIT_MIB = 512;
 
 /**
  * The V8 bounds of a worker in a container of `limitMiB`: the heap at 60%, the rest left to librdkafka's buffers

@@ -22,9 +22,10 @@ const PROMETHEUS = process.env.PIPELINES_PROMETHEUS_URL || 'http://127.0.0.1:190
 const PORTS = (process.env.WORKER_METRICS_PORTS || '19100 19101 19102 19103 19104').split(/\s+/).map(Number);
 const MEASURED = join(ROOT, '.local/deploy-measurements.json');
 // The small pods the two workers run in (the rendered default is 2 GiB): the smallest `pipelines deploy` renders,
-// and 512Mi for the embedded engine (test/bench/results/2026-12-07-produce.md).
+// and 768Mi for the embedded engine, whose library's pages count too (it peaked at 518-630 MiB in 512Mi pods;
+// test/bench/results/2026-12-07-produce.md).
 const FORWARD_POD_MIB = Number(process.env.PIPELINES_DEPLOY_FORWARD_MIB || MIN_MEMORY_LIMIT_MIB);
-const ANALYTICS_POD_MIB = Number(process.env.PIPELINES_DEPLOY_ANALYTICS_MIB || 512);
+const ANALYTICS_POD_MIB = Number(process.env.PIPELINES_DEPLOY_ANALYTICS_MIB || 768);
 
 /**
  * The first of PORTS nothing listens on (a worker left over by a test whose process crashed held 19100 once, and

@@ -133,8 +133,8 @@ describe('deploy render', () => {
       return env.find((e) => e.name === 'NODE_OPTIONS')!.value;
     };
     expect(await nodeOptions([])).toBe('--max-old-space-size=1228');
-    expect(await nodeOptions(['--memory-limit', '384'])).toBe('--max-old-space-size=230 --max-semi-space-size=3');
-    expect(() => renderOptions(['--memory-limit', '256'])).toThrow(/below 384 MiB: .*killed by its limit/);
+    expect(await nodeOptions(['--memory-limit', '512'])).toBe('--max-old-space-size=307 --max-semi-space-size=4');
+    expect(() => renderOptions(['--memory-limit', '384'])).toThrow(/below 512 MiB: .*killed by its limit/);
     expect(await nodeOptions(['--memory-limit', '1024'])).toBe('--max-old-space-size=614 --max-semi-space-size=8');
   });
 
