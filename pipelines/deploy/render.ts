@@ -121,8 +121,8 @@ function addTopic(topics: Map<string, TopicDecl>, d: TopicDecl): void {
 /**
  * The smallest pod `--memory-limit` renders. In the image, catching up on a 285k-event backlog, order-forward was
  * killed by the limit in 256Mi and 320Mi pods and in 2 of 8 runs at 384Mi (peaks 305-435 MiB, much of it outside
- * the V8 heap: with a 120 MB heap cap 2 of 3 were killed); at 512Mi it caught up every time, peaking at 417-448 MiB
- * (test/bench/results/2026-12-07-produce.md).
+ * the V8 heap: with a 120 MB heap cap 2 of 3 were killed); at 512Mi it caught up every time, peaking at 417-448 MiB,
+ * and on 855k events at 485-555 MiB with the image's MALLOC_ARENA_MAX (test/bench/results/2026-12-07-produce.md).
  */
 export const MIN_MEMORY_LIMIT_MIB = 512;
 
