@@ -1,6 +1,6 @@
 // Sending a batch of messages on the client's native producer. The KafkaJS layer's send makes a promise, a
-// metadata object and a header copy per message, and rewrites the messages it is given: on the ladder's
-// produce rungs that layer cost more CPU than the native produce call itself. Here a batch waits on one count.
+// metadata object and a header copy per message, and rewrites the messages it is given: profiled on the ladder's
+// produce rungs, that layer cost about two thirds of the native produce call's CPU. A batch here waits on one count.
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 
 export interface KafkaMessage {
