@@ -1,6 +1,7 @@
 // The worker's memory budget: one figure, PIPELINES_MEMORY_BUDGET or else the container's memory limit (cgroup),
 // from which the buffers the worker holds beside its heap are sized: what librdkafka prefetches per consumer, the
-// rows a stage's sinks buffer before the source pauses, and what a stage's producer queues in librdkafka. Without either, the defaults (sized for a 2 GiB pod).
+// rows a stage's sinks buffer before the source pauses, and what a stage's producer queues in librdkafka. Without
+// either, the defaults (sized for a 2 GiB pod).
 import { readFileSync } from 'node:fs';
 import { settingError, shown } from '../settings.ts';
 
@@ -58,8 +59,8 @@ const MESSAGE_BYTES = 512;
 export const ROW_BYTES = 512;
 /**
  * Shares of the budget: prefetch (all consumers), sink buffers (all stages), producer queues (all stages). The rest
- * is heap, state and code. Without the producer's share a forward worker in a 256Mi pod was killed by the limit
- * two seconds into a backlog: librdkafka kept a copy of every message a flush handed it.
+ * is heap, state and code. The producer's share bounds what librdkafka copies of the flushes handed to it (by
+ * default up to 1 GiB); it did not lower the peak of a small pod much (results/2026-12-07-produce.md).
  */
 const PREFETCH_SHARE = 0.1;
 const BUFFER_SHARE = 0.2;

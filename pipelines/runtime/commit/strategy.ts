@@ -1,7 +1,6 @@
 // How a processed batch becomes committed: the contract between the batch loop and its two commit strategies,
 // acknowledgement-based (sinks flush on their own; offsets follow their acknowledgements) and transactional
 // (every output and the offsets in one Kafka transaction per batch).
-
 import type { KafkaMessage } from '../../kafka/produce.ts';
 import type { WorkerEvents } from '../../observe/events.ts';
 import type { WorkerLog } from '../../observe/log.ts';
