@@ -3,7 +3,9 @@
 // changelog partition p, followed by a marker (`@applied|p`: the batch's last offset and p's event time).
 // A worker given partition p reads changelog partition p back before its first record: the state as of the
 // last marker, and the records up to it are not applied again. Entries after the last marker come from a
-// flush cut short by a crash: they are ignored, since their records will be processed again.
+// flush cut short by a crash: they are ignored, since their records will be processed again. The next marker on
+// the partition would make them count (it ends the entries before it): the worker that restored writes, before
+// it, each such key's entry as it was committed, or a void where none was.
 //
 // The worker sends a batch's entries only after every sink made that batch's output durable, so a marker
 // never runs ahead of the outputs (at least once); in exactly-once mode they go in the batch's transaction.
@@ -21,6 +23,8 @@ import type { WorkerLog } from '../observe/log.ts';
 export const MARKER = '@applied';
 /** Header with the entry's version: an aggregate window fed by several partitions has entries in each. */
 export const VERSION_HEADER = 'pipelines-state-version';
+/** Header of an entry that takes back, on its partition, what a cut-short flush wrote for its key. */
+export const VOID_HEADER = 'pipelines-state-void';
 
 /** What a marker keeps of a partition's event time. */
 export interface PartitionClock {
@@ -82,6 +86,8 @@ export class StateChangelog {
   readonly #plan: StatefulPlan;
   readonly #o: RestoreOptions;
   #last = 0;
+  /** Per partition, what cancels the entries a cut-short flush left there: sent before its next marker. */
+  readonly #voids = new Map<number, KafkaMessage[]>();
 
   constructor(plan: StatefulPlan, o: RestoreOptions) {
     this.#plan = plan;
@@ -105,7 +111,8 @@ export class StateChangelog {
     const v = Math.max(this.#last + 1, Date.now() * 1000);
     this.#last = v;
     const headers = { [VERSION_HEADER]: String(v) };
-    const out: KafkaMessage[] = [];
+    const out: KafkaMessage[] = this.#voids.get(partition) ?? [];
+    this.#voids.delete(partition);
     for (const [key, value] of this.#plan.drainChanges()) {
       out.push({ key, value: value === null ? null : encodeValue(value), headers, partition });
     }
@@ -123,10 +130,11 @@ export class StateChangelog {
     const read = await readChangelog(this.#o, partitions);
     const best = new Map<string, { v: number; value: unknown }>();
     for (const p of read) {
-      for (const e of p.entries) {
+      for (const e of p.entries.values()) {
         const have = best.get(e.key);
         if (!have || e.v >= have.v) best.set(e.key, e);
       }
+      this.#voids.set(p.partition, voidsOf(p));
     }
     const counts = this.#plan.loadState([...best].map(([k, e]) => [k, e.value]));
     const applied = new Map<number, bigint>();
@@ -141,7 +149,7 @@ export class StateChangelog {
         partitions,
         entries: counts.loaded,
         ignored: counts.ignored,
-        discarded: read.reduce((n, p) => n + p.discarded, 0),
+        discarded: read.reduce((n, p) => n + p.discarded.length, 0),
         applied: Object.fromEntries([...applied].map(([p, o]) => [p, o.toString()])),
         ms: Math.round(performance.now() - started),
       },
@@ -151,18 +159,43 @@ export class StateChangelog {
   }
 }
 
+interface Entry {
+  key: string;
+  v: number;
+  value: unknown;
+  /** As read: a void writes it back unchanged. */
+  raw: Buffer | null;
+  version: string | undefined;
+  void: boolean;
+}
+
 interface PartitionRead {
   partition: number;
-  entries: Array<{ key: string; v: number; value: unknown }>;
+  /** Per key, the last entry a marker ended (the partition's own order). */
+  entries: Map<string, Entry>;
   marker: Marker | undefined;
   /** Entries after the last marker (a flush cut short). */
-  discarded: number;
+  discarded: Entry[];
+}
+
+/**
+ * What keeps a cut-short flush's entries from counting once the partition's next marker ends them: per key, the
+ * entry committed before them again (its version unchanged, so it outranks nothing it did not outrank), or a void.
+ */
+function voidsOf(p: PartitionRead): KafkaMessage[] {
+  const keys = new Set(p.discarded.map((e) => e.key));
+  return [...keys].map((key): KafkaMessage => {
+    const e = p.entries.get(key);
+    if (!e) return { key, value: null, headers: { [VOID_HEADER]: '1' }, partition: p.partition };
+    const headers: Record<string, string> = e.version === undefined ? {} : { [VERSION_HEADER]: e.version };
+    return { key, value: e.raw, headers, partition: p.partition };
+  });
 }
 
 /** Reads changelog partitions from the start to their end (read_committed), with a private, commit-less group. */
 async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<PartitionRead[]> {
-  const reads = new Map<number, PartitionRead & { pending: PartitionRead['entries'] }>(
-    partitions.map((p) => [p, { partition: p, entries: [], pending: [], marker: undefined, discarded: 0 }]),
+  const reads = new Map<number, PartitionRead & { pending: Entry[] }>(
+    partitions.map((p) => [p, { partition: p, entries: new Map(), pending: [], marker: undefined, discarded: [] }]),
   );
   if (partitions.length === 0) return [];
   // The end as the broker has it, not the first one a read_committed reader meets: behind a transaction that a
@@ -199,15 +232,26 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
         const key = m.key.toString();
         if (key.startsWith(`${MARKER}|`)) {
           if (m.value) r.marker = decodeValue(m.value) as Marker;
-          r.entries.push(...r.pending);
+          for (const e of r.pending) {
+            if (e.void) r.entries.delete(e.key);
+            else r.entries.set(e.key, e);
+          }
           r.pending = [];
           continue;
         }
-        const header = (m.headers ?? []).find((h) => VERSION_HEADER in h)?.[VERSION_HEADER];
-        r.pending.push({ key, v: Number(header?.toString() ?? 0), value: m.value ? decodeValue(m.value) : null });
+        const headers = m.headers ?? [];
+        const version = headers.find((h) => VERSION_HEADER in h)?.[VERSION_HEADER]?.toString();
+        r.pending.push({
+          key,
+          v: Number(version ?? 0),
+          value: m.value ? decodeValue(m.value) : null,
+          raw: m.value ?? null,
+          version,
+          void: headers.some((h) => VOID_HEADER in h),
+        });
       }
     }
-    for (const r of reads.values()) r.discarded = r.pending.length;
+    for (const r of reads.values()) r.discarded = r.pending;
     return [...reads.values()];
   } finally {
     await closeEndReader(consumer);

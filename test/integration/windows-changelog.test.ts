@@ -108,7 +108,12 @@ test.each([
     const got = new Map<string, { events: number; orders: number }>();
     for (const r of rows) got.set(r.key!, JSON.parse((r.value as Buffer).toString()));
     const wrong = [...want].filter(([k, w]) => got.get(k)?.events !== w.events || got.get(k)?.orders !== w.orders.size);
-    expect({ windows: want.size, wrong: wrong.length, sample: wrong[0]?.[0] }).toEqual({
+    const sample = wrong[0] && {
+      window: wrong[0][0],
+      want: { events: wrong[0][1].events, orders: wrong[0][1].orders.size },
+      got: got.get(wrong[0][0]),
+    };
+    expect({ windows: want.size, wrong: wrong.length, sample }).toEqual({
       windows: want.size,
       wrong: 0,
       sample: undefined,
