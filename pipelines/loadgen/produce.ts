@@ -5,14 +5,11 @@
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { type AvroCodec, subjectName } from '../codec/index.ts';
 import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
-import { sendBatch } from '../kafka/produce.ts';
+import { type KafkaMessage, sendBatch } from '../kafka/produce.ts';
 import { type OrderEvent, readSchema, type SCHEMA_FILES } from './orders.ts';
 
-export interface Message {
-  /** A Buffer passes as it is: raw keys, such as bytes that are not UTF-8 (poison.ts). */
-  key: string | Buffer | null;
-  value: Buffer | null;
-}
+/** A key and a value: a Buffer key passes as it is (raw keys, such as bytes that are not UTF-8: poison.ts). */
+export type Message = Pick<KafkaMessage, 'key' | 'value'>;
 
 /**
  * An encoder for order events: one registered schema per event type, chosen by `eventType`; an OrderPlaced whose
