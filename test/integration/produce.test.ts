@@ -1,7 +1,8 @@
 // The worker's send path (pipelines/kafka/produce.ts) on the real broker: a batch lands whole, in order per
 // partition, with its keys, headers, chosen partitions and timestamps, and the messages handed in are left as they
-// were (a retry sends them again); a batch beyond the producer's queue waits for room; a message the broker refuses
-// fails the batch with the client's error.
+// were (a retry sends them again); a batch beyond the producer's queue waits for room; a message the client or the
+// broker refuses fails the batch with the client's error.
+import { randomBytes } from 'node:crypto';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { type KafkaMessage, sendBatch } from '../../pipelines/kafka/produce.ts';
@@ -58,6 +59,33 @@ describe('sendBatch', () => {
       (e: { code?: number }) => e,
     );
     expect(err?.code).toBe(10); // MSG_SIZE_TOO_LARGE
+  }, 60_000);
+
+  test('a message the broker refuses fails the batch in its delivery report', async () => {
+    const kafka = new KafkaJS.Kafka({
+      ...clientConfig(stack().conn.kafka),
+      kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
+    } as never);
+    // The topic takes 2 kB records, the client sends up to 1 MB: the refusal comes back from the broker.
+    const topic = `${topics.ORDERS_TOPIC}.small-records`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '2000' }] }],
+    });
+    await admin.disconnect();
+    const plain = kafka.producer({ 'linger.ms': 5 } as never);
+    await plain.connect();
+    try {
+      const big = { key: 'big', value: randomBytes(5000) };
+      const err = await sendBatch(plain, topic, [{ key: 'a', value: Buffer.from('a') }, big]).then(
+        () => undefined,
+        (e: { code?: number }) => e,
+      );
+      expect(err?.code).toBe(10); // MSG_SIZE_TOO_LARGE, from the broker
+    } finally {
+      await plain.disconnect();
+    }
   }, 60_000);
 
   test("a batch larger than the producer's queue waits for room: all delivered, none twice", async () => {
