@@ -134,6 +134,7 @@ export class StateChangelog {
         const have = best.get(e.key);
         if (!have || e.v >= have.v) best.set(e.key, e);
       }
+      // Before the plan holds the values (its steps may change them in place).
       this.#voids.set(p.partition, voidsOf(p));
     }
     const counts = this.#plan.loadState([...best].map(([k, e]) => [k, e.value]));
@@ -163,8 +164,6 @@ interface Entry {
   key: string;
   v: number;
   value: unknown;
-  /** As read: a void writes it back unchanged. */
-  raw: Buffer | null;
   version: string | undefined;
   void: boolean;
 }
@@ -188,7 +187,7 @@ function voidsOf(p: PartitionRead): KafkaMessage[] {
     const e = p.entries.get(key);
     if (!e) return { key, value: null, headers: { [VOID_HEADER]: '1' }, partition: p.partition };
     const headers: Record<string, string> = e.version === undefined ? {} : { [VERSION_HEADER]: e.version };
-    return { key, value: e.raw, headers, partition: p.partition };
+    return { key, value: e.value === null ? null : encodeValue(e.value), headers, partition: p.partition };
   });
 }
 
@@ -245,7 +244,6 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
           key,
           v: Number(version ?? 0),
           value: m.value ? decodeValue(m.value) : null,
-          raw: m.value ?? null,
           version,
           void: headers.some((h) => VOID_HEADER in h),
         });

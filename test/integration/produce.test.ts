@@ -10,11 +10,12 @@ import { createTopics, readTopic, stack, testTopics } from './harness.ts';
 
 describe('sendBatch', () => {
   const topics = testTopics('produce');
+  let kafka: KafkaJS.Kafka;
   let producer: KafkaJS.Producer;
 
   beforeAll(async () => {
     await createTopics(topics);
-    const kafka = new KafkaJS.Kafka({
+    kafka = new KafkaJS.Kafka({
       ...clientConfig(stack().conn.kafka),
       kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
     } as never);
@@ -62,10 +63,6 @@ describe('sendBatch', () => {
   }, 60_000);
 
   test('a message the broker refuses fails the batch in its delivery report', async () => {
-    const kafka = new KafkaJS.Kafka({
-      ...clientConfig(stack().conn.kafka),
-      kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
-    } as never);
     // The topic takes 2 kB records, the client sends up to 1 MB: the refusal comes back from the broker.
     const topic = `${topics.ORDERS_TOPIC}.small-records`;
     const admin = kafka.admin();
@@ -89,10 +86,6 @@ describe('sendBatch', () => {
   }, 60_000);
 
   test("a batch larger than the producer's queue waits for room: all delivered, none twice", async () => {
-    const kafka = new KafkaJS.Kafka({
-      ...clientConfig(stack().conn.kafka),
-      kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
-    } as never);
     // 256 kB of queue for 8 MB of messages: librdkafka refuses (Queue full) most of them at first.
     const small = kafka.producer({ 'linger.ms': 5, 'queue.buffering.max.kbytes': 256 } as never);
     await small.connect();
