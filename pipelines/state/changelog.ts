@@ -164,7 +164,6 @@ interface Entry {
   key: string;
   v: number;
   value: unknown;
-  version: string | undefined;
   void: boolean;
 }
 
@@ -186,8 +185,8 @@ function voidsOf(p: PartitionRead): KafkaMessage[] {
   return [...keys].map((key): KafkaMessage => {
     const e = p.entries.get(key);
     if (!e) return { key, value: null, headers: { [VOID_HEADER]: '1' }, partition: p.partition };
-    const headers: Record<string, string> = e.version === undefined ? {} : { [VERSION_HEADER]: e.version };
-    return { key, value: e.value === null ? null : encodeValue(e.value), headers, partition: p.partition };
+    const value = e.value === null ? null : encodeValue(e.value);
+    return { key, value, headers: { [VERSION_HEADER]: String(e.v) }, partition: p.partition };
   });
 }
 
@@ -239,12 +238,11 @@ async function readChangelog(o: RestoreOptions, partitions: number[]): Promise<P
           continue;
         }
         const headers = m.headers ?? [];
-        const version = headers.find((h) => VERSION_HEADER in h)?.[VERSION_HEADER]?.toString();
+        const version = headers.find((h) => VERSION_HEADER in h)?.[VERSION_HEADER];
         r.pending.push({
           key,
-          v: Number(version ?? 0),
+          v: Number(version?.toString() ?? 0),
           value: m.value ? decodeValue(m.value) : null,
-          version,
           void: headers.some((h) => VOID_HEADER in h),
         });
       }
