@@ -1,7 +1,6 @@
 // The worker's source consumer (librdkafka's interface under the worker's batch loop) on the real broker: every
 // record handed out once per owner, in offset order per partition, no batch of a partition after its revoke,
 // pause and resume, commits confirmed by the broker and read back.
-import { KafkaJS } from '@confluentinc/kafka-javascript';
 import {
   ASSIGN_PARTITIONS,
   BatchConsumer,
@@ -9,7 +8,7 @@ import {
   type TopicPartition,
 } from '../../pipelines/kafka/batch-consumer.ts';
 import { clientConfig } from '../../pipelines/kafka/connection.ts';
-import { createTopics, stack, testTopics } from './harness.ts';
+import { createTopics, kafkaClient, stack, testTopics } from './harness.ts';
 
 jest.setTimeout(120_000);
 
@@ -19,10 +18,7 @@ const PER_PARTITION = 4000;
 async function producedTopic(name: string): Promise<string> {
   const topics = testTopics(name);
   await createTopics(topics, PARTITIONS);
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(stack().conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never);
+  const kafka = kafkaClient();
   const producer = kafka.producer();
   await producer.connect();
   for (let p = 0; p < PARTITIONS; p++) {

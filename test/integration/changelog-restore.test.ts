@@ -12,11 +12,10 @@
 import { spawn } from 'node:child_process';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { encodeValue } from '../../pipelines/codec/decoder.ts';
-import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { sendBatch } from '../../pipelines/kafka/produce.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { MARKER, StateChangelog, type StatefulPlan, VERSION_HEADER } from '../../pipelines/state/changelog.ts';
-import { stack } from './harness.ts';
+import { kafkaClient, stack } from './harness.ts';
 
 jest.setTimeout(120_000);
 
@@ -70,10 +69,7 @@ setInterval(() => {}, 1000);`,
   });
   child.kill('SIGKILL');
   // The next worker: its entry and marker, committed after the open transaction began.
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
-  } as never);
+  const kafka = kafkaClient(KafkaJS.logLevel.NOTHING);
   const next = kafka.producer({ 'transactional.id': `open-txn-next-${Date.now()}` } as never);
   await next.connect();
   const tx = await next.transaction();
@@ -99,10 +95,7 @@ test("a flush cut short stays ignored after the next worker's marker; its keys k
   const { conn } = stack();
   const topic = `cut-short.${Date.now()}.state`;
   await applyTopics(conn.kafka, [{ name: topic, partitions: 1, replicas: 1, cleanup: 'compact' }]);
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
-  } as never);
+  const kafka = kafkaClient(KafkaJS.logLevel.NOTHING);
   const producer = kafka.producer({ 'enable.idempotence': true } as never);
   await producer.connect();
   try {

@@ -2,8 +2,6 @@
 // without its value (its size and SHA-256 instead, said in a header), the other dead letters of its batch land
 // once, everything else flows, and the offsets move past it.
 import { createHash } from 'node:crypto';
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { committedOffsets } from '../../pipelines/kafka/offsets.ts';
 import { orderPlacedStream } from '../../pipelines/loadgen/orders.ts';
 import { produce } from '../../pipelines/loadgen/produce.ts';
@@ -11,6 +9,7 @@ import { DEAD_LETTER_MAX_BYTES } from '../../pipelines/runtime/dead-letter-messa
 import { redriveDeadLetters } from '../../pipelines/runtime/dead-letters.ts';
 import {
   createTopics,
+  kafkaClient,
   ORDER_SCHEMAS,
   ORDER_VALUE,
   produceOrders,
@@ -46,10 +45,7 @@ test('a 5 MB poison record is dead-lettered without its value; the rest of its b
   const topics = testTopics('oversize');
   const { conn } = stack();
   // The source takes 8 MB records (a producer elsewhere was configured so); the dead-letter topic the default 1 MB.
-  const admin = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never).admin();
+  const admin = kafkaClient().admin();
   await admin.connect();
   await admin.createTopics({
     topics: [

@@ -1,13 +1,13 @@
 // The dead-letter tools on the real broker and registry: inspect decodes and shows provenance;
 // redrive sends each dead letter back once, with its original key and headers.
-import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, RegistryClient } from '../../pipelines/codec/index.ts';
-import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
+import { connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { deadLetterHeaders } from '../../pipelines/kafka/headers.ts';
 import { withAdmin } from '../../pipelines/kafka/offsets.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
 import { orderPlacedStream, readSchema } from '../../pipelines/loadgen/orders.ts';
 import { inspectDeadLetters, redriveDeadLetters } from '../../pipelines/runtime/dead-letters.ts';
+import { kafkaClient } from './harness.ts';
 
 jest.setTimeout(90_000);
 
@@ -19,10 +19,7 @@ test('inspect shows decoded dead letters with provenance; redrive sends them bac
   const registry = new RegistryClient(conn.registry);
   const encoder = await new AvroCodec({ registry }).encoder(`${source}-value`, readSchema('OrderPlaced'));
   const events = [...orderPlacedStream(5, { seed: run % 1000 })];
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never);
+  const kafka = kafkaClient();
   await applyTopics(conn.kafka, [{ name: source, partitions: 1, replicas: 1 }], { onlyCreate: true });
   const producer = kafka.producer({ 'linger.ms': 5 } as never);
   await producer.connect();
@@ -96,10 +93,7 @@ test('a dead letter whose source topic is gone: redrive says so, creates nothing
   const elsewhere = `dlq.elsewhere.${run}`;
   const dlqTopic = `dlq.orphans.${run}`;
   await applyTopics(conn.kafka, [{ name: elsewhere, partitions: 1, replicas: 1 }], { onlyCreate: true });
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never);
+  const kafka = kafkaClient();
   const producer = kafka.producer({ 'linger.ms': 5 } as never);
   await producer.connect();
   const provenance = (offset: number) => ({

@@ -30,6 +30,11 @@ export function stack(): { conn: Connections; registry: RegistryClient; codec: A
   return { conn, registry, codec: new AvroCodec({ registry }) };
 }
 
+/** A client of the client library's KafkaJS layer on the test stack's broker, logging at `level` and above. */
+export function kafkaClient(level: KafkaJS.logLevel = KafkaJS.logLevel.ERROR): KafkaJS.Kafka {
+  return new KafkaJS.Kafka({ ...clientConfig(stack().conn.kafka), kafkaJS: { logLevel: level } } as never);
+}
+
 export const createTopics = (topics: TestTopics, partitions = 3) =>
   createOrderTopics(stack().conn.kafka, topics, partitions);
 
@@ -128,12 +133,9 @@ export async function readTopic(
   topic: string,
   o: { expect?: number; idleMs?: number; decode?: 'avro' | 'raw'; readCommitted?: boolean } = {},
 ): Promise<ReadRecord[]> {
-  const { conn, registry } = stack();
+  const { registry } = stack();
   const decoder = new AvroDecoder({ registry, unknownRecord: 'writer' });
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never);
+  const kafka = kafkaClient();
   const consumer = kafka.consumer({
     'group.id': `read-${topic}-${Date.now()}`,
     'auto.offset.reset': 'earliest',

@@ -4,9 +4,8 @@
 // broker refuses fails the batch with the client's error.
 import { randomBytes } from 'node:crypto';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { type KafkaMessage, sendBatch } from '../../pipelines/kafka/produce.ts';
-import { createTopics, readTopic, stack, testTopics } from './harness.ts';
+import { createTopics, kafkaClient, readTopic, testTopics } from './harness.ts';
 
 describe('sendBatch', () => {
   const topics = testTopics('produce');
@@ -15,10 +14,7 @@ describe('sendBatch', () => {
 
   beforeAll(async () => {
     await createTopics(topics);
-    kafka = new KafkaJS.Kafka({
-      ...clientConfig(stack().conn.kafka),
-      kafkaJS: { logLevel: KafkaJS.logLevel.NOTHING },
-    } as never);
+    kafka = kafkaClient(KafkaJS.logLevel.NOTHING);
     // As the worker's (runtime/outputs.ts), with a small message bound for the refusal below.
     producer = kafka.producer({ 'linger.ms': 5, 'enable.idempotence': true, 'message.max.bytes': 10_000 } as never);
     await producer.connect();

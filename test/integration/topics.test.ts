@@ -1,7 +1,7 @@
 // `topics apply` on the real broker: create, grow partitions, leave alone, refuse to shrink.
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
+import { connectionsFrom } from '../../pipelines/kafka/connection.ts';
 import { applyTopics } from '../../pipelines/kafka/topics.ts';
+import { kafkaClient } from './harness.ts';
 
 jest.setTimeout(60_000);
 
@@ -23,10 +23,7 @@ test('creates, grows and leaves topics as declared, and refuses to shrink', asyn
   expect((await applyTopics(conn, [spec], { maxReplicas: 1 }))[0]!.action).toBe('conflict');
 
   // Independent look at the broker's metadata.
-  const admin = new KafkaJS.Kafka({
-    ...clientConfig(conn),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never).admin();
+  const admin = kafkaClient().admin();
   await admin.connect();
   const [meta] = (await admin.fetchTopicMetadata({ topics: [name] })) as unknown as Array<{ partitions: unknown[] }>;
   await admin.disconnect();

@@ -1,12 +1,10 @@
 // A source topic written in transactions (the output of another exactly-once worker) ends with a commit marker: a
 // group that has processed every record stays committed one short of the end. On the real broker: the probe tells
 // markers from records, and `pipelines run --until-caught-up` stops at the end instead of waiting for ever.
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig } from '../../pipelines/kafka/connection.ts';
 import { committedOffsets, endOffsets, partitionsWithRecords } from '../../pipelines/kafka/offsets.ts';
 import { orderLifecycleStream } from '../../pipelines/loadgen/orders.ts';
 import { orderEventEncoder } from '../../pipelines/loadgen/produce.ts';
-import { createTopics, readTopic, spawnWorker, stack, stopWorkers, testTopics } from './harness.ts';
+import { createTopics, kafkaClient, readTopic, spawnWorker, stack, stopWorkers, testTopics } from './harness.ts';
 
 jest.setTimeout(120_000);
 afterEach(stopWorkers);
@@ -17,10 +15,7 @@ test('a topic written in transactions: read to its end, then --until-caught-up s
   const { conn, codec } = stack();
   const encode = await orderEventEncoder(codec, topics.ORDERS_TOPIC);
   const events = [...orderLifecycleStream(2000, { seed: 7 })];
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(conn.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never);
+  const kafka = kafkaClient();
   const producer = kafka.producer({ 'transactional.id': `tx-source-${Date.now()}` } as never);
   await producer.connect();
   for (let i = 0; i < events.length; i += 500) {
