@@ -3,7 +3,7 @@
 // terminal, log lines otherwise); --swap then exchanges each live table with its rebuild and hands the rebuild's
 // position to the live sink, so that the live worker carries on from there without a gap or a double count.
 import { connectionsFrom } from '../kafka/connection.ts';
-import { committedOffsets, groupMembers, withAdmin } from '../kafka/offsets.ts';
+import { committedOffsets, groupMembers, topicOffsets, withAdmin } from '../kafka/offsets.ts';
 import { createLogger } from '../observe/log.ts';
 import { launchWorker } from '../runtime/launch.ts';
 import { loadPlan } from '../runtime/load.ts';
@@ -132,7 +132,7 @@ export const replay: Command = {
       await swap();
       return 0;
     }
-    const ends = await withAdmin(conn, (a) => a.fetchTopicOffsets(spec.source.topic));
+    const ends = await withAdmin(conn, (a) => topicOffsets(a, spec.source.topic));
     const progress = new ReplayProgress(
       ends.map((e) => ({ partition: e.partition, low: BigInt(e.low), high: BigInt(e.high) })),
     );

@@ -23,9 +23,32 @@ export async function groupMembers(conn: KafkaConnection, group: string): Promis
   return groups[0]?.members.length ?? 0;
 }
 
+/**
+ * The admin's low and high offsets of each partition of `topic`. The client's KafkaJS layer answers -1 for a
+ * partition whose leader could not say (a broker still loading its logs after a restart): taken as they came, a
+ * topic of 100k records read as empty, and a worker run `--until-caught-up` stopped before it had read them.
+ * Refused here instead, as retriable, until every partition's offsets are known.
+ */
+export async function topicOffsets(
+  admin: KafkaJS.Admin,
+  topic: string,
+  options?: { isolationLevel: KafkaJS.IsolationLevel },
+): Promise<Array<{ partition: number; high: string; low: string }>> {
+  const offsets = await admin.fetchTopicOffsets(topic, options as never);
+  const unknown = offsets.filter((p) => BigInt(p.high) < 0n || BigInt(p.low) < 0n).map((p) => p.partition);
+  if (unknown.length > 0) {
+    throw new PipelinesError(
+      'KAFKA_OFFSETS_UNKNOWN',
+      `${topic}: the offsets of partition ${unknown.join(', ')} are not known yet (its leader is not ready)`,
+      { retriable: true },
+    );
+  }
+  return offsets;
+}
+
 /** The end (high watermark) of each partition that holds records. */
 export async function endOffsets(conn: KafkaConnection, topic: string): Promise<Map<number, bigint>> {
-  const offsets = await withAdmin(conn, (a) => a.fetchTopicOffsets(topic));
+  const offsets = await withAdmin(conn, (a) => topicOffsets(a, topic));
   return new Map(offsets.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => [p.partition, BigInt(p.high)]));
 }
 
@@ -126,7 +149,7 @@ export function topicPositions(conn: KafkaConnection, topic: string, group: stri
         throw err;
       });
       const c = await clients;
-      const [ends, committed] = await Promise.all([c.admin.fetchTopicOffsets(topic), c.offsets.committed(topic)]);
+      const [ends, committed] = await Promise.all([topicOffsets(c.admin, topic), c.offsets.committed(topic)]);
       return ends.map((p) => ({
         partition: p.partition,
         low: BigInt(p.low),
@@ -162,7 +185,7 @@ export async function drainedTo(
 ): Promise<boolean> {
   if (caughtUp(committed, ends)) return true;
   const stable = await withAdmin(conn, (a) =>
-    a.fetchTopicOffsets(topic, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED } as never),
+    topicOffsets(a, topic, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED }),
   );
   for (const p of stable) if (BigInt(p.high) < (ends.get(p.partition) ?? 0n)) return false;
   const from = new Map([...ends.keys()].map((p) => [p, (committed.get(p) ?? 0n) < 0n ? 0n : (committed.get(p) ?? 0n)]));

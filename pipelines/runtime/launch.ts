@@ -117,7 +117,8 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const metrics = o.metrics ?? (o.observe === false ? undefined : createMetrics());
   const events = metrics?.topology(plan.name);
   events?.observeSteps(() => loaded.flatMap((l) => l.plan.observed()));
-  const registry = registryClient(conns, retry, events, o.log, startup, () => stopping || startup.overdue());
+  const gaveUp = () => stopping || startup.overdue();
+  const registry = registryClient(conns, retry, events, o.log, startup, gaveUp);
   const cleanups: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -132,6 +133,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     plan: stage,
     group: stage === plan ? (o.flags?.group ?? spec.source.group) : stage.topology.spec.source.group,
     retry,
+    gaveUp,
     conns,
     kafka,
     registry,
@@ -393,6 +395,7 @@ async function loadTables(w: Launch): Promise<void> {
       decoder: type ? new AvroCodec({ registry: w.registry, readers: [type], unknownRecord: 'writer' }) : jsonDecoder,
       group: `pipelines-${plan.name}-table-${name}-${hostname()}-${process.pid}-${Date.now()}`,
       consumerConfig: fetchConfig(w.bounds),
+      gaveUp: w.gaveUp,
       log: w.log,
       progress: (e) => w.events?.table?.(e),
     });

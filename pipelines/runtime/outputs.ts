@@ -42,6 +42,8 @@ export interface Launch {
   plan: Plan;
   group: string;
   retry: RetryPolicy;
+  /** Start-up's retries end: its deadline passed, or the worker is stopping. */
+  gaveUp: () => boolean;
   conns: Connections;
   kafka: KafkaJS.Kafka;
   registry: RegistryClient;

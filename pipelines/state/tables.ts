@@ -4,6 +4,7 @@
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Decoder } from '../codec/decoder.ts';
 import { BatchConsumer, type FetchedBatch } from '../kafka/batch-consumer.ts';
+import { topicOffsets } from '../kafka/offsets.ts';
 import type { WorkerLog } from '../observe/log.ts';
 import { defaultRetry, retrying } from '../retry.ts';
 
@@ -28,6 +29,8 @@ export interface TableLoaderOptions {
   log: WorkerLog;
   /** Size and distance from the end, for metrics and readiness. */
   progress?: (e: { topic: string; rows: number; behind: number; skipped: number }) => void;
+  /** Start-up gave up (its deadline passed, or the worker is stopping): the wait for the table's offsets ends. */
+  gaveUp?: () => boolean;
   /** librdkafka properties for the table's consumer (the memory budget's fetch bounds). */
   consumerConfig?: Record<string, string | number>;
 }
@@ -67,15 +70,26 @@ export class TableLoader {
 
   async start(): Promise<void> {
     const o = this.#o;
-    const admin = o.kafka.admin();
-    await admin.connect();
-    try {
-      for (const p of await admin.fetchTopicOffsets(o.topic)) {
-        this.#ends.set(p.partition, BigInt(p.high));
-        this.#positions.set(p.partition, BigInt(p.low));
-      }
-    } finally {
-      await admin.disconnect();
+    // Waits out a broker that is starting: a table taken as empty would be caught up with none of its rows.
+    const offsets = await retrying(
+      defaultRetry,
+      async () => {
+        const admin = o.kafka.admin();
+        await admin.connect();
+        try {
+          return await topicOffsets(admin, o.topic);
+        } finally {
+          await admin.disconnect();
+        }
+      },
+      {
+        stopped: () => this.#stopping || (o.gaveUp?.() ?? false),
+        onRetry: (err, attempt) => o.log.warn({ table: o.table, attempt, err: err.message }, 'table offsets wait'),
+      },
+    );
+    for (const p of offsets) {
+      this.#ends.set(p.partition, BigInt(p.high));
+      this.#positions.set(p.partition, BigInt(p.low));
     }
     this.#check();
     // The worker's batch consumer, not the client's KafkaJS layer: a 1M-row catch-up must not sit in that layer's
