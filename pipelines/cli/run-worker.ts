@@ -75,6 +75,9 @@ export async function runWorker(args: string[]): Promise<number> {
       previous: undefined as Map<number, bigint> | undefined,
     }));
     let checking = false;
+    /** The check under way: one that hung and was given up on must not stop the worker when it comes back. */
+    let generation = 0;
+    let said = Date.now();
     /** Whether a stage has committed to `ends`, or is short of it by transaction markers only. */
     const stageDone = async (s: (typeof stages)[number], ends: Map<number, bigint>): Promise<boolean> => {
       const { topic, worker } = s.stage;
@@ -94,6 +97,16 @@ export async function runWorker(args: string[]): Promise<number> {
       const still = committed.size === s.previous?.size && [...committed].every(([p, o]) => s.previous?.get(p) === o);
       s.previous = committed;
       if (caughtUp(committed, ends)) return true;
+      // Said now and then: a worker that never gets there shows in its log whether it still moves.
+      if (Date.now() - said > PROGRESS_EVERY_MS) {
+        said = Date.now();
+        let left = 0n;
+        for (const [p, end] of ends) {
+          const c = committed.get(p) ?? 0n;
+          left += end - (c < 0n ? 0n : c);
+        }
+        log.info({ topic, left: Number(left), unchanged: still }, 'not caught up yet');
+      }
       // Short of the end and not moving: what is left may be transaction markers only (a topic written exactly
       // once), which no commit covers, unless a transaction is still open.
       return still && drainedTo(conn, topic, committed, ends);
@@ -102,17 +115,26 @@ export async function runWorker(args: string[]): Promise<number> {
       setInterval(() => {
         if (checking || stopping) return;
         checking = true;
-        (async () => {
-          // Each source as it was when the worker came up (read again after a failure: broker away); each internal
-          // topic as it is once the stage before it is done, so it holds all that stage wrote.
-          for (const s of stages) {
-            const internal = s.stage.plan.checked.entry !== undefined;
-            if (!internal) s.ends ??= await endOffsets(conn, s.stage.topic);
-            const ends = internal ? await endOffsets(conn, s.stage.topic) : s.ends!;
-            if (!(await stageDone(s, ends))) return;
-          }
-          void stop('caught up');
-        })()
+        const mine = ++generation;
+        let step = '';
+        // Bounded as a whole: a client call that never answers (a broker restarting) must not end the checking.
+        withTimeout(
+          (async () => {
+            // Each source as it was when the worker came up (read again after a failure: broker away); each internal
+            // topic as it is once the stage before it is done, so it holds all that stage wrote.
+            for (const s of stages) {
+              step = `the end offsets of ${s.stage.topic}`;
+              const internal = s.stage.plan.checked.entry !== undefined;
+              if (!internal) s.ends ??= await endOffsets(conn, s.stage.topic);
+              const ends = internal ? await endOffsets(conn, s.stage.topic) : s.ends!;
+              step = `the group's progress on ${s.stage.topic}`;
+              if (!(await stageDone(s, ends))) return;
+            }
+            if (mine === generation) void stop('caught up');
+          })(),
+          CHECK_BOUND_MS,
+          () => `no answer in ${CHECK_BOUND_MS / 1000} s while reading ${step}`,
+        )
           .catch((err) => log.warn({ err: (err as Error).message }, 'catch-up check failed, trying again'))
           .finally(() => {
             checking = false;
@@ -149,12 +171,17 @@ export async function runWorker(args: string[]): Promise<number> {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+/** How long one catch-up check may take before it is given up on and the next one starts. */
+const CHECK_BOUND_MS = 60_000;
+/** How often --until-caught-up says how much is left while it waits. */
+const PROGRESS_EVERY_MS = 30_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string | (() => string)): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(message)), ms);
+      timer = setTimeout(() => reject(new Error(typeof message === 'string' ? message : message())), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }
