@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, AvroDecoder, RegistryClient } from '../../pipelines/codec/index.ts';
 import { type Connections, clientConfig, connectionsFrom } from '../../pipelines/kafka/connection.ts';
@@ -66,11 +66,41 @@ const running = new Map<ChildProcess, string>();
  */
 export async function stopWorkers(): Promise<void> {
   for (const [child, log] of running) {
+    const report = await diagnosticReport(child, log);
     child.kill('SIGKILL');
-    console.log(`worker still running at the end of the test (${log}), its last log lines:\n${logTail(log)}`);
+    console.log(
+      `worker still running at the end of the test (${log}), its last log lines:\n${logTail(log)}\n${report}`,
+    );
   }
   running.clear();
 }
+
+/** Node's diagnostic report, asked for by signal: whether the worker's event loop still answers, and where it is. */
+async function diagnosticReport(child: ChildProcess, log: string): Promise<string> {
+  const file = reportFile(log);
+  child.kill('SIGUSR2');
+  for (let waited = 0; waited < 3000 && !existsSync(file); waited += 100) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 200)); // written in one go, but not atomically
+  if (!existsSync(file)) return '  no diagnostic report within 3 s: its event loop is blocked';
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as {
+      javascriptStack?: { message?: string; stack?: string[] };
+      libuv?: Array<{ type: string; is_active?: boolean }>;
+    };
+    const handles = new Map<string, number>();
+    for (const h of r.libuv ?? []) if (h.is_active) handles.set(h.type, (handles.get(h.type) ?? 0) + 1);
+    const stack = (r.javascriptStack?.stack ?? []).slice(0, 6).map((f) => `    ${f.trim()}`);
+    return [
+      `  its event loop answers (diagnostic report ${file}): ${r.javascriptStack?.message || 'idle'}`,
+      ...stack,
+      `  active handles: ${[...handles].map(([t, n]) => `${t} ${n}`).join(', ')}`,
+    ].join('\n');
+  } catch (err) {
+    return `  diagnostic report ${file} unreadable: ${(err as Error).message}`;
+  }
+}
+
+const reportFile = (log: string) => log.replace(/\.log$/, '.report.json');
 
 /** The worker's last structured log lines (librdkafka's own lines left out), shortened. */
 function logTail(file: string, lines = 25): string {
@@ -99,7 +129,14 @@ export function spawnWorker(
   mkdirSync(dir, { recursive: true });
   const log = join(dir, `${logName}-${Date.now()}.log`);
   const out = createWriteStream(log, { flags: 'w' });
-  const command = [process.execPath, 'pipelines/cli/main.ts', 'run', file, '--no-metrics', ...args];
+  // A worker still running when its test ends is asked for node's report (SIGUSR2) before it is killed.
+  const report = [
+    '--report-on-signal',
+    '--report-signal=SIGUSR2',
+    `--report-directory=${dir}`,
+    `--report-filename=${basename(reportFile(log))}`,
+  ];
+  const command = [process.execPath, ...report, 'pipelines/cli/main.ts', 'run', file, '--no-metrics', ...args];
   // Killed with the test process: when a native crash takes it down, afterEach never runs, and a worker left over
   // held the metrics ports the next test file needed (seen in CI).
   const [cmd, ...argv] = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'SIGKILL', ...command] : command;
