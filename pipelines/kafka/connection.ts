@@ -1,6 +1,7 @@
 // How a worker reaches Kafka and the Schema Registry: from the environment, overridden by CLI flags.
 // Secrets are kept out of anything printable: `describeConnection` masks them.
 
+import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { existingPath, hostPortList, httpUrl, oneOf, settingError } from '../settings.ts';
 
 export interface KafkaConnection {
@@ -108,4 +109,24 @@ export function describeConnection(c: Connections): Record<string, unknown> {
 /** The common part of every producer, consumer and admin configuration. */
 export function clientConfig(k: KafkaConnection): Record<string, unknown> {
   return { 'bootstrap.servers': k.brokers.join(','), 'client.id': k.clientId, ...k.security };
+}
+
+/** Where the client's own log lines go: the worker's log (structurally, so this room needs no logger of its own). */
+export interface ClientLog {
+  warn(o: object, msg: string): void;
+}
+
+/**
+ * A client of the KafkaJS layer on `conn`. Its own logger prints objects to the console, which breaks a worker's
+ * JSON lines: given `log`, the layer's warnings and errors (librdkafka's connection failures among them) become
+ * warnings there, since every one of them is retried by the client. Without one, only errors, as the layer prints.
+ */
+export function kafkaOf(conn: KafkaConnection, log?: ClientLog): KafkaJS.Kafka {
+  const line = (message: string, extra?: { name?: string; fac?: string }) =>
+    log?.warn({ client: extra?.name, fac: extra?.fac, err: message }, 'kafka client');
+  const logger = log && { setLogLevel() {}, namespace: () => logger, error: line, warn: line, info() {}, debug() {} };
+  return new KafkaJS.Kafka({
+    ...clientConfig(conn),
+    kafkaJS: { logLevel: logger ? KafkaJS.logLevel.WARN : KafkaJS.logLevel.ERROR, ...(logger ? { logger } : {}) },
+  } as never);
 }

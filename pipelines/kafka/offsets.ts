@@ -2,11 +2,11 @@
 // has caught up with what a topic held at some moment (replays, --until-caught-up, progress displays, tests).
 import rdkafka, { KafkaJS } from '@confluentinc/kafka-javascript';
 import { PipelinesError } from '../errors.ts';
-import { clientConfig, type KafkaConnection } from './connection.ts';
+import { clientConfig, type KafkaConnection, kafkaOf } from './connection.ts';
 import { closeEndReader, openEndReader, readBatch } from './end-reader.ts';
 
 export async function withAdmin<T>(conn: KafkaConnection, fn: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
-  const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+  const kafka = kafkaOf(conn);
   const admin = kafka.admin();
   try {
     await admin.connect();
@@ -132,7 +132,7 @@ export interface TopicPositions {
 export function topicPositions(conn: KafkaConnection, topic: string, group: string): TopicPositions {
   let clients: Promise<{ admin: KafkaJS.Admin; offsets: GroupOffsets }> | undefined;
   const open = async () => {
-    const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+    const kafka = kafkaOf(conn);
     const admin = kafka.admin();
     try {
       await admin.connect();

@@ -1,11 +1,7 @@
 // Reading a topic to its current end, batch by batch: the dead-letter tools and the saga timeline.
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig, type KafkaConnection } from './connection.ts';
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { KafkaConnection } from './connection.ts';
 import { endOffsets } from './offsets.ts';
-
-export function kafkaOf(conn: KafkaConnection): KafkaJS.Kafka {
-  return new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
-}
 
 /**
  * Reads `topic` from `group`'s position (or the beginning) up to its current end, batch by batch.

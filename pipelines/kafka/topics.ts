@@ -1,7 +1,7 @@
 // Creates or updates the topics a topology declares, through the admin API: partitions, replication,
 // retention, cleanup policy, min in-sync replicas. Partitions only grow (Kafka cannot shrink them).
-import rdkafka, { KafkaJS } from '@confluentinc/kafka-javascript';
-import { clientConfig, type KafkaConnection } from './connection.ts';
+import rdkafka from '@confluentinc/kafka-javascript';
+import { clientConfig, type KafkaConnection, kafkaOf } from './connection.ts';
 
 export interface TopicSpec {
   name: string;
@@ -41,7 +41,7 @@ export async function applyTopics(
   specs: TopicSpec[],
   options: ApplyOptions = {},
 ): Promise<TopicChange[]> {
-  const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+  const kafka = kafkaOf(conn);
   const admin = kafka.admin();
   await admin.connect();
   try {

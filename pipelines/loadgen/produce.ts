@@ -2,9 +2,8 @@
 // Each event type is registered under its TopicRecordName subject (several types on one topic, ordered per
 // order by the key), OrderPlaced in both versions; sends go in chunks awaited once each (the client batches with
 // linger.ms).
-import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { type AvroCodec, subjectName } from '../codec/index.ts';
-import { clientConfig, type KafkaConnection } from '../kafka/connection.ts';
+import { type KafkaConnection, kafkaOf } from '../kafka/connection.ts';
 import { type KafkaMessage, sendBatch } from '../kafka/produce.ts';
 import { type OrderEvent, readSchema, type SCHEMA_FILES } from './orders.ts';
 
@@ -64,7 +63,7 @@ export interface OpenProducer {
  * times a second in one process, is where the native client's teardown races live.
  */
 export async function openProducer(conn: KafkaConnection, config: Record<string, unknown> = {}): Promise<OpenProducer> {
-  const kafka = new KafkaJS.Kafka({ ...clientConfig(conn), kafkaJS: { logLevel: KafkaJS.logLevel.ERROR } } as never);
+  const kafka = kafkaOf(conn);
   const producer = kafka.producer({
     'linger.ms': 20,
     'batch.num.messages': 10_000,

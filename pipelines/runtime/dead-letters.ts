@@ -4,9 +4,10 @@
 import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
 import { PipelinesError } from '../errors.ts';
 import type { KafkaConnection } from '../kafka/connection.ts';
+import { kafkaOf } from '../kafka/connection.ts';
 import { type DeadLetterProvenance, type Headers, originalHeaders, readDeadLetter } from '../kafka/headers.ts';
 import { type KafkaMessage, sendBatch } from '../kafka/produce.ts';
-import { kafkaOf, readToEnd } from '../kafka/read.ts';
+import { readToEnd } from '../kafka/read.ts';
 
 export interface DeadLetterView {
   partition: number;

@@ -3,7 +3,6 @@
 // their compacted topics, metrics and health endpoints. Everything that can be refused is refused before
 // the consumer joins the group.
 import { hostname } from 'node:os';
-import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { AvroCodec, jsonDecoder, RegistryClient, taggedJsonDecoder } from '../codec/index.ts';
 import { PipelinesError } from '../errors.ts';
 import {
@@ -12,6 +11,7 @@ import {
   clientConfig,
   connectionsFrom,
   describeConnection,
+  kafkaOf,
 } from '../kafka/connection.ts';
 import { partitionsWithRecords, topicPositions } from '../kafka/offsets.ts';
 import { type ObserveServer, type ReadinessCheck, startObserveServer } from '../observe/http.ts';
@@ -109,10 +109,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
     { budget: budget ? `${Math.round(budget.bytes / 2 ** 20)} MiB (${budget.from})` : 'none', ...bounds },
     'memory budget',
   );
-  const kafka = new KafkaJS.Kafka({
-    ...clientConfig(conns.kafka),
-    kafkaJS: { logLevel: KafkaJS.logLevel.ERROR },
-  } as never);
+  const kafka = kafkaOf(conns.kafka, o.log);
   // Without the observe server (--no-metrics) there are no metrics at all: no registry, no event callbacks.
   const metrics = o.metrics ?? (o.observe === false ? undefined : createMetrics());
   const events = metrics?.topology(plan.name);
