@@ -75,11 +75,12 @@ export class TableLoader {
       defaultRetry,
       async () => {
         const admin = o.kafka.admin();
-        await admin.connect();
         try {
+          await admin.connect();
           return await topicOffsets(admin, o.topic);
         } finally {
-          await admin.disconnect();
+          // Also when connect failed: a client left half-open crashed the process later (kafka/README.md).
+          await admin.disconnect().catch(() => {});
         }
       },
       {
