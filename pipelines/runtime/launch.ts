@@ -24,7 +24,7 @@ import { KafkaSink } from '../sinks/kafka/sink.ts';
 import { TableLoader } from '../state/tables.ts';
 import { loadStages } from './load.ts';
 import { bufferBounds, fetchConfig, memoryBudget } from './memory.ts';
-import { buildOutputs, type Launch, type Outputs, type Rebuild, transactionsOn } from './outputs.ts';
+import { buildOutputs, type Cleanup, type Launch, type Outputs, type Rebuild, transactionsOn } from './outputs.ts';
 import type { Plan } from './plan.ts';
 import { kafkaSource } from './source.ts';
 import { Worker, type WorkerOptions } from './worker.ts';
@@ -82,6 +82,8 @@ export interface RunningStage {
 
 /** How long start-up may wait for the services it needs (the registry first) before the worker gives up. */
 export const DEFAULT_STARTUP_TIMEOUT_MS = 300_000;
+/** How long each thing the worker closes when it stops (producer, tables, servers) may take before it goes on. */
+const CLEANUP_BOUND_MS = 30_000;
 
 export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   const env = o.env ?? process.env;
@@ -116,9 +118,18 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   events?.observeSteps(() => loaded.flatMap((l) => l.plan.observed()));
   const gaveUp = () => stopping || startup.overdue();
   const registry = registryClient(conns, retry, events, o.log, startup, gaveUp);
-  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanups: Cleanup[] = [];
+  // Each bounded: a client that never answers its close (a broker away) must not keep a stopped worker up.
   const closeAll = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
+    for (const c of cleanups.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<'late'>((r) => {
+        timer = setTimeout(() => r('late'), CLEANUP_BOUND_MS);
+      });
+      const outcome = await Promise.race([c.close().catch(() => {}), bound]);
+      clearTimeout(timer);
+      if (outcome === 'late') o.log.warn({ what: c.what, ms: CLEANUP_BOUND_MS }, 'not closed in time: going on');
+    }
   };
   const shared = new Map<string, unknown>();
   const launchOf = (stage: Plan): Launch => ({
@@ -156,7 +167,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
             liveness: () => stages.flatMap((s) => s.worker.health()),
           });
     if (server) {
-      cleanups.push(() => server.close());
+      cleanups.push({ what: 'the metrics server', close: () => server.close() });
       o.log.info({ url: server.url }, 'metrics and health endpoints');
     }
     const launches = loaded.map((l) => ({ id: l.id, w: launchOf(l.plan) }));
@@ -197,7 +208,7 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
         const { topic, group, start } = sourceOf(w);
         const positions = topicPositions(conns.kafka, topic, group);
         const watch = watchWatermarks({ positions, topic, start, events, log: o.log });
-        cleanups.push(() => watch.stop());
+        cleanups.push({ what: `the lag poll of ${topic}`, close: () => watch.stop() });
       }
     }
     const stopStages = () => Promise.all(stages.map((s) => s.worker.stop())).then(() => {});
@@ -397,7 +408,7 @@ async function loadTables(w: Launch): Promise<void> {
       progress: (e) => w.events?.table?.(e),
     });
     loaders.push(loader);
-    w.cleanups.push(() => loader.stop());
+    w.cleanups.push({ what: `the table ${name}`, close: () => loader.stop() });
   }
   await Promise.all(loaders.map((l) => l.start()));
   await Promise.all(loaders.map((l) => l.caughtUp));

@@ -50,13 +50,19 @@ export interface Launch {
   codec: AvroCodec;
   events: TopologyMetrics | undefined;
   /** Run in reverse order when the worker stops (or its start fails). */
-  cleanups: Array<() => Promise<unknown>>;
+  cleanups: Cleanup[];
   /** Resources lent by the process (LaunchOptions.lent): used as they are, closed by the lender. */
   lent?: ReadonlyMap<string, unknown>;
   /** Resources the sinks opened (SinkContext.shared), one of each for every stage of the worker. */
   shared: Map<string, unknown>;
   /** The buffers' bounds, sized from the memory budget (memory.ts). */
   bounds: BufferBounds;
+}
+
+/** What a worker closes when it stops, named for the log when it does not finish. */
+export interface Cleanup {
+  what: string;
+  close(): Promise<unknown>;
 }
 
 export interface Outputs {
@@ -93,7 +99,7 @@ export async function buildOutputs(w: Launch): Promise<Outputs> {
   const producer = needProducer
     ? await openProducer(w.kafka, w.bounds.produceKbytes, transactional && `${plan.name}-${w.group}`, instance)
     : undefined;
-  if (producer) w.cleanups.push(() => producer.current.disconnect());
+  if (producer) w.cleanups.push({ what: 'the producer', close: () => producer.current.disconnect() });
   const withProducer = () => {
     if (!producer) throw new PipelinesError('INTERNAL', `${plan.name}: a sink asked for a producer it did not declare`);
     return senderOf(producer.current);
@@ -131,7 +137,7 @@ function sinkContext(w: Launch, producer: () => MessageSender, readiness: Output
       if (!shared.has(key)) {
         const resource = open();
         shared.set(key, resource);
-        w.cleanups.push(() => close(resource));
+        w.cleanups.push({ what: `the shared ${key}`, close: () => close(resource) });
       }
       return shared.get(key) as T;
     },
