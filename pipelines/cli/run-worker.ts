@@ -1,5 +1,6 @@
 // `pipelines run <file>` on Kafka: starts the worker, stops it cleanly on SIGTERM/SIGINT (a second signal
 // exits at once), or by itself with --until-caught-up once it has processed everything the topic held at start.
+import { withTimeout } from '../deadline.ts';
 import { connectionsFrom } from '../kafka/connection.ts';
 import { caughtUp, drainedTo, endOffsets } from '../kafka/offsets.ts';
 import { observeAddressFromEnv } from '../observe/http.ts';
@@ -175,13 +176,3 @@ export async function runWorker(args: string[]): Promise<number> {
 const CHECK_BOUND_MS = 60_000;
 /** How often --until-caught-up says how much is left while it waits. */
 const PROGRESS_EVERY_MS = 30_000;
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string | (() => string)): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(typeof message === 'string' ? message : message())), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}

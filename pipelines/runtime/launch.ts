@@ -4,6 +4,7 @@
 // the consumer joins the group.
 import { hostname } from 'node:os';
 import { AvroCodec, jsonDecoder, RegistryClient, taggedJsonDecoder } from '../codec/index.ts';
+import { settledWithin } from '../deadline.ts';
 import { PipelinesError } from '../errors.ts';
 import {
   type ConnectionFlags,
@@ -122,13 +123,8 @@ export async function launchWorker(o: LaunchOptions): Promise<RunningWorker> {
   // Each bounded: a client that never answers its close (a broker away) must not keep a stopped worker up.
   const closeAll = async () => {
     for (const c of cleanups.reverse()) {
-      let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise<'late'>((r) => {
-        timer = setTimeout(() => r('late'), CLEANUP_BOUND_MS);
-      });
-      const outcome = await Promise.race([c.close().catch(() => {}), bound]);
-      clearTimeout(timer);
-      if (outcome === 'late') o.log.warn({ what: c.what, ms: CLEANUP_BOUND_MS }, 'not closed in time: going on');
+      if ((await settledWithin(c.close(), CLEANUP_BOUND_MS)) === 'late')
+        o.log.warn({ what: c.what, ms: CLEANUP_BOUND_MS }, 'not closed in time: going on');
     }
   };
   const shared = new Map<string, unknown>();

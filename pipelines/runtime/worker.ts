@@ -4,6 +4,7 @@
 // Tasks (task.ts) come and go with rebalances; a liveness guard reports partitions that hold records and make no
 // progress. SIGTERM drains, flushes, commits and leaves the group within a bounded time.
 import type { Decoder } from '../codec/decoder.ts';
+import { settledWithin } from '../deadline.ts';
 import type { KafkaMessage } from '../kafka/produce.ts';
 import type { WorkerEvents } from '../observe/events.ts';
 import type { WorkerLog } from '../observe/log.ts';
@@ -451,9 +452,7 @@ export class Worker {
     ]).catch((e: Error) => e);
     clearTimeout(timer);
     if (outcome === 'timeout') {
-      let bound: NodeJS.Timeout | undefined;
-      await Promise.race([leave(), new Promise((r) => (bound = setTimeout(r, 5000)))]);
-      clearTimeout(bound);
+      await settledWithin(leave(), 5000);
     }
     await Promise.all(this.#outputs.map((s) => s.close())).catch(() => {});
     if (outcome === 'timeout') {
