@@ -3,8 +3,7 @@
 // (the redrive group's offsets are committed after the records are produced).
 import { AvroDecoder, type RegistryClient } from '../codec/index.ts';
 import { PipelinesError } from '../errors.ts';
-import type { KafkaConnection } from '../kafka/connection.ts';
-import { kafkaOf } from '../kafka/connection.ts';
+import { type KafkaConnection, kafkaOf } from '../kafka/connection.ts';
 import { type DeadLetterProvenance, type Headers, originalHeaders, readDeadLetter } from '../kafka/headers.ts';
 import { type KafkaMessage, sendBatch } from '../kafka/produce.ts';
 import { readToEnd } from '../kafka/read.ts';
